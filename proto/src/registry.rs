@@ -1,0 +1,261 @@
+//! Requests to the registry, the one owner of the database.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use glance_domain::{Image, ImageId, ImageStatus, MemberStatus, RequestContext, Visibility};
+use serde::{Deserialize, Serialize};
+
+use crate::{names::REGISTRY_QUEUE, Rpc};
+
+/// Why the registry refused a request. Expected outcomes (not found, a lost race) are values
+/// the API maps to HTTP; `Internal` is everything else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code", content = "message", rename_all = "snake_case")]
+pub enum RegistryError {
+    #[error("No image found with ID {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Duplicate(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("registry failure: {0}")]
+    Internal(String),
+}
+
+pub type RegistryResult<T> = Result<T, RegistryError>;
+
+/// One image, if the caller may see it. Deleted images are hidden unless `include_deleted`
+/// (used by admins and the scrubber).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetImage {
+    pub ctx: RequestContext,
+    pub id: ImageId,
+    #[serde(default)]
+    pub include_deleted: bool,
+}
+
+impl Rpc for GetImage {
+    const NAME: &'static str = "registry.get_image";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<Image>;
+}
+
+/// Insert a new image. A duplicate id is `Duplicate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateImage {
+    pub ctx: RequestContext,
+    pub image: Image,
+}
+
+impl Rpc for CreateImage {
+    const NAME: &'static str = "registry.create_image";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<Image>;
+}
+
+/// Replace an image's record (attributes, properties, tags, locations) with `image`.
+/// With `from_state`, the save only happens if the stored status still equals it: the
+/// compare-and-set Glance uses to make status changes race-free. A lost race is `Conflict`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SaveImage {
+    pub ctx: RequestContext,
+    pub image: Image,
+    #[serde(default)]
+    pub from_state: Option<ImageStatus>,
+}
+
+impl Rpc for SaveImage {
+    const NAME: &'static str = "registry.save_image";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<Image>;
+}
+
+/// Mark an image deleted (status `deleted`, or `pending_delete` under delayed delete).
+/// Replies with the record as it was deleted, so the caller can remove its data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleteImage {
+    pub ctx: RequestContext,
+    pub id: ImageId,
+    pub status: ImageStatus,
+}
+
+impl Rpc for DeleteImage {
+    const NAME: &'static str = "registry.delete_image";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<Image>;
+}
+
+/// A page of the images the caller may see.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListImages {
+    pub ctx: RequestContext,
+    #[serde(default)]
+    pub filters: ImageFilters,
+    /// Sort keys in order; the registry appends `created_at desc, id desc` as tie-breakers
+    /// when they are missing, so pagination by marker is total.
+    #[serde(default)]
+    pub sort: Vec<SortKey>,
+    pub limit: u32,
+    #[serde(default)]
+    pub marker: Option<ImageId>,
+}
+
+impl Rpc for ListImages {
+    const NAME: &'static str = "registry.list_images";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<Vec<Image>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortDir {
+    Asc,
+    Desc,
+}
+
+/// Columns an image list may be sorted by (Glance's allowed `sort_key`s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortColumn {
+    Name,
+    Status,
+    ContainerFormat,
+    DiskFormat,
+    Size,
+    VirtualSize,
+    Id,
+    CreatedAt,
+    UpdatedAt,
+    MinDisk,
+    MinRam,
+    Owner,
+    Visibility,
+}
+
+impl SortColumn {
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SortKey {
+    pub column: SortColumn,
+    pub dir: SortDir,
+}
+
+/// Comparison operators Glance accepts on `created_at` / `updated_at` (`gt:2024-...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CmpOp {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+/// Which shared images a caller sees by their membership status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatusFilter {
+    Pending,
+    Accepted,
+    Rejected,
+    All,
+}
+
+impl MemberStatusFilter {
+    pub fn matches(self, status: MemberStatus) -> bool {
+        match self {
+            MemberStatusFilter::All => true,
+            MemberStatusFilter::Pending => status == MemberStatus::Pending,
+            MemberStatusFilter::Accepted => status == MemberStatus::Accepted,
+            MemberStatusFilter::Rejected => status == MemberStatus::Rejected,
+        }
+    }
+}
+
+/// Visibility filter: one visibility, or `all` (which still applies the caller's rights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VisibilityFilter {
+    Public,
+    Private,
+    Shared,
+    Community,
+    All,
+}
+
+impl From<Visibility> for VisibilityFilter {
+    fn from(v: Visibility) -> Self {
+        match v {
+            Visibility::Public => VisibilityFilter::Public,
+            Visibility::Private => VisibilityFilter::Private,
+            Visibility::Shared => VisibilityFilter::Shared,
+            Visibility::Community => VisibilityFilter::Community,
+        }
+    }
+}
+
+/// Glance's list filters. Lists (`in:a,b`) mean "any of"; several tags mean "all of".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageFilters {
+    #[serde(default)]
+    pub ids: Option<Vec<ImageId>>,
+    #[serde(default)]
+    pub names: Option<Vec<String>>,
+    #[serde(default)]
+    pub statuses: Option<Vec<ImageStatus>>,
+    #[serde(default)]
+    pub visibility: Option<VisibilityFilter>,
+    #[serde(default)]
+    pub owners: Option<Vec<String>>,
+    #[serde(default)]
+    pub container_formats: Option<Vec<String>>,
+    #[serde(default)]
+    pub disk_formats: Option<Vec<String>>,
+    #[serde(default)]
+    pub size_min: Option<i64>,
+    #[serde(default)]
+    pub size_max: Option<i64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub protected: Option<bool>,
+    /// `None` hides hidden images (Glance's default); `Some(b)` selects `os_hidden = b`.
+    #[serde(default)]
+    pub os_hidden: Option<bool>,
+    #[serde(default)]
+    pub member_status: Option<MemberStatusFilter>,
+    #[serde(default)]
+    pub created_at: Vec<(CmpOp, DateTime<Utc>)>,
+    #[serde(default)]
+    pub updated_at: Vec<(CmpOp, DateTime<Utc>)>,
+    /// Extra-property equality filters (`?hw_disk_bus=scsi`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_errors_keep_their_code_on_the_wire() {
+        let e = RegistryError::Conflict("lost race".into());
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["code"], "conflict");
+        assert_eq!(serde_json::from_value::<RegistryError>(json).unwrap(), e);
+    }
+
+    #[test]
+    fn sort_columns_parse_from_glance_names() {
+        assert_eq!(SortColumn::parse("created_at"), Some(SortColumn::CreatedAt));
+        assert_eq!(SortColumn::parse("nonsense"), None);
+    }
+}
