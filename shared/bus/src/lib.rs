@@ -1,1 +1,71 @@
+//! The bus between the services.
+//!
+//! [`Transport`] is the seam: an in-process implementation ([`InProcess`]) for the embedded
+//! all-in-one mode, and an AMQP one for the distributed mode. On top of it, [`Bus`] gives
+//! typed request/reply for any [`glance_proto::Rpc`], and [`Router`] + [`serve`] dispatch
+//! incoming requests to typed handlers. Contract tests run the same suite against every
+//! transport.
 
+mod in_process;
+mod router;
+mod transport;
+
+pub use in_process::InProcess;
+pub use router::{serve, Router};
+pub use transport::{Delivery, Responder, Subscription, Transport};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use glance_proto::{Envelope, Rpc};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BusError {
+    #[error("no reply from {queue} within {timeout:?}")]
+    Timeout { queue: String, timeout: Duration },
+    #[error("the bus is unavailable: {0}")]
+    Unavailable(String),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("no handler for message type {0}")]
+    NoHandler(String),
+}
+
+/// Typed access to a transport. Cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    transport: Arc<dyn Transport>,
+    timeout: Duration,
+}
+
+impl Bus {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    pub fn new(transport: Arc<dyn Transport>) -> Self {
+        Self {
+            transport,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// Sends `req` to its service's queue and waits for the typed reply.
+    pub async fn call<R: Rpc>(
+        &self,
+        request_id: Option<String>,
+        req: &R,
+    ) -> Result<R::Reply, BusError> {
+        let env = Envelope::new(R::NAME, request_id, req)
+            .map_err(|e| BusError::Malformed(e.to_string()))?;
+        let reply = self.transport.request(R::QUEUE, env, self.timeout).await?;
+        serde_json::from_value(reply.payload).map_err(|e| BusError::Malformed(e.to_string()))
+    }
+}

@@ -1,0 +1,45 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use glance_proto::Envelope;
+
+use crate::BusError;
+
+/// What a transport must do. Implementations: [`crate::InProcess`], and AMQP.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Sends a request to `queue` and waits up to `timeout` for the correlated reply.
+    async fn request(
+        &self,
+        queue: &str,
+        request: Envelope,
+        timeout: Duration,
+    ) -> Result<Envelope, BusError>;
+
+    /// Starts consuming `queue`. Several subscriptions to one queue compete: each message
+    /// goes to one of them.
+    async fn subscribe(&self, queue: &str) -> Result<Box<dyn Subscription>, BusError>;
+}
+
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next delivery, or `None` when the transport is closed.
+    async fn next(&mut self) -> Option<Delivery>;
+}
+
+/// A message taken from a queue. It must be answered (`reply`) or settled (`ack`/`reject`);
+/// dropping it unsettled returns it to the queue where the transport can.
+pub struct Delivery {
+    pub envelope: Envelope,
+    pub responder: Box<dyn Responder>,
+}
+
+#[async_trait]
+pub trait Responder: Send {
+    /// Sends `reply` to the requester (if it asked for one) and acknowledges the delivery.
+    async fn reply(self: Box<Self>, reply: Envelope) -> Result<(), BusError>;
+    /// Acknowledges without a reply: the work is done and durable.
+    async fn ack(self: Box<Self>) -> Result<(), BusError>;
+    /// Gives the message back (`requeue`) or drops it to the dead-letter queue.
+    async fn reject(self: Box<Self>, requeue: bool) -> Result<(), BusError>;
+}

@@ -1,0 +1,311 @@
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use glance_domain::ImageId;
+use tokio::sync::mpsc;
+
+use crate::{ByteStream, Store, StoreError, StoreWriter};
+
+/// Image data as files named by image id under one directory.
+///
+/// Writes go to `<dir>/.incoming/<id>.<random>` and are renamed into place after fsync, so a
+/// reader never sees a partial image and a crash leaves only a temp file. Locations are
+/// `file://<dir>/<uuid>`; a location whose path is not exactly that shape is refused, so no
+/// path ever comes from user input.
+#[derive(Debug, Clone)]
+pub struct FilesystemStore {
+    dir: PathBuf,
+}
+
+/// Bytes per read when streaming a file out: large enough for loopback line rate,
+/// small enough that a few hundred concurrent downloads stay within memory.
+const READ_CHUNK: usize = 256 * 1024;
+
+impl FilesystemStore {
+    pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(dir.join(".incoming"))?;
+        let dir = dir.canonicalize()?;
+        Ok(Self { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn location_of(&self, id: ImageId) -> String {
+        format!("file://{}", self.dir.join(id.to_string()).display())
+    }
+
+    /// The file behind `location`, if the location is one this store made.
+    pub fn path_of(&self, location: &str) -> Result<PathBuf, StoreError> {
+        let foreign = || StoreError::ForeignLocation(location.to_owned());
+        let path = Path::new(location.strip_prefix("file://").ok_or_else(foreign)?);
+        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(foreign)?;
+        let id: ImageId = name.parse().map_err(|_| foreign())?;
+        if path.parent() != Some(self.dir.as_path()) {
+            return Err(foreign());
+        }
+        Ok(self.dir.join(id.to_string()))
+    }
+}
+
+#[async_trait]
+impl Store for FilesystemStore {
+    fn scheme(&self) -> &'static str {
+        "file"
+    }
+
+    async fn writer(&self, id: ImageId) -> Result<Box<dyn StoreWriter>, StoreError> {
+        let temp = self
+            .dir
+            .join(".incoming")
+            .join(format!("{id}.{}", uuid::Uuid::new_v4().simple()));
+        let final_path = self.dir.join(id.to_string());
+        let location = self.location_of(id);
+        let file = tokio::task::spawn_blocking({
+            let temp = temp.clone();
+            move || std::fs::File::create(temp)
+        })
+        .await
+        .expect("blocking task panicked")?;
+        Ok(Box::new(FileWriter::start(file, temp, final_path, location)))
+    }
+
+    async fn size(&self, location: &str) -> Result<u64, StoreError> {
+        let path = self.path_of(location)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(location.to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read(
+        &self,
+        location: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream, StoreError> {
+        let path = self.path_of(location)?;
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(location.to_owned()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata()?.len();
+        let range = range.unwrap_or(0..len);
+        // A dedicated blocking reader keeps the async workers free and reads ahead a few
+        // chunks; the bounded channel caps memory per download.
+        let (tx, rx) = mpsc::channel::<Result<Bytes, StoreError>>(4);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = file.seek(SeekFrom::Start(range.start)) {
+                let _ = tx.blocking_send(Err(e.into()));
+                return;
+            }
+            let mut remaining = range.end.saturating_sub(range.start);
+            while remaining > 0 {
+                let want = remaining.min(READ_CHUNK as u64) as usize;
+                let mut buf = BytesMut::zeroed(want);
+                match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        remaining -= n as u64;
+                        if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                            return; // the client went away
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e.into()));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })))
+    }
+
+    async fn delete(&self, location: &str) -> Result<(), StoreError> {
+        let path = self.path_of(location)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+enum WriteCmd {
+    Data(Bytes),
+    Commit,
+}
+
+/// Writes on a blocking thread fed by a bounded channel, so the HTTP worker never blocks
+/// on disk and a slow disk pushes back on the upload.
+struct FileWriter {
+    tx: Option<mpsc::Sender<WriteCmd>>,
+    done: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    temp: PathBuf,
+    location: String,
+}
+
+impl FileWriter {
+    fn start(file: std::fs::File, temp: PathBuf, final_path: PathBuf, location: String) -> Self {
+        let (tx, mut rx) = mpsc::channel::<WriteCmd>(16);
+        let temp_for_thread = temp.clone();
+        let done = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            while let Some(cmd) = rx.blocking_recv() {
+                match cmd {
+                    WriteCmd::Data(chunk) => out.write_all(&chunk)?,
+                    WriteCmd::Commit => {
+                        let file = out.into_inner().map_err(|e| e.into_error())?;
+                        file.sync_all()?;
+                        std::fs::rename(&temp_for_thread, &final_path)?;
+                        if let Some(dir) = final_path.parent() {
+                            std::fs::File::open(dir)?.sync_all()?;
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+            // The writer was dropped without commit: nothing may remain.
+            let _ = std::fs::remove_file(&temp_for_thread);
+            Ok(())
+        });
+        Self {
+            tx: Some(tx),
+            done: Some(done),
+            temp,
+            location,
+        }
+    }
+
+    async fn finish_with_error(&mut self) -> StoreError {
+        self.tx.take();
+        match self.done.take() {
+            Some(done) => match done.await.expect("writer thread panicked") {
+                Err(e) => e,
+                Ok(()) => StoreError::Io(std::io::Error::other("writer stopped")),
+            },
+            None => StoreError::Io(std::io::Error::other("writer already finished")),
+        }
+    }
+}
+
+#[async_trait]
+impl StoreWriter for FileWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        let tx = self.tx.as_ref().expect("write after commit");
+        if tx.send(WriteCmd::Data(chunk)).await.is_err() {
+            return Err(self.finish_with_error().await);
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<String, StoreError> {
+        let tx = self.tx.take().expect("commit twice");
+        if tx.send(WriteCmd::Commit).await.is_err() {
+            let err = self.finish_with_error().await;
+            let _ = tokio::fs::remove_file(&self.temp).await;
+            return Err(err);
+        }
+        drop(tx);
+        let done = self.done.take().expect("commit twice");
+        match done.await.expect("writer thread panicked") {
+            Ok(()) => Ok(self.location.clone()),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&self.temp).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        // Closing the channel without Commit makes the thread delete the temp file.
+        self.tx.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    async fn collect(s: ByteStream) -> Vec<u8> {
+        s.try_fold(Vec::new(), |mut acc, b| async move {
+            acc.extend_from_slice(&b);
+            Ok(acc)
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn committed_data_reads_back_whole_and_in_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::new(dir.path()).unwrap();
+        let id = ImageId::new();
+        let mut w = store.writer(id).await.unwrap();
+        w.write(Bytes::from_static(b"hello ")).await.unwrap();
+        w.write(Bytes::from_static(b"world")).await.unwrap();
+        let loc = w.commit().await.unwrap();
+        assert_eq!(store.size(&loc).await.unwrap(), 11);
+        assert_eq!(collect(store.read(&loc, None).await.unwrap()).await, b"hello world");
+        assert_eq!(collect(store.read(&loc, Some(6..9)).await.unwrap()).await, b"wor");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_write_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::new(dir.path()).unwrap();
+        let id = ImageId::new();
+        let mut w = store.writer(id).await.unwrap();
+        w.write(Bytes::from_static(b"partial")).await.unwrap();
+        drop(w);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!store.dir().join(id.to_string()).exists());
+        let leftovers = std::fs::read_dir(store.dir().join(".incoming")).unwrap().count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[tokio::test]
+    async fn locations_outside_the_store_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::new(dir.path()).unwrap();
+        for loc in [
+            "file:///etc/passwd",
+            &format!("file://{}/../{}", store.dir().display(), ImageId::new()),
+            &format!("file://{}/not-a-uuid", store.dir().display()),
+            "http://example.com/x",
+        ] {
+            assert!(
+                matches!(store.path_of(loc), Err(StoreError::ForeignLocation(_))),
+                "{loc}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn deleting_twice_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::new(dir.path()).unwrap();
+        let mut w = store.writer(ImageId::new()).await.unwrap();
+        w.write(Bytes::from_static(b"x")).await.unwrap();
+        let loc = w.commit().await.unwrap();
+        store.delete(&loc).await.unwrap();
+        store.delete(&loc).await.unwrap();
+        assert!(matches!(store.size(&loc).await, Err(StoreError::NotFound(_))));
+    }
+}
