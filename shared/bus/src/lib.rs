@@ -6,10 +6,12 @@
 //! incoming requests to typed handlers. Contract tests run the same suite against every
 //! transport.
 
+pub mod amqp;
 mod in_process;
-mod router;
+pub mod router;
 mod transport;
 
+pub use amqp::Amqp;
 pub use in_process::InProcess;
 pub use router::{serve, Router};
 pub use transport::{Delivery, Responder, Subscription, Transport};

@@ -9,7 +9,8 @@ use tracing::Instrument;
 use crate::{BusError, Delivery, Transport};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Handler = Arc<dyn Fn(Envelope) -> BoxFuture<Result<serde_json::Value, BusError>> + Send + Sync>;
+type Handler =
+    Arc<dyn Fn(Envelope) -> BoxFuture<Result<serde_json::Value, BusError>> + Send + Sync>;
 
 /// Maps message types to typed handlers.
 #[derive(Clone, Default)]
@@ -70,7 +71,17 @@ pub async fn serve(
     router: Router,
     concurrency: usize,
 ) -> Result<(), BusError> {
-    let mut sub = transport.subscribe(queue).await?;
+    let sub = transport.subscribe(queue).await?;
+    serve_subscription(sub, router, concurrency).await;
+    Ok(())
+}
+
+/// Handles deliveries from an existing subscription until it ends.
+pub async fn serve_subscription(
+    mut sub: Box<dyn crate::Subscription>,
+    router: Router,
+    concurrency: usize,
+) {
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let router = Arc::new(router);
     while let Some(Delivery {
@@ -108,5 +119,4 @@ pub async fn serve(
             .instrument(span),
         );
     }
-    Ok(())
 }

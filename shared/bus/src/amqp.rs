@@ -1,0 +1,382 @@
+//! The AMQP transport (RabbitMQ), for the distributed mode.
+//!
+//! * Work queues are durable, with a dead-letter queue `<queue>.dead` for messages that
+//!   cannot be handled or that failed `MAX_ATTEMPTS` times.
+//! * Every publish waits for the broker's confirm.
+//! * A delivery is acked only when its handler has replied or acked, so a consumer that
+//!   dies mid-work leaves the message to be redelivered to another.
+//! * Requests carry `reply_to` (this process's exclusive reply queue) and a correlation id;
+//!   a request whose caller has given up expires in the queue instead of being served late.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use glance_proto::Envelope;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use tokio::sync::oneshot;
+
+use crate::{BusError, Delivery, Responder, Subscription, Transport};
+
+/// How many times a message may fail before it is dead-lettered.
+pub const MAX_ATTEMPTS: i64 = 5;
+const ATTEMPT_HEADER: &str = "x-glance-attempt";
+
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Envelope>>>>;
+
+pub struct Amqp {
+    conn: Connection,
+    publisher: Channel,
+    reply_queue: String,
+    pending: Pending,
+    prefetch: u16,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+impl Amqp {
+    /// Connects to `url` (`amqp://` or Glance's `rabbit://`), opens the publishing channel
+    /// with confirms and this process's reply queue.
+    pub async fn connect(url: &str, prefetch: u16) -> Result<Self, BusError> {
+        let url = normalize_url(url);
+        let conn = Connection::connect(
+            &url,
+            ConnectionProperties::default().with_connection_name("glance".into()),
+        )
+        .await
+        .map_err(unavailable)?;
+        let publisher = conn.create_channel().await.map_err(unavailable)?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(unavailable)?;
+
+        let reply_queue = format!("glance.reply.{}", uuid::Uuid::new_v4().simple());
+        let replies = conn.create_channel().await.map_err(unavailable)?;
+        replies
+            .queue_declare(
+                reply_queue.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut consumer = replies
+            .basic_consume(
+                reply_queue.as_str().into(),
+                "replies".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        let pending: Pending = Arc::default();
+        let pending_for_task = pending.clone();
+        tokio::spawn(async move {
+            let _keep_channel = replies;
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let Some(cid) = delivery.properties.correlation_id().as_ref() else {
+                    continue;
+                };
+                let waiter = pending_for_task
+                    .lock()
+                    .expect("pending map poisoned")
+                    .remove(cid.as_str());
+                if let (Some(tx), Ok(env)) = (waiter, Envelope::from_bytes(&delivery.data)) {
+                    let _ = tx.send(env);
+                }
+            }
+            tracing::warn!("reply consumer ended");
+        });
+        Ok(Self {
+            conn,
+            publisher,
+            reply_queue,
+            pending,
+            prefetch,
+        })
+    }
+
+    async fn declare(channel: &Channel, queue: &str) -> Result<(), BusError> {
+        let dead = format!("{queue}.dead");
+        channel
+            .queue_declare(
+                dead.as_str().into(),
+                QueueDeclareOptions::durable(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(dead.as_str().into()),
+        );
+        channel
+            .queue_declare(queue.into(), QueueDeclareOptions::durable(), args)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.conn.status().connected()
+    }
+}
+
+/// Glance writes `rabbit://user:pass@host:port/vhost`; lapin speaks `amqp://`.
+pub fn normalize_url(url: &str) -> String {
+    match url.strip_prefix("rabbit://") {
+        Some(rest) => format!("amqp://{rest}"),
+        None => url.to_owned(),
+    }
+}
+
+fn properties(env: &Envelope) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(rid) = &env.headers.request_id {
+        headers.insert(
+            "request_id".into(),
+            AMQPValue::LongString(rid.as_str().into()),
+        );
+    }
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_message_id(env.headers.message_id.to_string().into())
+        .with_type(env.headers.kind.as_str().into())
+        .with_headers(headers)
+}
+
+async fn publish(
+    channel: &Channel,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<(), BusError> {
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            body,
+            props,
+        )
+        .await
+        .map_err(unavailable)?
+        .await
+        .map_err(unavailable)?;
+    if confirm.is_nack() {
+        return Err(BusError::Unavailable(format!(
+            "the broker refused a message for {routing_key}"
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Transport for Amqp {
+    async fn request(
+        &self,
+        queue: &str,
+        request: Envelope,
+        timeout: Duration,
+    ) -> Result<Envelope, BusError> {
+        let cid = request.headers.message_id.to_string();
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .expect("pending map poisoned")
+            .insert(cid.clone(), tx);
+        let props = properties(&request)
+            .with_correlation_id(cid.as_str().into())
+            .with_reply_to(self.reply_queue.as_str().into())
+            .with_expiration(timeout.as_millis().to_string().into());
+        let sent = publish(&self.publisher, queue, &request.to_bytes(), props).await;
+        if let Err(e) = sent {
+            self.pending
+                .lock()
+                .expect("pending map poisoned")
+                .remove(&cid);
+            return Err(e);
+        }
+        let outcome = tokio::time::timeout(timeout, rx).await;
+        self.pending
+            .lock()
+            .expect("pending map poisoned")
+            .remove(&cid);
+        match outcome {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(BusError::Unavailable("reply channel closed".into())),
+            Err(_) => Err(BusError::Timeout {
+                queue: queue.to_owned(),
+                timeout,
+            }),
+        }
+    }
+
+    async fn subscribe(&self, queue: &str) -> Result<Box<dyn Subscription>, BusError> {
+        let channel = self.conn.create_channel().await.map_err(unavailable)?;
+        Self::declare(&channel, queue).await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                format!("glance-{}", uuid::Uuid::new_v4().simple())
+                    .as_str()
+                    .into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Box::new(AmqpSubscription {
+            consumer,
+            channel,
+            queue: queue.to_owned(),
+        }))
+    }
+}
+
+impl Amqp {
+    /// Declares `queue` (and its dead-letter queue) so requests can be published before any
+    /// consumer exists.
+    pub async fn ensure_queue(&self, queue: &str) -> Result<(), BusError> {
+        Self::declare(&self.publisher, queue).await
+    }
+}
+
+struct AmqpSubscription {
+    consumer: lapin::Consumer,
+    channel: Channel,
+    queue: String,
+}
+
+#[async_trait]
+impl Subscription for AmqpSubscription {
+    async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            let delivery = match self.consumer.next().await? {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, queue = %self.queue, "consumer error");
+                    return None;
+                }
+            };
+            match Envelope::from_bytes(&delivery.data) {
+                Ok(envelope) => {
+                    return Some(Delivery {
+                        envelope,
+                        responder: Box::new(AmqpResponder {
+                            channel: self.channel.clone(),
+                            queue: self.queue.clone(),
+                            delivery,
+                        }),
+                    })
+                }
+                Err(e) => {
+                    // Poison: nothing will ever parse it. Straight to the dead-letter queue.
+                    tracing::error!(error = %e, queue = %self.queue, "unparseable message dead-lettered");
+                    let _ = delivery
+                        .acker
+                        .reject(BasicRejectOptions { requeue: false })
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+struct AmqpResponder {
+    channel: Channel,
+    queue: String,
+    delivery: lapin::message::Delivery,
+}
+
+fn attempt(props: &BasicProperties) -> i64 {
+    props
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(&ShortString::from(ATTEMPT_HEADER)).cloned())
+        .and_then(|v| match v {
+            AMQPValue::LongLongInt(n) => Some(n),
+            AMQPValue::LongInt(n) => Some(n as i64),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl Responder for AmqpResponder {
+    async fn reply(self: Box<Self>, reply: Envelope) -> Result<(), BusError> {
+        let props = &self.delivery.properties;
+        if let (Some(reply_to), Some(cid)) =
+            (props.reply_to().clone(), props.correlation_id().clone())
+        {
+            let out = properties(&reply).with_correlation_id(cid);
+            publish(&self.channel, reply_to.as_str(), &reply.to_bytes(), out).await?;
+        }
+        self.delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+        self.delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Requeues by republishing with an attempt counter (classic queues count nothing), so
+    /// a message that keeps failing reaches the dead-letter queue instead of looping.
+    async fn reject(self: Box<Self>, requeue: bool) -> Result<(), BusError> {
+        let tries = attempt(&self.delivery.properties) + 1;
+        if requeue && tries < MAX_ATTEMPTS {
+            let mut props = self.delivery.properties.clone();
+            let mut headers = props.headers().clone().unwrap_or_default();
+            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(tries));
+            props = props.with_headers(headers);
+            publish(&self.channel, &self.queue, &self.delivery.data, props).await?;
+            self.delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(unavailable)?;
+        } else {
+            self.delivery
+                .acker
+                .reject(BasicRejectOptions { requeue: false })
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
