@@ -1,1 +1,191 @@
+//! The Images API v2 server.
+//!
+//! [`Application::build`] binds the HTTP server over a [`Bus`] to the registry and a
+//! [`Store`] for image bytes; `main.rs` files only wire configuration into it, so tests and
+//! the all-in-one binary start exactly the server operators run.
 
+pub mod data;
+pub mod error;
+pub mod gateway;
+pub mod identity;
+pub mod images;
+pub mod schemas;
+pub mod versions;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use glance_bus::Bus;
+use glance_config::{AuthStrategy, Settings};
+use glance_store::Store;
+
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+
+/// The API's view of configuration.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub auth_strategy: AuthStrategy,
+    pub image_size_cap: u64,
+    pub api_limit_max: u32,
+    pub limit_param_default: u32,
+    pub hashing_algorithm: String,
+    pub delayed_delete: bool,
+    pub require_image_format_match: bool,
+    pub disk_formats: Vec<String>,
+    pub container_formats: Vec<String>,
+    pub cache_enabled: bool,
+    pub workers: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        let raw = glance_config::RawConfig::defaults();
+        let settings = Settings::from_raw(&raw).expect("defaults are valid");
+        Self::from_settings(&settings, AuthStrategy::NoAuth)
+    }
+}
+
+impl ApiConfig {
+    pub fn from_settings(s: &Settings, default_auth: AuthStrategy) -> Self {
+        Self {
+            auth_strategy: s.auth_strategy.unwrap_or(default_auth),
+            image_size_cap: s.image_size_cap,
+            api_limit_max: s.api_limit_max,
+            limit_param_default: s.limit_param_default,
+            hashing_algorithm: s.hashing_algorithm.clone(),
+            delayed_delete: s.delayed_delete,
+            require_image_format_match: s.require_image_format_match,
+            disk_formats: s.disk_formats.clone(),
+            container_formats: s.container_formats.clone(),
+            cache_enabled: s.image_cache_dir.is_some(),
+            workers: s
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        }
+    }
+}
+
+/// Shared by every request.
+pub struct AppState {
+    pub config: ApiConfig,
+    pub gateway: Gateway,
+    pub store: Arc<dyn Store>,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Builds the server on an already-bound listener (bind port 0 in tests).
+    pub fn build(
+        config: ApiConfig,
+        bus: Bus,
+        store: Arc<dyn Store>,
+        listener: TcpListener,
+    ) -> std::io::Result<Application> {
+        let port = listener.local_addr()?.port();
+        if config.auth_strategy == AuthStrategy::NoAuth {
+            tracing::warn!("auth_strategy is noauth: every caller is an admin");
+        }
+        let workers = config.workers;
+        let state = web::Data::new(AppState {
+            config,
+            gateway: Gateway::new(bus),
+            store,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(1 << 20))
+                .wrap(identity::RequestId)
+                .configure(routes)
+        })
+        .workers(workers)
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) })
+}
+
+async fn schema(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    schemas::raw(&name)
+        .map(|doc| {
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(doc)
+        })
+        .ok_or_else(|| ApiError::NotFound("The resource could not be found.".into()))
+}
+
+/// Every route, with Glance's 405 + `Allow` for other methods on a known path.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use data::{download, upload};
+    use images::handlers as img;
+    cfg.service(
+        web::resource("/")
+            .route(web::get().to(versions::multiple_choices))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/versions")
+            .route(web::get().to(versions::list))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v2/schemas/{name:.+}")
+            .route(web::get().to(schema))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v2/images")
+            .route(web::get().to(img::list))
+            .route(web::post().to(img::create))
+            .default_service(not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/v2/images/{id}")
+            .route(web::get().to(img::show))
+            .route(web::patch().to(img::update))
+            .route(web::delete().to(img::delete))
+            .default_service(not_allowed("GET, PATCH, DELETE")),
+    )
+    .service(
+        web::resource("/v2/images/{id}/file")
+            .route(web::get().to(download::download))
+            .route(web::put().to(upload::upload))
+            .default_service(not_allowed("GET, PUT")),
+    )
+    .service(
+        web::resource("/v2/images/{id}/tags/{tag}")
+            .route(web::put().to(img::add_tag))
+            .route(web::delete().to(img::delete_tag))
+            .default_service(not_allowed("PUT, DELETE")),
+    )
+    .default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::NotFound(
+            "The resource could not be found.".into(),
+        ))
+    }));
+}

@@ -74,10 +74,11 @@ impl RawConfig {
             path: path.to_owned(),
             source,
         })?;
-        self.merge_ini(&text).map_err(|message| ConfigError::Parse {
-            path: path.to_owned(),
-            message,
-        })?;
+        self.merge_ini(&text)
+            .map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            })?;
         self.files.push(path.to_owned());
         Ok(())
     }
@@ -85,9 +86,11 @@ impl RawConfig {
     /// Merges INI text. oslo.config treats `[DEFAULT]` case-sensitively and every other
     /// section as written; we do the same.
     pub fn merge_ini(&mut self, text: &str) -> Result<(), String> {
-        let mut opts = ini::ParseOption::default();
-        opts.enabled_escape = false;
-        opts.enabled_quote = false;
+        let opts = ini::ParseOption {
+            enabled_escape: false,
+            enabled_quote: false,
+            ..Default::default()
+        };
         let ini = ini::Ini::load_from_str_opt(text, opts).map_err(|e| e.to_string())?;
         for (section, props) in ini.iter() {
             let section = section.unwrap_or("DEFAULT");
@@ -201,7 +204,10 @@ mod tests {
         .unwrap();
         let s = Settings::from_raw(&raw).unwrap();
         assert_eq!(s.image_size_cap, 1024);
-        assert_eq!(s.database_connection.as_deref(), Some("postgresql://u@h/db"));
+        assert_eq!(
+            s.database_connection.as_deref(),
+            Some("postgresql://u@h/db")
+        );
     }
 
     #[test]

@@ -34,8 +34,18 @@ const fn opt(
 
 /// Every option, grouped by section (sections are rendered in this order).
 pub const OPTIONS: &[Opt] = &[
-    opt("DEFAULT", "bind_host", Some("127.0.0.1"), "Address the API listens on"),
-    opt("DEFAULT", "bind_port", Some("9292"), "Port the API listens on"),
+    opt(
+        "DEFAULT",
+        "bind_host",
+        Some("127.0.0.1"),
+        "Address the API listens on",
+    ),
+    opt(
+        "DEFAULT",
+        "bind_port",
+        Some("9292"),
+        "Port the API listens on",
+    ),
     opt(
         "DEFAULT",
         "auth_strategy",
@@ -48,8 +58,18 @@ pub const OPTIONS: &[Opt] = &[
         Some("1099511627776"),
         "Largest image a user may upload, in bytes",
     ),
-    opt("DEFAULT", "api_limit_max", Some("1000"), "Largest page size a list may ask for"),
-    opt("DEFAULT", "limit_param_default", Some("25"), "Page size when a list names none"),
+    opt(
+        "DEFAULT",
+        "api_limit_max",
+        Some("1000"),
+        "Largest page size a list may ask for",
+    ),
+    opt(
+        "DEFAULT",
+        "limit_param_default",
+        Some("25"),
+        "Page size when a list names none",
+    ),
     opt(
         "DEFAULT",
         "hashing_algorithm",
@@ -62,7 +82,12 @@ pub const OPTIONS: &[Opt] = &[
         Some("false"),
         "Keep deleted images' data for the scrubber instead of removing it at once",
     ),
-    opt("DEFAULT", "image_cache_dir", None, "Directory of the node-local image cache"),
+    opt(
+        "DEFAULT",
+        "image_cache_dir",
+        None,
+        "Directory of the node-local image cache",
+    ),
     opt(
         "DEFAULT",
         "transport_url",
@@ -75,8 +100,18 @@ pub const OPTIONS: &[Opt] = &[
         None,
         "HTTP worker threads (default: number of cores)",
     ),
-    opt("database", "connection", None, "Database URL (sqlite://... or postgresql://...)"),
-    opt("glance_store", "default_store", Some("file"), "Store new image data goes to"),
+    opt(
+        "database",
+        "connection",
+        None,
+        "Database URL (sqlite://... or postgresql://...)",
+    ),
+    opt(
+        "glance_store",
+        "default_store",
+        Some("file"),
+        "Store new image data goes to",
+    ),
     opt(
         "glance_store",
         "filesystem_store_datadir",

@@ -18,7 +18,9 @@ impl FromStr for AuthStrategy {
         match s.trim().to_ascii_lowercase().as_str() {
             "noauth" => Ok(Self::NoAuth),
             "trusted-headers" | "trusted_headers" | "keystone" => Ok(Self::TrustedHeaders),
-            other => Err(format!("unknown auth strategy '{other}' (noauth | trusted-headers)")),
+            other => Err(format!(
+                "unknown auth strategy '{other}' (noauth | trusted-headers)"
+            )),
         }
     }
 }
@@ -58,7 +60,9 @@ impl Settings {
             limit_param_default: r.parse("DEFAULT", "limit_param_default")?,
             hashing_algorithm: r.string("DEFAULT", "hashing_algorithm")?,
             delayed_delete: r.boolean("DEFAULT", "delayed_delete")?,
-            image_cache_dir: r.opt_string("DEFAULT", "image_cache_dir").map(PathBuf::from),
+            image_cache_dir: r
+                .opt_string("DEFAULT", "image_cache_dir")
+                .map(PathBuf::from),
             transport_url: r.opt_string("DEFAULT", "transport_url"),
             workers: r.opt_parse("DEFAULT", "workers")?,
             database_connection: r.opt_string("database", "connection"),
@@ -104,7 +108,10 @@ impl Reader<'_> {
         T::Err: std::fmt::Display,
     {
         self.opt_string(section, option)
-            .map(|v| v.parse::<T>().map_err(|e| self.invalid(section, option, &e.to_string())))
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| self.invalid(section, option, &e.to_string()))
+            })
             .transpose()
     }
 

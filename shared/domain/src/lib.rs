@@ -23,7 +23,10 @@ pub struct InvalidValue {
 
 impl InvalidValue {
     pub fn new(what: &'static str, value: impl Into<String>) -> Self {
-        Self { what, value: value.into() }
+        Self {
+            what,
+            value: value.into(),
+        }
     }
 }
 

@@ -35,17 +35,17 @@ impl ImageStatus {
             // stays deleted.
             return true;
         }
-        match (self, to) {
-            (Queued, Saving | Uploading | Importing | Active | Deleted) => true,
-            (Saving, Active | Killed | Deleted | Queued) => true,
-            (Uploading, Importing | Queued | Deleted) => true,
-            (Importing, Active | Deleted | Queued) => true,
-            (Active, PendingDelete | Deleted | Deactivated) => true,
-            (Killed, Deleted) => true,
-            (PendingDelete, Deleted | Active) => true,
-            (Deactivated, Active | Deleted) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Queued, Saving | Uploading | Importing | Active | Deleted)
+                | (Saving, Active | Killed | Deleted | Queued)
+                | (Uploading, Importing | Queued | Deleted)
+                | (Importing, Active | Deleted | Queued)
+                | (Active, PendingDelete | Deleted | Deactivated)
+                | (Killed, Deleted)
+                | (PendingDelete, Deleted | Active)
+                | (Deactivated, Active | Deleted)
+        )
     }
 
     /// Statuses whose rows count as deleted and are hidden from ordinary callers.

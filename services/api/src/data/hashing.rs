@@ -1,0 +1,126 @@
+//! md5 and the configured multihash computed while bytes pass, each on its own thread so the
+//! two hashes run in parallel with each other and with the network and disk.
+
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use digest::DynDigest;
+
+/// Chunks queued per hasher before the upload waits for it: bounds memory per upload.
+const QUEUE_DEPTH: usize = 64;
+
+pub fn new_digest(algorithm: &str) -> Box<dyn DynDigest + Send> {
+    match algorithm {
+        "sha256" => Box::new(sha2::Sha256::default()),
+        "sha384" => Box::new(sha2::Sha384::default()),
+        "sha1" => Box::new(sha1::Sha1::default()),
+        "md5" => Box::new(md5::Md5::default()),
+        _ => Box::new(sha2::Sha512::default()),
+    }
+}
+
+struct Worker {
+    tx: SyncSender<Bytes>,
+    handle: JoinHandle<String>,
+}
+
+impl Worker {
+    fn start(mut digest: Box<dyn DynDigest + Send>) -> Self {
+        let (tx, rx) = sync_channel::<Bytes>(QUEUE_DEPTH);
+        let handle = std::thread::Builder::new()
+            .name("glance-hash".into())
+            .spawn(move || {
+                for chunk in rx {
+                    digest.update(&chunk);
+                }
+                hex::encode(digest.finalize())
+            })
+            .expect("spawn hash thread");
+        Self { tx, handle }
+    }
+}
+
+/// Feeds every chunk to an md5 and a multihash thread.
+pub struct Hashers {
+    md5: Worker,
+    multihash: Worker,
+}
+
+/// The hex digests of everything fed.
+pub struct Digests {
+    pub md5: String,
+    pub multihash: String,
+}
+
+impl Hashers {
+    pub fn start(algorithm: &str) -> Self {
+        Self {
+            md5: Worker::start(Box::new(md5::Md5::default())),
+            multihash: Worker::start(new_digest(algorithm)),
+        }
+    }
+
+    /// Queues `chunk` for both hashers. Blocks only if a hasher is `QUEUE_DEPTH` chunks
+    /// behind, which is the back-pressure we want; callers on an async thread should call
+    /// [`Hashers::update_async`].
+    fn update_blocking(md5: &SyncSender<Bytes>, mh: &SyncSender<Bytes>, chunk: Bytes) {
+        // A send only fails if the thread died, which `finish` reports.
+        let _ = md5.send(chunk.clone());
+        let _ = mh.send(chunk);
+    }
+
+    pub async fn update_async(&self, chunk: Bytes) {
+        // Fast path: both queues have room, no thread hop needed.
+        match self.md5.tx.try_send(chunk.clone()) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(c)) => {
+                let tx = self.md5.tx.clone();
+                let _ = tokio::task::spawn_blocking(move || tx.send(c)).await;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
+        }
+        match self.multihash.tx.try_send(chunk) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(c)) => {
+                let tx = self.multihash.tx.clone();
+                let _ = tokio::task::spawn_blocking(move || tx.send(c)).await;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Feeds a whole buffer synchronously (tests and tools).
+    pub fn update(&self, chunk: Bytes) {
+        Self::update_blocking(&self.md5.tx, &self.multihash.tx, chunk);
+    }
+
+    pub async fn finish(self) -> Digests {
+        tokio::task::spawn_blocking(move || {
+            let Hashers { md5, multihash } = self;
+            drop(md5.tx);
+            drop(multihash.tx);
+            Digests {
+                md5: md5.handle.join().expect("md5 thread panicked"),
+                multihash: multihash.handle.join().expect("hash thread panicked"),
+            }
+        })
+        .await
+        .expect("join hashers")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn digests_match_the_known_values_for_abc() {
+        let h = Hashers::start("sha512");
+        h.update_async(Bytes::from_static(b"a")).await;
+        h.update_async(Bytes::from_static(b"bc")).await;
+        let d = h.finish().await;
+        assert_eq!(d.md5, "900150983cd24fb0d6963f7d28e17f72");
+        assert!(d.multihash.starts_with("ddaf35a193617aba"));
+    }
+}

@@ -1,0 +1,233 @@
+//! `PUT /v2/images/{id}/file`: bytes stream from the client through the format inspector and
+//! both hashers into the store; the image moves queued -> saving -> active, and back to
+//! queued with nothing kept if anything fails on the way.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures::StreamExt;
+use glance_domain::{Image, ImageStatus, Location, RequestContext};
+use glance_format::{FormatError, Inspector};
+
+use super::hashing::Hashers;
+use crate::error::{ApiError, ApiResult};
+use crate::gateway::{authorize_modify, Gateway};
+use crate::identity::Caller;
+use crate::images::handlers::image_id;
+use crate::AppState;
+
+struct Received {
+    location: String,
+    size: u64,
+    md5: String,
+    multihash: String,
+    virtual_size: Option<u64>,
+}
+
+pub async fn upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream");
+    if !content_type.starts_with("application/octet-stream") {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Unsupported Content-Type {content_type}: image data is application/octet-stream"
+        )));
+    }
+    let id = image_id(&path)?;
+    let mut image = state.gateway.get(&ctx, id).await?;
+    authorize_modify(&ctx, &image, "upload_image")?;
+    if image.status != ImageStatus::Queued {
+        return Err(ApiError::Conflict(format!(
+            "Image status transition from {} to saving is not allowed",
+            image.status
+        )));
+    }
+    let Some(disk_format) = image
+        .disk_format
+        .filter(|_| image.container_format.is_some())
+    else {
+        return Err(ApiError::BadRequest(
+            "Properties disk_format, container_format must be set prior to saving data.".into(),
+        ));
+    };
+    let cap = state.config.image_size_cap;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        return Err(too_large(cap));
+    }
+
+    image.status = ImageStatus::Saving;
+    let saving = state
+        .gateway
+        .save(&ctx, image, Some(ImageStatus::Queued))
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => ApiError::Conflict(format!(
+                "Image {id} is already being uploaded or its status changed"
+            )),
+            other => other,
+        })?;
+    // From here on the image must end active or back in queued, whatever happens to this
+    // request, including the client going away and the handler being dropped.
+    let guard = RestoreGuard::new(state.gateway.clone(), ctx.clone(), saving.clone());
+
+    let received = match receive(&state, &saving, disk_format, payload, cap).await {
+        Ok(r) => r,
+        Err(e) => {
+            guard.restore().await;
+            return Err(e);
+        }
+    };
+
+    let mut active = saving.clone();
+    active.status = ImageStatus::Active;
+    active.size = Some(received.size as i64);
+    active.virtual_size = received.virtual_size.map(|v| v as i64);
+    active.checksum = Some(received.md5);
+    active.os_hash_algo = Some(state.config.hashing_algorithm.clone());
+    active.os_hash_value = Some(received.multihash);
+    active.locations = vec![Location {
+        url: received.location.clone(),
+        metadata: Default::default(),
+        status: "active".into(),
+    }];
+    match state
+        .gateway
+        .save(&ctx, active, Some(ImageStatus::Saving))
+        .await
+    {
+        Ok(_) => {
+            guard.disarm();
+            tracing::info!(image_id = %id, size = received.size, "image uploaded");
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Err(ApiError::NotFound(_)) | Err(ApiError::Conflict(_)) => {
+            // Deleted (or otherwise changed) while we were receiving: keep nothing.
+            guard.disarm();
+            let _ = state.store.delete(&received.location).await;
+            Err(ApiError::Gone(format!(
+                "Image {id} could not be found after upload. The image may have been deleted during the upload."
+            )))
+        }
+        Err(e) => {
+            let _ = state.store.delete(&received.location).await;
+            guard.restore().await;
+            Err(e)
+        }
+    }
+}
+
+fn too_large(cap: u64) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "Image exceeds the storage quota: the image size cap is {cap} bytes."
+    ))
+}
+
+fn format_error(e: FormatError) -> ApiError {
+    ApiError::UnsupportedMediaType(e.to_string())
+}
+
+async fn receive(
+    state: &AppState,
+    image: &Image,
+    disk_format: glance_domain::DiskFormat,
+    mut payload: web::Payload,
+    cap: u64,
+) -> ApiResult<Received> {
+    let mut writer = state
+        .store
+        .writer(image.id)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot open store for writing: {e}")))?;
+    let hashers = Hashers::start(&state.config.hashing_algorithm);
+    let mut inspector = Inspector::new(disk_format);
+    let strict = state.config.require_image_format_match;
+    let mut size: u64 = 0;
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("Error receiving image data: {e}")))?;
+        size += chunk.len() as u64;
+        if size > cap {
+            return Err(too_large(cap));
+        }
+        match inspector.feed(&chunk) {
+            Ok(()) => {}
+            Err(FormatError::Mismatch { .. }) if !strict => {}
+            Err(e) => return Err(format_error(e)),
+        }
+        hashers.update_async(chunk.clone()).await;
+        writer
+            .write(chunk)
+            .await
+            .map_err(|e| ApiError::Internal(format!("writing image data failed: {e}")))?;
+    }
+    let virtual_size = match inspector.finish() {
+        Ok(inspection) => inspection.virtual_size,
+        Err(FormatError::Mismatch { .. }) if !strict => None,
+        Err(e) => return Err(format_error(e)),
+    };
+    let digests = hashers.finish().await;
+    let location = writer
+        .commit()
+        .await
+        .map_err(|e| ApiError::Internal(format!("storing image data failed: {e}")))?;
+    Ok(Received {
+        location,
+        size,
+        md5: digests.md5,
+        multihash: digests.multihash,
+        virtual_size,
+    })
+}
+
+/// Puts a `saving` image back to `queued` unless disarmed: on error paths explicitly, and
+/// from `Drop` if the request is cancelled mid-stream.
+struct RestoreGuard {
+    inner: Option<(Gateway, RequestContext, Image)>,
+}
+
+impl RestoreGuard {
+    fn new(gateway: Gateway, ctx: RequestContext, image: Image) -> Self {
+        Self {
+            inner: Some((gateway, ctx, image)),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.inner = None;
+    }
+
+    async fn restore(mut self) {
+        if let Some((gateway, ctx, image)) = self.inner.take() {
+            restore_queued(gateway, ctx, image).await;
+        }
+    }
+}
+
+impl Drop for RestoreGuard {
+    fn drop(&mut self) {
+        if let Some((gateway, ctx, image)) = self.inner.take() {
+            actix_web::rt::spawn(restore_queued(gateway, ctx, image));
+        }
+    }
+}
+
+async fn restore_queued(gateway: Gateway, ctx: RequestContext, mut image: Image) {
+    image.status = ImageStatus::Queued;
+    image.size = None;
+    image.virtual_size = None;
+    if let Err(e) = gateway.save(&ctx, image, Some(ImageStatus::Saving)).await {
+        tracing::warn!(error = %e, "could not restore image to queued after a failed upload");
+    }
+}

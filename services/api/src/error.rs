@@ -1,0 +1,172 @@
+//! The API's one error type and its HTTP mapping: the only place that knows status codes
+//! and Glance's error body shapes.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use glance_bus::BusError;
+use glance_proto::registry::RegistryError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("The request you have made requires authentication.")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("The method is not allowed for this resource.")]
+    MethodNotAllowed(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Gone(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("Requested range not satisfiable")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn image_not_found(id: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("No image found with ID {id}"))
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::NotFound(msg) => ApiError::NotFound(msg),
+            RegistryError::Conflict(msg) | RegistryError::Duplicate(msg) => ApiError::Conflict(msg),
+            RegistryError::Invalid(msg) => ApiError::BadRequest(msg),
+            RegistryError::Internal(msg) => ApiError::Internal(msg),
+        }
+    }
+}
+
+impl From<BusError> for ApiError {
+    fn from(e: BusError) -> Self {
+        match e {
+            BusError::Timeout { .. } | BusError::Unavailable(_) => ApiError::ServiceUnavailable(
+                format!("The image registry is unavailable, try again later ({e})"),
+            ),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if let ApiError::Internal(detail) = self {
+            tracing::error!(%detail, "internal error");
+        }
+        let mut builder = HttpResponse::build(status);
+        match self {
+            ApiError::MethodNotAllowed(allow) => {
+                builder.insert_header((header::ALLOW, *allow));
+            }
+            ApiError::RangeNotSatisfiable { size } => {
+                builder.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+            }
+            ApiError::Unauthorized => {
+                builder.insert_header((header::WWW_AUTHENTICATE, "Keystone uri=\"\""));
+            }
+            _ => {}
+        }
+        let message = match self {
+            ApiError::Internal(_) => "The server has either erred or is incapable of performing \
+                                       the requested operation."
+                .to_owned(),
+            other => other.to_string(),
+        };
+        let format = ERROR_FORMAT.try_with(|f| *f).unwrap_or(ErrorFormat::Html);
+        let (content_type, body) = render(status, &message, format);
+        builder.content_type(content_type).body(body)
+    }
+}
+
+tokio::task_local! {
+    /// The error format the current request asked for, set by the request-id middleware.
+    pub static ERROR_FORMAT: ErrorFormat;
+}
+
+/// The body formats webob offers for an error, chosen from the request's `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    Html,
+    Json,
+    Text,
+}
+
+impl ErrorFormat {
+    /// webob's negotiation: HTML unless the client prefers JSON (or only takes text).
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        let Some(accept) = accept.map(str::to_ascii_lowercase) else {
+            return ErrorFormat::Html;
+        };
+        let pos = |needle: &str| accept.find(needle);
+        match (pos("text/html").or(pos("*/*")), pos("application/json")) {
+            (_, Some(json)) if pos("text/html").is_none_or(|h| json < h) => ErrorFormat::Json,
+            (Some(_), _) => ErrorFormat::Html,
+            (None, None) if pos("text/plain").is_some() => ErrorFormat::Text,
+            _ => ErrorFormat::Html,
+        }
+    }
+}
+
+/// Renders an error body as Glance (through webob) does.
+pub fn render(status: StatusCode, message: &str, format: ErrorFormat) -> (&'static str, String) {
+    let code = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let title = status.canonical_reason().unwrap_or("");
+    match format {
+        ErrorFormat::Json => (
+            "application/json",
+            serde_json::json!({"message": message, "code": code, "title": title}).to_string(),
+        ),
+        ErrorFormat::Text => ("text/plain; charset=UTF-8", format!("{code}\n\n{message}\n\n")),
+        ErrorFormat::Html => (
+            "text/html; charset=UTF-8",
+            format!(
+                "<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n  {}<br /><br />\n\n\n\n </body>\n</html>",
+                html_escape(message)
+            ),
+        ),
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

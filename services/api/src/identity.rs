@@ -1,0 +1,156 @@
+//! Who is calling: the request id every response carries, and the [`Caller`] extractor that
+//! turns headers into a [`RequestContext`] according to `auth_strategy`.
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use futures::future::LocalBoxFuture;
+use glance_config::AuthStrategy;
+use glance_domain::RequestContext;
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+
+/// The request id of the current request, stored in its extensions by [`RequestId`].
+#[derive(Clone)]
+pub struct RequestIdValue(pub String);
+
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<RequestIdValue>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(glance_telemetry::new_request_id)
+}
+
+/// Middleware: mints `req-<uuid>` for every request, runs the request inside a span that
+/// carries it, and sets `x-openstack-request-id` on every response, errors included.
+pub struct RequestId;
+
+impl<S, B> Transform<S, ServiceRequest> for RequestId
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = RequestIdMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequestIdMiddleware { service }))
+    }
+}
+
+pub struct RequestIdMiddleware<S> {
+    service: S,
+}
+
+impl<S, B> Service<ServiceRequest> for RequestIdMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let id = glance_telemetry::new_request_id();
+        req.extensions_mut().insert(RequestIdValue(id.clone()));
+        let span = tracing::info_span!(
+            "http",
+            request_id = %id,
+            method = %req.method(),
+            path = %req.path(),
+        );
+        let format = crate::error::ErrorFormat::from_accept(
+            req.headers()
+                .get(actix_web::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let fut = crate::error::ERROR_FORMAT.scope(format, self.service.call(req));
+        Box::pin(
+            async move {
+                let mut res = fut.await?;
+                res.headers_mut().insert(
+                    HeaderName::from_static(REQUEST_ID_HEADER),
+                    HeaderValue::from_str(&id).expect("request ids are ASCII"),
+                );
+                tracing::debug!(status = res.status().as_u16(), "done");
+                Ok(res)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The caller's identity, extracted per `auth_strategy`.
+pub struct Caller(pub RequestContext);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .expect("AppState is registered");
+        ready(context_from_headers(req, state.config.auth_strategy).map(Caller))
+    }
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+pub fn context_from_headers(
+    req: &HttpRequest,
+    strategy: AuthStrategy,
+) -> Result<RequestContext, ApiError> {
+    let request_id = request_id(req);
+    match strategy {
+        // Glance's unauthenticated context: an admin with no project.
+        AuthStrategy::NoAuth => Ok(RequestContext {
+            request_id,
+            user_id: header(req, "x-user-id").map(str::to_owned),
+            project_id: header(req, "x-project-id")
+                .or_else(|| header(req, "x-tenant-id"))
+                .map(str::to_owned),
+            roles: vec!["admin".into(), "member".into(), "reader".into()],
+            is_admin: true,
+        }),
+        AuthStrategy::TrustedHeaders => {
+            if header(req, "x-identity-status") != Some("Confirmed") {
+                return Err(ApiError::Unauthorized);
+            }
+            let roles: Vec<String> = header(req, "x-roles")
+                .unwrap_or_default()
+                .split(',')
+                .map(|r| r.trim().to_ascii_lowercase())
+                .filter(|r| !r.is_empty())
+                .collect();
+            let is_admin = roles.iter().any(|r| r == "admin");
+            Ok(RequestContext {
+                request_id,
+                user_id: header(req, "x-user-id").map(str::to_owned),
+                project_id: header(req, "x-project-id")
+                    .or_else(|| header(req, "x-tenant-id"))
+                    .map(str::to_owned),
+                roles,
+                is_admin,
+            })
+        }
+    }
+}

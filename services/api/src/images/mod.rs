@@ -1,0 +1,7 @@
+//! The `/v2/images` resource: create, show, list, update, delete and tags.
+
+pub mod fields;
+pub mod handlers;
+pub mod patch;
+pub mod query;
+pub mod view;

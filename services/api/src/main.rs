@@ -1,0 +1,63 @@
+//! `glance-api`: the Images API as its own process. It reaches the registry over the broker
+//! named by `[DEFAULT] transport_url` and keeps no state but its node-local files, so any
+//! number of them can serve behind a load balancer.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use glance_api::{ApiConfig, Application};
+use glance_bus::{Amqp, Bus};
+use glance_config::AuthStrategy;
+use glance_proto::names::REGISTRY_QUEUE;
+use glance_store::FilesystemStore;
+
+#[derive(Parser)]
+#[command(name = "glance-api", version, about = "Glance Images API v2 server")]
+struct Args {
+    /// Configuration file (Glance INI format); repeatable, later files win.
+    #[arg(long = "config-file")]
+    config_file: Vec<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    glance_telemetry::init("info");
+    let args = Args::parse();
+    let raw = glance_config::RawConfig::load(&args.config_file)?;
+    let settings = glance_config::Settings::from_raw(&raw)?;
+    let url = settings.transport_url.clone().context(
+        "glance-api needs [DEFAULT] transport_url (GLANCE__DEFAULT__TRANSPORT_URL=rabbit://...) to \
+         reach the registry; to run everything in one process use glance-all-in-one",
+    )?;
+    let images_dir = settings.filesystem_store_datadir.clone().context(
+        "glance-api needs [glance_store] filesystem_store_datadir (shared with the other API nodes)",
+    )?;
+    let listener = TcpListener::bind((settings.bind_host.as_str(), settings.bind_port))
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{}",
+                settings.bind_host, settings.bind_port
+            )
+        })?;
+    let config = ApiConfig::from_settings(&settings, AuthStrategy::TrustedHeaders);
+    actix_web::rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+    .block_on(async move {
+        let amqp = Amqp::connect(&url, 64)
+            .await
+            .with_context(|| format!("cannot reach the broker at {url}"))?;
+        amqp.ensure_queue(REGISTRY_QUEUE).await?;
+        let store = FilesystemStore::new(&images_dir)
+            .with_context(|| format!("cannot use image store dir {}", images_dir.display()))?;
+        let app = Application::build(config, Bus::new(Arc::new(amqp)), Arc::new(store), listener)?;
+        tracing::info!(port = app.port(), "glance-api serving");
+        app.run_until_stopped().await?;
+        Ok(())
+    })
+}
