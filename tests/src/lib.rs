@@ -1,1 +1,146 @@
+//! `spawn_app()`: the real all-in-one service on port 0 with a fresh data dir, for tests
+//! that talk HTTP to it exactly as clients do.
 
+use std::net::TcpListener;
+
+use glance_config::{RawConfig, Settings};
+use reqwest::{Client, Response};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub data_dir: tempfile::TempDir,
+    handle: actix_web_handle::Handle,
+}
+
+mod actix_web_handle {
+    /// Stops the server when the test ends so ports and threads are released.
+    pub struct Handle(pub Option<tokio::task::JoinHandle<()>>);
+    impl Drop for Handle {
+        fn drop(&mut self) {
+            if let Some(h) = self.0.take() {
+                h.abort();
+            }
+        }
+    }
+}
+
+/// Options a test can set, as `(section, option, value)` config overrides.
+pub async fn spawn_app_with(overrides: &[(&str, &str, &str)]) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut raw = RawConfig::defaults();
+    raw.set("DEFAULT", "workers", "2");
+    for (section, option, value) in overrides {
+        raw.set(section, option, value);
+    }
+    let settings = Settings::from_raw(&raw).expect("valid test settings");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    let port = listener.local_addr().unwrap().port();
+    let app = glance_all_in_one::build(&settings, data_dir.path(), listener)
+        .await
+        .expect("service builds");
+    let join = tokio::spawn(async move {
+        let _ = app.run_until_stopped().await;
+    });
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        data_dir,
+        handle: actix_web_handle::Handle(Some(join)),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn create_image(&self, body: Value) -> Value {
+        let res = self
+            .client
+            .post(self.url("/v2/images"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            201,
+            "create failed: {}",
+            res.text().await.unwrap()
+        );
+        res.json().await.unwrap()
+    }
+
+    pub async fn get_image(&self, id: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/v2/images/{id}")))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn image(&self, id: &str) -> Value {
+        let res = self.get_image(id).await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    pub async fn upload(&self, id: &str, data: Vec<u8>) -> Response {
+        self.client
+            .put(self.url(&format!("/v2/images/{id}/file")))
+            .header("content-type", "application/octet-stream")
+            .body(data)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, id: &str, ops: Value) -> Response {
+        self.client
+            .patch(self.url(&format!("/v2/images/{id}")))
+            .header(
+                "content-type",
+                "application/openstack-images-v2.1-json-patch",
+            )
+            .json(&ops)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn list(&self, query: &str) -> Value {
+        let res = self
+            .client
+            .get(self.url(&format!("/v2/images{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        res.json().await.unwrap()
+    }
+
+    /// Stops the server now (rather than at drop).
+    pub fn stop(mut self) {
+        if let Some(h) = self.handle.0.take() {
+            h.abort();
+        }
+    }
+}
+
+/// md5 and sha512 hex digests of `data`.
+pub fn digests(data: &[u8]) -> (String, String) {
+    use md5::Digest;
+    (
+        hex::encode(md5::Md5::digest(data)),
+        hex::encode(sha2::Sha512::digest(data)),
+    )
+}

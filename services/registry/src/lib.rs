@@ -1,1 +1,76 @@
+//! The registry service: consumes the registry queue and answers every request from the
+//! database it owns. Run one in the all-in-one process, or many as separate processes
+//! competing for the same queue.
 
+use std::sync::Arc;
+
+use glance_bus::{serve, Router, Transport};
+use glance_db::{Database, ImageRepo};
+use glance_proto::names::REGISTRY_QUEUE;
+use glance_proto::registry::{CreateImage, DeleteImage, GetImage, ListImages, SaveImage};
+
+/// A built registry, ready to serve.
+pub struct Registry {
+    repo: ImageRepo,
+    transport: Arc<dyn Transport>,
+    concurrency: usize,
+}
+
+impl Registry {
+    /// Connects to the database at `connection` and brings its schema up to date.
+    pub async fn build(
+        connection: &str,
+        transport: Arc<dyn Transport>,
+    ) -> anyhow::Result<Registry> {
+        let db = Database::connect(connection).await?;
+        db.migrate_up().await?;
+        Ok(Registry {
+            repo: ImageRepo::new(db),
+            transport,
+            // Enough in flight to keep the read pool busy; writes serialize in the repo.
+            concurrency: 64,
+        })
+    }
+
+    pub fn router(repo: ImageRepo) -> Router {
+        let get = repo.clone();
+        let create = repo.clone();
+        let save = repo.clone();
+        let delete = repo.clone();
+        let list = repo;
+        Router::new()
+            .route::<GetImage, _, _>(move |r| {
+                let repo = get.clone();
+                async move { repo.get(&r.ctx, r.id, r.include_deleted).await }
+            })
+            .route::<CreateImage, _, _>(move |r| {
+                let repo = create.clone();
+                async move { repo.create(&r.ctx, r.image).await }
+            })
+            .route::<SaveImage, _, _>(move |r| {
+                let repo = save.clone();
+                async move { repo.save(&r.ctx, r.image, r.from_state).await }
+            })
+            .route::<DeleteImage, _, _>(move |r| {
+                let repo = delete.clone();
+                async move { repo.delete(&r.ctx, r.id, r.status).await }
+            })
+            .route::<ListImages, _, _>(move |r| {
+                let repo = list.clone();
+                async move { repo.list(&r).await }
+            })
+    }
+
+    /// Serves the registry queue until the transport closes.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(queue = REGISTRY_QUEUE, "registry serving");
+        serve(
+            self.transport,
+            REGISTRY_QUEUE,
+            Self::router(self.repo),
+            self.concurrency,
+        )
+        .await?;
+        Ok(())
+    }
+}
