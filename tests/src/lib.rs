@@ -34,6 +34,9 @@ pub async fn spawn_app_with(overrides: &[(&str, &str, &str)]) -> TestApp {
     for (section, option, value) in overrides {
         raw.set(section, option, value);
     }
+    if let Some(url) = fresh_database_url().await {
+        raw.set("database", "connection", &url);
+    }
     let settings = Settings::from_raw(&raw).expect("valid test settings");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let port = listener.local_addr().unwrap().port();
@@ -52,6 +55,22 @@ pub async fn spawn_app_with(overrides: &[(&str, &str, &str)]) -> TestApp {
         data_dir,
         handle: actix_web_handle::Handle(Some(join)),
     }
+}
+
+/// With `GLANCE_TEST_DATABASE=postgres`, every app gets a fresh PostgreSQL database on the
+/// server at `GLANCE_TEST_POSTGRES_URL` (the test script runs the suite once per database).
+pub async fn fresh_database_url() -> Option<String> {
+    if std::env::var("GLANCE_TEST_DATABASE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let server = std::env::var("GLANCE_TEST_POSTGRES_URL")
+        .expect("GLANCE_TEST_DATABASE=postgres needs GLANCE_TEST_POSTGRES_URL");
+    let name = format!("glance_test_{}", uuid::Uuid::new_v4().simple());
+    Some(
+        glance_db::Database::create_postgres_database(&server, &name)
+            .await
+            .expect("create a test database"),
+    )
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -158,3 +158,37 @@ mod tests {
         assert!(normalize_url("mysql+pymysql://x").is_err());
     }
 }
+
+impl Database {
+    /// Creates a fresh, empty PostgreSQL database named `name` on the server at `server_url`
+    /// and returns its URL. For tests and `glance-manage` bootstrap.
+    pub async fn create_postgres_database(server_url: &str, name: &str) -> Result<String, DbError> {
+        let url = normalize_url(server_url)?;
+        if !url.starts_with("postgres://") {
+            return Err(DbError::UnsupportedUrl(server_url.to_owned()));
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(DbError::UnsupportedUrl(format!("database name {name}")));
+        }
+        let admin = sea_orm::Database::connect(options(&url, 1)).await?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+        admin.close().await?;
+        // Replace the path of the server URL with the new database.
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (url.as_str(), None),
+        };
+        let authority_end = base["postgres://".len()..]
+            .find('/')
+            .map(|i| i + "postgres://".len())
+            .unwrap_or(base.len());
+        let mut out = format!("{}/{}", &base[..authority_end], name);
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        Ok(out)
+    }
+}
