@@ -1,0 +1,239 @@
+//! The distributed mode across real processes: two `glance-api` and two `glance-registry`
+//! processes over RabbitMQ and PostgreSQL (both started by `scripts/test.sh`).
+//!
+//! The binaries must be built first (`cargo build --bins`; the test script does it).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Proc {
+    child: Child,
+    name: String,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- log of {} ---\n{}",
+                self.name,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn bin(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` before this test (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Mesh {
+    amqp: String,
+    db: String,
+    images: tempfile::TempDir,
+    logs: tempfile::TempDir,
+}
+
+impl Mesh {
+    fn command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin(name));
+        cmd.env("GLANCE__DEFAULT__TRANSPORT_URL", &self.amqp)
+            .env("GLANCE__DATABASE__CONNECTION", &self.db)
+            .env("GLANCE__GLANCE_STORE__FILESYSTEM_STORE_DATADIR", self.images.path())
+            .env("GLANCE__DEFAULT__AUTH_STRATEGY", "noauth")
+            .env("GLANCE__DEFAULT__WORKERS", "2")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn spawn(&self, name: &str, tag: &str, mut cmd: Command) -> Proc {
+        let log = self.logs.path().join(format!("{tag}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        cmd.stdout(file.try_clone().unwrap()).stderr(file);
+        Proc {
+            child: cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}")),
+            name: tag.to_owned(),
+            log,
+        }
+    }
+
+    fn registry(&self, tag: &str) -> Proc {
+        self.spawn("glance-registry", tag, self.command("glance-registry"))
+    }
+
+    async fn api(&self, tag: &str) -> (Proc, String) {
+        let port = free_port();
+        let mut cmd = self.command("glance-api");
+        cmd.env("GLANCE__DEFAULT__BIND_HOST", "127.0.0.1")
+            .env("GLANCE__DEFAULT__BIND_PORT", port.to_string());
+        let proc = self.spawn("glance-api", tag, cmd);
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if reqwest::get(format!("{url}/versions")).await.is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{tag} did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (proc, url)
+    }
+}
+
+async fn mesh() -> Option<Mesh> {
+    let (Ok(amqp), Ok(pg)) = (
+        std::env::var("GLANCE_TEST_AMQP_URL"),
+        std::env::var("GLANCE_TEST_POSTGRES_URL"),
+    ) else {
+        if std::env::var("GLANCE_REQUIRE_RABBITMQ").as_deref() == Ok("1") {
+            panic!("GLANCE_REQUIRE_RABBITMQ=1 but GLANCE_TEST_AMQP_URL/GLANCE_TEST_POSTGRES_URL are unset");
+        }
+        eprintln!("RabbitMQ/PostgreSQL not configured: mesh test not run (scripts/test.sh sets them)");
+        return None;
+    };
+    let name = format!("glance_mesh_{}", uuid::Uuid::new_v4().simple());
+    let db = glance_db::Database::create_postgres_database(&pg, &name)
+        .await
+        .unwrap();
+    let mesh = Mesh {
+        amqp,
+        db,
+        images: tempfile::tempdir().unwrap(),
+        logs: tempfile::tempdir().unwrap(),
+    };
+    let status = mesh.command("glance-manage").args(["db", "sync"]).status().unwrap();
+    assert!(status.success(), "glance-manage db sync failed");
+    Some(mesh)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_apis_and_two_registries_serve_one_image_service() {
+    let Some(mesh) = mesh().await else { return };
+    let mut r1 = mesh.registry("registry-1");
+    let _r2 = mesh.registry("registry-2");
+    let (_a1, api1) = mesh.api("api-1").await;
+    let (_a2, api2) = mesh.api("api-2").await;
+    let http = reqwest::Client::new();
+
+    // Create and upload through one API, download through the other.
+    let img: Value = http
+        .post(format!("{api1}/v2/images"))
+        .json(&json!({"name": "mesh", "disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = img["id"].as_str().unwrap().to_owned();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let res = http
+        .put(format!("{api1}/v2/images/{id}/file"))
+        .header("content-type", "application/octet-stream")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let got = http
+        .get(format!("{api2}/v2/images/{id}/file"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), &data[..]);
+
+    // Patch through the second, see it through the first.
+    let res = http
+        .patch(format!("{api2}/v2/images/{id}"))
+        .header("content-type", "application/openstack-images-v2.1-json-patch")
+        .json(&json!([{"op": "add", "path": "/os_distro", "value": "debian"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let shown: Value = http
+        .get(format!("{api1}/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["os_distro"], "debian");
+    let listed: Value = http
+        .get(format!("{api2}/v2/images?os_distro=debian"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["images"].as_array().unwrap().len(), 1);
+
+    // Kill -9 one registry in the middle of a stream of requests: none may fail.
+    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stream = {
+        let (http, api1, id, killed) = (http.clone(), api1.clone(), id.clone(), killed.clone());
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut after_kill = 0;
+            let mut stop_at: Option<Instant> = None;
+            loop {
+                let res = http.get(format!("{api1}/v2/images/{id}")).send().await.unwrap();
+                if res.status() != 200 {
+                    failures.push(res.status());
+                }
+                if killed.load(std::sync::atomic::Ordering::SeqCst) {
+                    after_kill += 1;
+                    let stop = *stop_at.get_or_insert_with(|| Instant::now() + Duration::from_secs(1));
+                    if Instant::now() > stop {
+                        break;
+                    }
+                }
+            }
+            (failures, after_kill)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r1.kill9();
+    killed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (failures, after_kill) = stream.await.unwrap();
+    assert!(failures.is_empty(), "requests failed after a registry died: {failures:?}");
+    assert!(after_kill > 50, "only {after_kill} requests ran after the kill");
+
+    // Delete through the first; the second no longer finds it.
+    let res = http.delete(format!("{api1}/v2/images/{id}")).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    let res = http.get(format!("{api2}/v2/images/{id}")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
