@@ -5,6 +5,7 @@
 //! and routing names are defined here, once, and carry the contract's major version so two
 //! incompatible releases never consume each other's messages.
 
+pub mod control;
 mod envelope;
 pub mod registry;
 

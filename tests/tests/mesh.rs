@@ -50,7 +50,11 @@ fn bin(name: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Mesh {
@@ -63,9 +67,14 @@ struct Mesh {
 impl Mesh {
     fn command(&self, name: &str) -> Command {
         let mut cmd = Command::new(bin(name));
+        cmd.arg("--config-file")
+            .arg(self.logs.path().join("glance-api.conf"));
         cmd.env("GLANCE__DEFAULT__TRANSPORT_URL", &self.amqp)
             .env("GLANCE__DATABASE__CONNECTION", &self.db)
-            .env("GLANCE__GLANCE_STORE__FILESYSTEM_STORE_DATADIR", self.images.path())
+            .env(
+                "GLANCE__GLANCE_STORE__FILESYSTEM_STORE_DATADIR",
+                self.images.path(),
+            )
             .env("GLANCE__DEFAULT__AUTH_STRATEGY", "noauth")
             .env("GLANCE__DEFAULT__WORKERS", "2")
             .env("RUST_LOG", "info")
@@ -115,7 +124,9 @@ async fn mesh() -> Option<Mesh> {
         if std::env::var("GLANCE_REQUIRE_RABBITMQ").as_deref() == Ok("1") {
             panic!("GLANCE_REQUIRE_RABBITMQ=1 but GLANCE_TEST_AMQP_URL/GLANCE_TEST_POSTGRES_URL are unset");
         }
-        eprintln!("RabbitMQ/PostgreSQL not configured: mesh test not run (scripts/test.sh sets them)");
+        eprintln!(
+            "RabbitMQ/PostgreSQL not configured: mesh test not run (scripts/test.sh sets them)"
+        );
         return None;
     };
     let name = format!("glance_mesh_{}", uuid::Uuid::new_v4().simple());
@@ -128,7 +139,12 @@ async fn mesh() -> Option<Mesh> {
         images: tempfile::tempdir().unwrap(),
         logs: tempfile::tempdir().unwrap(),
     };
-    let status = mesh.command("glance-manage").args(["db", "sync"]).status().unwrap();
+    std::fs::write(mesh.logs.path().join("glance-api.conf"), "[DEFAULT]\n").unwrap();
+    let status = mesh
+        .command("glance-manage")
+        .args(["db", "sync"])
+        .status()
+        .unwrap();
     assert!(status.success(), "glance-manage db sync failed");
     Some(mesh)
 }
@@ -139,7 +155,7 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
     let mut r1 = mesh.registry("registry-1");
     let _r2 = mesh.registry("registry-2");
     let (_a1, api1) = mesh.api("api-1").await;
-    let (_a2, api2) = mesh.api("api-2").await;
+    let (mut a2, api2) = mesh.api("api-2").await;
     let http = reqwest::Client::new();
 
     // Create and upload through one API, download through the other.
@@ -175,7 +191,10 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
     // Patch through the second, see it through the first.
     let res = http
         .patch(format!("{api2}/v2/images/{id}"))
-        .header("content-type", "application/openstack-images-v2.1-json-patch")
+        .header(
+            "content-type",
+            "application/openstack-images-v2.1-json-patch",
+        )
         .json(&json!([{"op": "add", "path": "/os_distro", "value": "debian"}]))
         .send()
         .await
@@ -209,13 +228,18 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
             let mut after_kill = 0;
             let mut stop_at: Option<Instant> = None;
             loop {
-                let res = http.get(format!("{api1}/v2/images/{id}")).send().await.unwrap();
+                let res = http
+                    .get(format!("{api1}/v2/images/{id}"))
+                    .send()
+                    .await
+                    .unwrap();
                 if res.status() != 200 {
                     failures.push(res.status());
                 }
                 if killed.load(std::sync::atomic::Ordering::SeqCst) {
                     after_kill += 1;
-                    let stop = *stop_at.get_or_insert_with(|| Instant::now() + Duration::from_secs(1));
+                    let stop =
+                        *stop_at.get_or_insert_with(|| Instant::now() + Duration::from_secs(1));
                     if Instant::now() > stop {
                         break;
                     }
@@ -228,12 +252,117 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
     r1.kill9();
     killed.store(true, std::sync::atomic::Ordering::SeqCst);
     let (failures, after_kill) = stream.await.unwrap();
-    assert!(failures.is_empty(), "requests failed after a registry died: {failures:?}");
-    assert!(after_kill > 50, "only {after_kill} requests ran after the kill");
+    assert!(
+        failures.is_empty(),
+        "requests failed after a registry died: {failures:?}"
+    );
+    assert!(
+        after_kill > 50,
+        "only {after_kill} requests ran after the kill"
+    );
+
+    // glance-control sees every live instance: two APIs and the surviving registry.
+    let status = control(&mesh, &["all", "status"]);
+    assert_eq!(status.matches("\napi ").count(), 2, "{status}");
+    assert_eq!(status.matches("\nregistry ").count(), 1, "{status}");
+
+    // reload picks up a changed setting from the config file, on every API.
+    std::fs::write(
+        mesh.logs.path().join("glance-api.conf"),
+        "[DEFAULT]\nimage_size_cap = 1000\n",
+    )
+    .unwrap();
+    let reloaded = control(&mesh, &["api", "reload"]);
+    assert_eq!(reloaded.matches("reloaded").count(), 2, "{reloaded}");
+    let small: Value = http
+        .post(format!("{api2}/v2/images"))
+        .json(&json!({"disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = http
+        .put(format!(
+            "{api2}/v2/images/{}/file",
+            small["id"].as_str().unwrap()
+        ))
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8; 2000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413, "the reloaded image_size_cap applies");
+
+    // A bad file is refused and the old settings stay.
+    std::fs::write(
+        mesh.logs.path().join("glance-api.conf"),
+        "[DEFAULT]\nimage_size_cap = lots\n",
+    )
+    .unwrap();
+    let refused = control_status(&mesh, &["api", "reload"]);
+    assert!(
+        !refused.0,
+        "a bad config must fail the reload: {}",
+        refused.1
+    );
+    assert!(refused.1.contains("image_size_cap"), "{}", refused.1);
+
+    // shutdown of one instance drains it and it exits 0.
+    let pid2 = a2.child.id().to_string();
+    let instance = status
+        .lines()
+        .find(|l| l.split_whitespace().nth(3) == Some(pid2.as_str()))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("api-2 (pid {pid2}) not in status:\n{status}"))
+        .to_owned();
+    control(&mesh, &["api", "shutdown", "--instance", &instance]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = a2.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "api-2 did not exit after shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "api-2 exited with {exit}");
 
     // Delete through the first; the second no longer finds it.
-    let res = http.delete(format!("{api1}/v2/images/{id}")).send().await.unwrap();
+    let res = http
+        .delete(format!("{api1}/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
-    let res = http.get(format!("{api2}/v2/images/{id}")).send().await.unwrap();
+    let res = http
+        .get(format!("{api1}/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
+}
+
+/// Runs glance-control, returning (success, stdout + stderr).
+fn control_status(mesh: &Mesh, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin("glance-control"))
+        .args(args)
+        .env("GLANCE__DEFAULT__TRANSPORT_URL", &mesh.amqp)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn control(mesh: &Mesh, args: &[&str]) -> String {
+    let (ok, text) = control_status(mesh, args);
+    assert!(ok, "glance-control {args:?} failed:\n{text}");
+    text
 }

@@ -65,6 +65,9 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let id = glance_telemetry::new_request_id();
         req.extensions_mut().insert(RequestIdValue(id.clone()));
+        let in_flight = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.in_flight.enter());
         let span = tracing::info_span!(
             "http",
             request_id = %id,
@@ -79,6 +82,7 @@ where
         let fut = crate::error::ERROR_FORMAT.scope(format, self.service.call(req));
         Box::pin(
             async move {
+                let _in_flight = in_flight;
                 let mut res = fut.await?;
                 res.headers_mut().insert(
                     HeaderName::from_static(REQUEST_ID_HEADER),
@@ -103,7 +107,7 @@ impl FromRequest for Caller {
         let state = req
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered");
-        ready(context_from_headers(req, state.config.auth_strategy).map(Caller))
+        ready(context_from_headers(req, state.config().auth_strategy).map(Caller))
     }
 }
 

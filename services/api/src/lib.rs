@@ -9,16 +9,18 @@ pub mod error;
 pub mod gateway;
 pub mod identity;
 pub mod images;
+pub mod lifecycle;
 pub mod schemas;
 pub mod versions;
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use glance_bus::Bus;
 use glance_config::{AuthStrategy, Settings};
+use glance_service::InFlight;
 use glance_store::Store;
 
 use crate::error::ApiError;
@@ -70,14 +72,27 @@ impl ApiConfig {
 
 /// Shared by every request.
 pub struct AppState {
-    pub config: ApiConfig,
+    /// Swapped whole on `glance-control reload`; a request keeps the config it started with.
+    config: RwLock<Arc<ApiConfig>>,
     pub gateway: Gateway,
     pub store: Arc<dyn Store>,
+    pub in_flight: InFlight,
+}
+
+impl AppState {
+    pub fn config(&self) -> Arc<ApiConfig> {
+        self.config.read().expect("config lock poisoned").clone()
+    }
+
+    pub fn set_config(&self, config: ApiConfig) {
+        *self.config.write().expect("config lock poisoned") = Arc::new(config);
+    }
 }
 
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -94,10 +109,12 @@ impl Application {
         }
         let workers = config.workers;
         let state = web::Data::new(AppState {
-            config,
+            config: RwLock::new(Arc::new(config)),
             gateway: Gateway::new(bus),
             store,
+            in_flight: InFlight::default(),
         });
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -108,7 +125,11 @@ impl Application {
         .workers(workers)
         .listen(listener)?
         .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            state: app_state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -117,6 +138,10 @@ impl Application {
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

@@ -48,16 +48,38 @@ fn main() -> anyhow::Result<()> {
             .build()
             .expect("tokio runtime")
     })
-    .block_on(async move {
+    .block_on(async {
         let amqp = Amqp::connect(&url, 64)
             .await
             .with_context(|| format!("cannot reach the broker at {url}"))?;
         amqp.ensure_queue(REGISTRY_QUEUE).await?;
         let store = FilesystemStore::new(&images_dir)
             .with_context(|| format!("cannot use image store dir {}", images_dir.display()))?;
-        let app = Application::build(config, Bus::new(Arc::new(amqp)), Arc::new(store), listener)?;
+        let transport: Arc<dyn glance_bus::Transport> = Arc::new(amqp);
+        let app = Application::build(
+            config,
+            Bus::new(transport.clone()),
+            Arc::new(store),
+            listener,
+        )?;
+        let lifecycle = glance_api::lifecycle::ApiLifecycle {
+            state: app.state(),
+            server: app.handle(),
+            config_files: args.config_file.clone(),
+            overrides: Vec::new(),
+            default_auth: AuthStrategy::TrustedHeaders,
+        };
+        glance_service::start_control(
+            transport,
+            glance_service::Identity::new("api"),
+            app.state().in_flight.clone(),
+            Arc::new(lifecycle),
+        )
+        .await?;
         tracing::info!(port = app.port(), "glance-api serving");
         app.run_until_stopped().await?;
-        Ok(())
-    })
+        Ok::<(), anyhow::Error>(())
+    })?;
+    glance_service::exec_if_restart_requested();
+    Ok(())
 }

@@ -18,7 +18,7 @@ fn minors(cache_enabled: bool) -> Vec<(u32, &'static str)> {
 fn document(req: &HttpRequest, state: &AppState) -> Value {
     let info = req.connection_info();
     let base = format!("{}://{}", info.scheme(), info.host());
-    let versions: Vec<Value> = minors(state.config.cache_enabled)
+    let versions: Vec<Value> = minors(state.config().cache_enabled)
         .into_iter()
         .map(|(minor, status)| {
             json!({

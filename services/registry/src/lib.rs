@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use glance_bus::{serve, Router, Transport};
+use glance_bus::{serve_until, Router, Transport};
 use glance_db::{Database, ImageRepo};
 use glance_proto::names::REGISTRY_QUEUE;
 use glance_proto::registry::{CreateImage, DeleteImage, GetImage, ListImages, SaveImage};
@@ -14,6 +14,18 @@ pub struct Registry {
     repo: ImageRepo,
     transport: Arc<dyn Transport>,
     concurrency: usize,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    router: Router,
+}
+
+/// Stops a running registry: it takes no new requests and returns once in-flight ones end.
+#[derive(Clone)]
+pub struct StopHandle(tokio::sync::watch::Sender<bool>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
 }
 
 impl Registry {
@@ -24,12 +36,29 @@ impl Registry {
     ) -> anyhow::Result<Registry> {
         let db = Database::connect(connection).await?;
         db.migrate_up().await?;
+        let repo = ImageRepo::new(db);
+        let (stop_tx, _) = tokio::sync::watch::channel(false);
         Ok(Registry {
-            repo: ImageRepo::new(db),
+            router: Self::router(repo.clone()),
+            repo,
             transport,
             // Enough in flight to keep the read pool busy; writes serialize in the repo.
             concurrency: 64,
+            stop_tx,
         })
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.stop_tx.clone())
+    }
+
+    /// Requests being handled right now (for `glance-control status`).
+    pub fn in_flight(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.router.in_flight()
+    }
+
+    pub fn repo(&self) -> &ImageRepo {
+        &self.repo
     }
 
     pub fn router(repo: ImageRepo) -> Router {
@@ -64,13 +93,16 @@ impl Registry {
     /// Serves the registry queue until the transport closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(queue = REGISTRY_QUEUE, "registry serving");
-        serve(
+        let stop = self.stop_tx.subscribe();
+        serve_until(
             self.transport,
             REGISTRY_QUEUE,
-            Self::router(self.repo),
+            self.router,
             self.concurrency,
+            stop,
         )
         .await?;
+        tracing::info!("registry stopped");
         Ok(())
     }
 }

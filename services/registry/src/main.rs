@@ -1,14 +1,17 @@
 //! `glance-registry`: the registry as its own process, serving the registry queue on the
 //! broker named by `[DEFAULT] transport_url` from the database in `[database] connection`.
-//! Start as many as you like: they share the queue.
+//! Start as many as you like: they share the queue. `glance-control registry ...` reaches
+//! every one of them.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use glance_bus::{Amqp, Transport};
-use glance_registry::Registry;
+use glance_registry::{Registry, StopHandle};
+use glance_service::{Identity, Lifecycle};
 
 #[derive(Parser)]
 #[command(name = "glance-registry", version, about = "Glance image registry")]
@@ -18,8 +21,33 @@ struct Args {
     config_file: Vec<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+struct RegistryLifecycle {
+    stop: StopHandle,
+    config_files: Vec<PathBuf>,
+}
+
+impl Lifecycle for RegistryLifecycle {
+    fn detail(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    /// The registry's options (database, broker) need a restart to change; a reload checks
+    /// that the files still parse so a later restart will not fail.
+    fn reload(&self) -> Result<String, String> {
+        let raw = glance_config::RawConfig::load(&self.config_files).map_err(|e| e.to_string())?;
+        glance_config::Settings::from_raw(&raw).map_err(|e| e.to_string())?;
+        Ok("configuration is valid; database and broker changes take effect on restart".into())
+    }
+
+    fn shutdown(&self, graceful: bool) {
+        self.stop.stop();
+        if !graceful {
+            std::process::exit(0);
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
     glance_telemetry::init("info");
     let args = Args::parse();
     let raw = glance_config::RawConfig::load(&args.config_file)?;
@@ -31,11 +59,32 @@ async fn main() -> anyhow::Result<()> {
     let connection = settings.database_connection.context(
         "glance-registry needs [database] connection (GLANCE__DATABASE__CONNECTION=postgresql://...)",
     )?;
-    let transport: Arc<dyn Transport> = Arc::new(
-        Amqp::connect(&url, 64)
-            .await
-            .with_context(|| format!("cannot reach the broker at {url}"))?,
-    );
-    let registry = Registry::build(&connection, transport).await?;
-    registry.run_until_stopped().await
+    actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+    .block_on(async move {
+        let transport: Arc<dyn Transport> = Arc::new(
+            Amqp::connect(&url, 64)
+                .await
+                .with_context(|| format!("cannot reach the broker at {url}"))?,
+        );
+        let registry = Registry::build(&connection, transport.clone()).await?;
+        let lifecycle = RegistryLifecycle {
+            stop: registry.stop_handle(),
+            config_files: args.config_file.clone(),
+        };
+        glance_service::start_control(
+            transport,
+            Identity::new("registry"),
+            registry.in_flight().into(),
+            Arc::new(lifecycle),
+        )
+        .await?;
+        registry.run_until_stopped().await
+    })?;
+    glance_service::exec_if_restart_requested();
+    Ok(())
 }

@@ -29,7 +29,15 @@ use crate::{BusError, Delivery, Responder, Subscription, Transport};
 pub const MAX_ATTEMPTS: i64 = 5;
 const ATTEMPT_HEADER: &str = "x-glance-attempt";
 
-type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Envelope>>>>;
+/// Control broadcasts go through this topic exchange; each process binds its own queue.
+pub const CONTROL_EXCHANGE: &str = "glance.control";
+
+enum Waiter {
+    One(oneshot::Sender<Envelope>),
+    Many(tokio::sync::mpsc::UnboundedSender<Envelope>),
+}
+
+type Pending = Arc<Mutex<HashMap<String, Waiter>>>;
 
 pub struct Amqp {
     conn: Connection,
@@ -57,6 +65,18 @@ impl Amqp {
         let publisher = conn.create_channel().await.map_err(unavailable)?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(unavailable)?;
+        publisher
+            .exchange_declare(
+                CONTROL_EXCHANGE.into(),
+                lapin::ExchangeKind::Topic,
+                lapin::options::ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .map_err(unavailable)?;
 
@@ -94,12 +114,20 @@ impl Amqp {
                 let Some(cid) = delivery.properties.correlation_id().as_ref() else {
                     continue;
                 };
-                let waiter = pending_for_task
-                    .lock()
-                    .expect("pending map poisoned")
-                    .remove(cid.as_str());
-                if let (Some(tx), Ok(env)) = (waiter, Envelope::from_bytes(&delivery.data)) {
-                    let _ = tx.send(env);
+                let Ok(env) = Envelope::from_bytes(&delivery.data) else {
+                    continue;
+                };
+                let mut pending = pending_for_task.lock().expect("pending map poisoned");
+                match pending.get(cid.as_str()) {
+                    Some(Waiter::Many(tx)) => {
+                        let _ = tx.send(env);
+                    }
+                    Some(Waiter::One(_)) => {
+                        if let Some(Waiter::One(tx)) = pending.remove(cid.as_str()) {
+                            let _ = tx.send(env);
+                        }
+                    }
+                    None => {}
                 }
             }
             tracing::warn!("reply consumer ended");
@@ -173,9 +201,19 @@ async fn publish(
     body: &[u8],
     props: BasicProperties,
 ) -> Result<(), BusError> {
+    publish_to(channel, "", routing_key, body, props).await
+}
+
+async fn publish_to(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<(), BusError> {
     let confirm = channel
         .basic_publish(
-            "".into(),
+            exchange.into(),
             routing_key.into(),
             BasicPublishOptions::default(),
             body,
@@ -206,7 +244,7 @@ impl Transport for Amqp {
         self.pending
             .lock()
             .expect("pending map poisoned")
-            .insert(cid.clone(), tx);
+            .insert(cid.clone(), Waiter::One(tx));
         let props = properties(&request)
             .with_correlation_id(cid.as_str().into())
             .with_reply_to(self.reply_queue.as_str().into())
@@ -258,9 +296,97 @@ impl Transport for Amqp {
             queue: queue.to_owned(),
         }))
     }
+
+    async fn scatter(
+        &self,
+        topic: &str,
+        request: Envelope,
+        window: Duration,
+    ) -> Result<Vec<Envelope>, BusError> {
+        let cid = request.headers.message_id.to_string();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        self.pending
+            .lock()
+            .expect("pending map poisoned")
+            .insert(cid.clone(), Waiter::Many(tx));
+        let props = properties(&request)
+            .with_correlation_id(cid.as_str().into())
+            .with_reply_to(self.reply_queue.as_str().into())
+            .with_expiration(window.as_millis().to_string().into());
+        let sent = publish_to(
+            &self.publisher,
+            CONTROL_EXCHANGE,
+            topic,
+            &request.to_bytes(),
+            props,
+        )
+        .await;
+        let mut replies = Vec::new();
+        if sent.is_ok() {
+            let deadline = tokio::time::Instant::now() + window;
+            while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                replies.push(reply);
+            }
+        }
+        self.pending
+            .lock()
+            .expect("pending map poisoned")
+            .remove(&cid);
+        sent.map(|()| replies)
+    }
+
+    async fn subscribe_topics(&self, topics: &[String]) -> Result<Box<dyn Subscription>, BusError> {
+        self.topic_subscription(topics).await
+    }
 }
 
 impl Amqp {
+    async fn topic_subscription(
+        &self,
+        topics: &[String],
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let channel = self.conn.create_channel().await.map_err(unavailable)?;
+        let queue = format!("glance.control.{}", uuid::Uuid::new_v4().simple());
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        for topic in topics {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    CONTROL_EXCHANGE.into(),
+                    topic.as_str().into(),
+                    lapin::options::QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "control".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Box::new(AmqpSubscription {
+            consumer,
+            channel,
+            queue,
+        }))
+    }
+
     /// Declares `queue` (and its dead-letter queue) so requests can be published before any
     /// consumer exists.
     pub async fn ensure_queue(&self, queue: &str) -> Result<(), BusError> {

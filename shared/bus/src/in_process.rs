@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use glance_proto::Envelope;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{BusError, Delivery, Responder, Subscription, Transport};
 
@@ -13,6 +13,17 @@ use crate::{BusError, Delivery, Responder, Subscription, Transport};
 #[derive(Clone, Default)]
 pub struct InProcess {
     queues: Arc<Mutex<HashMap<String, Queue>>>,
+    topics: Arc<Mutex<Vec<TopicSub>>>,
+}
+
+struct TopicSub {
+    topics: Vec<String>,
+    tx: async_channel::Sender<InMessage>,
+}
+
+enum ReplyTo {
+    One(oneshot::Sender<Envelope>),
+    Many(mpsc::UnboundedSender<Envelope>),
 }
 
 #[derive(Clone)]
@@ -23,7 +34,7 @@ struct Queue {
 
 struct InMessage {
     envelope: Envelope,
-    reply_to: Option<oneshot::Sender<Envelope>>,
+    reply_to: Option<ReplyTo>,
 }
 
 impl InProcess {
@@ -57,7 +68,7 @@ impl Transport for InProcess {
         let q = self.queue(queue);
         q.tx.send(InMessage {
             envelope: request,
-            reply_to: Some(tx),
+            reply_to: Some(ReplyTo::One(tx)),
         })
         .await
         .map_err(|_| BusError::Unavailable(format!("queue {queue} is closed")))?;
@@ -74,16 +85,66 @@ impl Transport for InProcess {
     }
 
     async fn subscribe(&self, queue: &str) -> Result<Box<dyn Subscription>, BusError> {
+        let q = self.queue(queue);
         Ok(Box::new(InSubscription {
-            rx: self.queue(queue).rx,
-            tx: self.queue(queue).tx,
+            rx: q.rx,
+            requeue: Some(q.tx),
         }))
+    }
+
+    async fn scatter(
+        &self,
+        topic: &str,
+        request: Envelope,
+        window: Duration,
+    ) -> Result<Vec<Envelope>, BusError> {
+        let targets: Vec<async_channel::Sender<InMessage>> = {
+            let mut subs = self.topics.lock().expect("bus registry poisoned");
+            subs.retain(|s| !s.tx.is_closed());
+            subs.iter()
+                .filter(|s| s.topics.iter().any(|t| t == topic))
+                .map(|s| s.tx.clone())
+                .collect()
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for target in &targets {
+            let _ = target
+                .send(InMessage {
+                    envelope: request.clone(),
+                    reply_to: Some(ReplyTo::Many(tx.clone())),
+                })
+                .await;
+        }
+        drop(tx);
+        let mut replies = Vec::with_capacity(targets.len());
+        let deadline = tokio::time::Instant::now() + window;
+        // In process we know how many can answer, so stop as soon as all have.
+        while replies.len() < targets.len() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(reply)) => replies.push(reply),
+                _ => break,
+            }
+        }
+        Ok(replies)
+    }
+
+    async fn subscribe_topics(&self, topics: &[String]) -> Result<Box<dyn Subscription>, BusError> {
+        let (tx, rx) = async_channel::bounded(64);
+        self.topics
+            .lock()
+            .expect("bus registry poisoned")
+            .push(TopicSub {
+                topics: topics.to_vec(),
+                tx,
+            });
+        Ok(Box::new(InSubscription { rx, requeue: None }))
     }
 }
 
 struct InSubscription {
     rx: async_channel::Receiver<InMessage>,
-    tx: async_channel::Sender<InMessage>,
+    /// Where an unsettled message goes back to; broadcasts are not requeued.
+    requeue: Option<async_channel::Sender<InMessage>>,
 }
 
 #[async_trait]
@@ -94,7 +155,7 @@ impl Subscription for InSubscription {
             envelope: msg.envelope.clone(),
             responder: Box::new(InResponder {
                 msg: Some(msg),
-                requeue: self.tx.clone(),
+                requeue: self.requeue.clone(),
             }),
         })
     }
@@ -102,15 +163,21 @@ impl Subscription for InSubscription {
 
 struct InResponder {
     msg: Option<InMessage>,
-    requeue: async_channel::Sender<InMessage>,
+    requeue: Option<async_channel::Sender<InMessage>>,
 }
 
 #[async_trait]
 impl Responder for InResponder {
     async fn reply(mut self: Box<Self>, reply: Envelope) -> Result<(), BusError> {
-        if let Some(tx) = self.msg.take().and_then(|m| m.reply_to) {
-            // The requester may have timed out and gone; that is not our failure.
-            let _ = tx.send(reply);
+        // The requester may have timed out and gone; that is not our failure.
+        match self.msg.take().and_then(|m| m.reply_to) {
+            Some(ReplyTo::One(tx)) => {
+                let _ = tx.send(reply);
+            }
+            Some(ReplyTo::Many(tx)) => {
+                let _ = tx.send(reply);
+            }
+            None => {}
         }
         Ok(())
     }
@@ -121,8 +188,8 @@ impl Responder for InResponder {
     }
 
     async fn reject(mut self: Box<Self>, requeue: bool) -> Result<(), BusError> {
-        if let (true, Some(msg)) = (requeue, self.msg.take()) {
-            self.requeue
+        if let (true, Some(msg), Some(queue)) = (requeue, self.msg.take(), self.requeue.clone()) {
+            queue
                 .send(msg)
                 .await
                 .map_err(|_| BusError::Unavailable("queue closed".into()))?;
@@ -134,8 +201,8 @@ impl Responder for InResponder {
 impl Drop for InResponder {
     /// An unsettled delivery goes back to its queue, as AMQP does when a consumer dies.
     fn drop(&mut self) {
-        if let Some(msg) = self.msg.take() {
-            let _ = self.requeue.try_send(msg);
+        if let (Some(msg), Some(queue)) = (self.msg.take(), &self.requeue) {
+            let _ = queue.try_send(msg);
         }
     }
 }

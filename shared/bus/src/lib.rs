@@ -13,7 +13,7 @@ mod transport;
 
 pub use amqp::Amqp;
 pub use in_process::InProcess;
-pub use router::{serve, Router};
+pub use router::{serve, serve_until, Router};
 pub use transport::{Delivery, Responder, Subscription, Transport};
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@ type Handler =
 #[derive(Clone, Default)]
 pub struct Router {
     handlers: HashMap<&'static str, Handler>,
+    in_flight: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Router {
@@ -46,6 +47,11 @@ impl Router {
         self
     }
 
+    /// Requests being handled right now.
+    pub fn in_flight(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.in_flight.clone()
+    }
+
     /// Runs the handler for `env`, returning the reply envelope.
     pub async fn dispatch(&self, env: &Envelope) -> Result<Envelope, BusError> {
         let handler = self
@@ -53,7 +59,11 @@ impl Router {
             .get(env.headers.kind.as_str())
             .ok_or_else(|| BusError::NoHandler(env.headers.kind.clone()))?
             .clone();
-        let payload = handler(env.clone()).await?;
+        use std::sync::atomic::Ordering;
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let payload = handler(env.clone()).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let payload = payload?;
         Ok(Envelope {
             payload,
             ..env
@@ -71,24 +81,64 @@ pub async fn serve(
     router: Router,
     concurrency: usize,
 ) -> Result<(), BusError> {
+    let (_keep, stop) = tokio::sync::watch::channel(false);
+    serve_until(transport, queue, router, concurrency, stop).await
+}
+
+/// Like [`serve`], until `stop` turns true: then it takes no more messages, waits for the
+/// ones in flight to finish, and returns (the graceful half of `glance-control shutdown`).
+pub async fn serve_until(
+    transport: Arc<dyn Transport>,
+    queue: &str,
+    router: Router,
+    concurrency: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), BusError> {
     let sub = transport.subscribe(queue).await?;
-    serve_subscription(sub, router, concurrency).await;
+    serve_subscription_until(sub, router, concurrency, stop).await;
     Ok(())
 }
 
 /// Handles deliveries from an existing subscription until it ends.
 pub async fn serve_subscription(
-    mut sub: Box<dyn crate::Subscription>,
+    sub: Box<dyn crate::Subscription>,
     router: Router,
     concurrency: usize,
 ) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let (_keep, stop) = tokio::sync::watch::channel(false);
+    serve_subscription_until(sub, router, concurrency, stop).await
+}
+
+async fn serve_subscription_until(
+    mut sub: Box<dyn crate::Subscription>,
+    router: Router,
+    concurrency: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let concurrency = concurrency.max(1);
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let router = Arc::new(router);
-    while let Some(Delivery {
-        envelope,
-        responder,
-    }) = sub.next().await
-    {
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let stopped = async {
+            // A dropped sender can never say stop: wait forever rather than spin.
+            if stop.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let next = tokio::select! {
+            next = sub.next() => next,
+            _ = stopped => continue,
+        };
+        let Some(Delivery {
+            envelope,
+            responder,
+        }) = next
+        else {
+            break;
+        };
         let permit = permits
             .clone()
             .acquire_owned()
@@ -119,4 +169,7 @@ pub async fn serve_subscription(
             .instrument(span),
         );
     }
+    // Unsubscribe first so the broker hands new messages to others, then drain.
+    drop(sub);
+    let _ = permits.acquire_many(concurrency as u32).await;
 }

@@ -19,6 +19,19 @@ pub trait Transport: Send + Sync + 'static {
     /// Starts consuming `queue`. Several subscriptions to one queue compete: each message
     /// goes to one of them.
     async fn subscribe(&self, queue: &str) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Publishes `request` to every subscriber of `topic` and gathers the replies that
+    /// arrive within `window` (scatter-gather, for control commands).
+    async fn scatter(
+        &self,
+        topic: &str,
+        request: Envelope,
+        window: Duration,
+    ) -> Result<Vec<Envelope>, BusError>;
+
+    /// Receives every message published to one of `topics` (each subscriber gets its own
+    /// copy, unlike a queue).
+    async fn subscribe_topics(&self, topics: &[String]) -> Result<Box<dyn Subscription>, BusError>;
 }
 
 #[async_trait]

@@ -121,3 +121,50 @@ async fn serve_returns_when_the_subscription_fails() {
     let bus = Bus::new(transport);
     assert_eq!(bus.call(None, &Double(1)).await.unwrap(), 2);
 }
+
+async fn a_broadcast_reaches_every_subscriber_of_its_topic(transport: Arc<dyn Transport>) {
+    let topic = format!("control.test{}.all", std::process::id());
+    for i in 0..3u64 {
+        let mut sub = transport.subscribe_topics(std::slice::from_ref(&topic)).await.unwrap();
+        tokio::spawn(async move {
+            while let Some(d) = sub.next().await {
+                let reply = d.envelope.reply(&i).unwrap();
+                d.responder.reply(reply).await.unwrap();
+            }
+        });
+    }
+    let mut other = transport
+        .subscribe_topics(&["control.elsewhere.all".into()])
+        .await
+        .unwrap();
+    tokio::spawn(async move { while other.next().await.is_some() {} });
+    let req = glance_proto::Envelope::new("test.status", None, &()).unwrap();
+    let replies = transport
+        .scatter(&topic, req, Duration::from_millis(1500))
+        .await
+        .unwrap();
+    let mut got: Vec<u64> = replies
+        .iter()
+        .map(|r| serde_json::from_value(r.payload.clone()).unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![0, 1, 2]);
+}
+
+mod broadcast_in_process {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_broadcast_reaches_every_subscriber_of_its_topic() {
+        super::a_broadcast_reaches_every_subscriber_of_its_topic(Arc::new(InProcess::new())).await;
+    }
+}
+
+mod broadcast_rabbitmq {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_broadcast_reaches_every_subscriber_of_its_topic() {
+        if let Some(t) = amqp().await {
+            super::a_broadcast_reaches_every_subscriber_of_its_topic(t).await;
+        }
+    }
+}

@@ -137,28 +137,6 @@ impl Database {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::normalize_url;
-
-    #[test]
-    fn operators_database_urls_are_understood() {
-        assert_eq!(
-            normalize_url("sqlite:////var/lib/glance/glance.sqlite").unwrap(),
-            "sqlite:///var/lib/glance/glance.sqlite?mode=rwc"
-        );
-        assert_eq!(
-            normalize_url("sqlite:///tmp/g.db?mode=rwc").unwrap(),
-            "sqlite:///tmp/g.db?mode=rwc"
-        );
-        assert_eq!(
-            normalize_url("postgresql+psycopg2://g:p@db/glance").unwrap(),
-            "postgres://g:p@db/glance"
-        );
-        assert!(normalize_url("mysql+pymysql://x").is_err());
-    }
-}
-
 impl Database {
     /// Creates a fresh, empty PostgreSQL database named `name` on the server at `server_url`
     /// and returns its URL. For tests and `glance-manage` bootstrap.
@@ -190,5 +168,27 @@ impl Database {
             out.push_str(q);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_url;
+
+    #[test]
+    fn operators_database_urls_are_understood() {
+        assert_eq!(
+            normalize_url("sqlite:////var/lib/glance/glance.sqlite").unwrap(),
+            "sqlite:///var/lib/glance/glance.sqlite?mode=rwc"
+        );
+        assert_eq!(
+            normalize_url("sqlite:///tmp/g.db?mode=rwc").unwrap(),
+            "sqlite:///tmp/g.db?mode=rwc"
+        );
+        assert_eq!(
+            normalize_url("postgresql+psycopg2://g:p@db/glance").unwrap(),
+            "postgres://g:p@db/glance"
+        );
+        assert!(normalize_url("mysql+pymysql://x").is_err());
     }
 }

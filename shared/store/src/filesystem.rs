@@ -44,7 +44,10 @@ impl FilesystemStore {
     pub fn path_of(&self, location: &str) -> Result<PathBuf, StoreError> {
         let foreign = || StoreError::ForeignLocation(location.to_owned());
         let path = Path::new(location.strip_prefix("file://").ok_or_else(foreign)?);
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(foreign)?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(foreign)?;
         let id: ImageId = name.parse().map_err(|_| foreign())?;
         if path.parent() != Some(self.dir.as_path()) {
             return Err(foreign());
@@ -72,7 +75,9 @@ impl Store for FilesystemStore {
         })
         .await
         .expect("blocking task panicked")?;
-        Ok(Box::new(FileWriter::start(file, temp, final_path, location)))
+        Ok(Box::new(FileWriter::start(
+            file, temp, final_path, location,
+        )))
     }
 
     async fn size(&self, location: &str) -> Result<u64, StoreError> {
@@ -262,8 +267,14 @@ mod tests {
         w.write(Bytes::from_static(b"world")).await.unwrap();
         let loc = w.commit().await.unwrap();
         assert_eq!(store.size(&loc).await.unwrap(), 11);
-        assert_eq!(collect(store.read(&loc, None).await.unwrap()).await, b"hello world");
-        assert_eq!(collect(store.read(&loc, Some(6..9)).await.unwrap()).await, b"wor");
+        assert_eq!(
+            collect(store.read(&loc, None).await.unwrap()).await,
+            b"hello world"
+        );
+        assert_eq!(
+            collect(store.read(&loc, Some(6..9)).await.unwrap()).await,
+            b"wor"
+        );
     }
 
     #[tokio::test]
@@ -276,7 +287,9 @@ mod tests {
         drop(w);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!store.dir().join(id.to_string()).exists());
-        let leftovers = std::fs::read_dir(store.dir().join(".incoming")).unwrap().count();
+        let leftovers = std::fs::read_dir(store.dir().join(".incoming"))
+            .unwrap()
+            .count();
         assert_eq!(leftovers, 0);
     }
 
@@ -306,6 +319,9 @@ mod tests {
         let loc = w.commit().await.unwrap();
         store.delete(&loc).await.unwrap();
         store.delete(&loc).await.unwrap();
-        assert!(matches!(store.size(&loc).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.size(&loc).await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 }

@@ -47,8 +47,11 @@ pub trait Store: Send + Sync + 'static {
     async fn size(&self, location: &str) -> Result<u64, StoreError>;
 
     /// Streams `range` (or everything) of the data at `location`.
-    async fn read(&self, location: &str, range: Option<Range<u64>>)
-        -> Result<ByteStream, StoreError>;
+    async fn read(
+        &self,
+        location: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream, StoreError>;
 
     /// Removes the data at `location`. Removing what is already gone succeeds.
     async fn delete(&self, location: &str) -> Result<(), StoreError>;

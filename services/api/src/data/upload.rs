@@ -57,7 +57,7 @@ pub async fn upload(
             "Properties disk_format, container_format must be set prior to saving data.".into(),
         ));
     };
-    let cap = state.config.image_size_cap;
+    let cap = state.config().image_size_cap;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -95,7 +95,7 @@ pub async fn upload(
     active.size = Some(received.size as i64);
     active.virtual_size = received.virtual_size.map(|v| v as i64);
     active.checksum = Some(received.md5);
-    active.os_hash_algo = Some(state.config.hashing_algorithm.clone());
+    active.os_hash_algo = Some(state.config().hashing_algorithm.clone());
     active.os_hash_value = Some(received.multihash);
     active.locations = vec![Location {
         url: received.location.clone(),
@@ -150,9 +150,9 @@ async fn receive(
         .writer(image.id)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot open store for writing: {e}")))?;
-    let hashers = Hashers::start(&state.config.hashing_algorithm);
+    let hashers = Hashers::start(&state.config().hashing_algorithm);
     let mut inspector = Inspector::new(disk_format);
-    let strict = state.config.require_image_format_match;
+    let strict = state.config().require_image_format_match;
     let mut size: u64 = 0;
     while let Some(chunk) = payload.next().await {
         let chunk =

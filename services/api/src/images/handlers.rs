@@ -41,7 +41,7 @@ pub async fn create(
     let mut image = Image::new(ImageId::new(), ctx.project_id.clone(), now);
     for (key, value) in &input {
         fields::check_writable(key, true)?;
-        fields::set(&mut image, key, value, &ctx, &state.config)?;
+        fields::set(&mut image, key, value, &ctx, &state.config())?;
     }
     if input.get("owner").is_some() && !ctx.is_admin && image.owner != ctx.project_id {
         return Err(ApiError::Forbidden(
@@ -69,7 +69,7 @@ pub async fn list(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
 ) -> ApiResult<HttpResponse> {
-    let list = query::parse(req.query_string(), &ctx, &state.config)?;
+    let list = query::parse(req.query_string(), &ctx, &state.config())?;
     let limit = list.limit as usize;
     let images = state.gateway.list(list).await?;
     // Links repeat the caller's query (less any marker) so a client can walk the pages.
@@ -153,7 +153,7 @@ pub async fn update(
                         "Property {key} already present."
                     )));
                 }
-                fields::set(&mut image, key, value, &ctx, &state.config)?;
+                fields::set(&mut image, key, value, &ctx, &state.config())?;
             }
         }
     }
@@ -191,7 +191,7 @@ pub async fn delete(
             "Image {id} is protected and cannot be deleted."
         )));
     }
-    let delayed = state.config.delayed_delete && !image.locations.is_empty();
+    let delayed = state.config().delayed_delete && !image.locations.is_empty();
     if delayed && !image.status.can_transition_to(ImageStatus::PendingDelete) {
         return Err(ApiError::BadRequest(format!(
             "Image status transition from {} to pending_delete is not allowed",

@@ -1,0 +1,49 @@
+//! How `glance-control` drives an API process: reload swaps the configuration, shutdown
+//! stops the HTTP server (gracefully or not).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use glance_config::{AuthStrategy, RawConfig, Settings};
+use glance_service::Lifecycle;
+
+use crate::{ApiConfig, AppState};
+
+pub struct ApiLifecycle {
+    pub state: web::Data<AppState>,
+    pub server: ServerHandle,
+    pub config_files: Vec<PathBuf>,
+    /// Flags given on the command line, re-applied over the files on reload.
+    pub overrides: Vec<(String, String, String)>,
+    pub default_auth: AuthStrategy,
+}
+
+impl Lifecycle for ApiLifecycle {
+    fn detail(&self) -> BTreeMap<String, String> {
+        let c = self.state.config();
+        BTreeMap::from([
+            ("image_size_cap".into(), c.image_size_cap.to_string()),
+            ("auth_strategy".into(), format!("{:?}", c.auth_strategy)),
+        ])
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        let mut raw = RawConfig::load(&self.config_files).map_err(|e| e.to_string())?;
+        for (section, option, value) in &self.overrides {
+            raw.set(section, option, value);
+        }
+        let settings = Settings::from_raw(&raw).map_err(|e| e.to_string())?;
+        let mut config = ApiConfig::from_settings(&settings, self.default_auth);
+        // Threads and sockets stay as they are: only request-time settings change.
+        config.workers = self.state.config().workers;
+        self.state.set_config(config);
+        Ok(format!("reloaded {} file(s)", self.config_files.len()))
+    }
+
+    fn shutdown(&self, graceful: bool) {
+        let server = self.server.clone();
+        actix_web::rt::spawn(async move { server.stop(graceful).await });
+    }
+}
