@@ -39,12 +39,26 @@ enum Waiter {
 
 type Pending = Arc<Mutex<HashMap<String, Waiter>>>;
 
-pub struct Amqp {
+/// One live connection with its publishing channel and this process's reply queue.
+struct Link {
     conn: Connection,
     publisher: Channel,
     reply_queue: String,
-    pending: Pending,
+}
+
+struct Shared {
+    url: String,
     prefetch: u16,
+    pending: Pending,
+    link: tokio::sync::Mutex<Option<Arc<Link>>>,
+}
+
+/// The AMQP transport. Cheap to clone. If the broker goes away, calls fail fast with
+/// `Unavailable` (503 at the API) and the next call after it is back reconnects;
+/// subscriptions re-subscribe by themselves with backoff.
+#[derive(Clone)]
+pub struct Amqp {
+    shared: Arc<Shared>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
@@ -52,12 +66,39 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
 }
 
 impl Amqp {
-    /// Connects to `url` (`amqp://` or Glance's `rabbit://`), opens the publishing channel
-    /// with confirms and this process's reply queue.
+    /// Connects to `url` (`amqp://` or Glance's `rabbit://`); fails if the broker cannot be
+    /// reached now, so a misconfigured process says so at start.
     pub async fn connect(url: &str, prefetch: u16) -> Result<Self, BusError> {
-        let url = normalize_url(url);
+        let amqp = Self {
+            shared: Arc::new(Shared {
+                url: normalize_url(url),
+                prefetch,
+                pending: Arc::default(),
+                link: tokio::sync::Mutex::new(None),
+            }),
+        };
+        amqp.link().await?;
+        Ok(amqp)
+    }
+
+    /// The live link, reconnecting (once, for all callers) if the last one died.
+    async fn link(&self) -> Result<Arc<Link>, BusError> {
+        let mut guard = self.shared.link.lock().await;
+        if let Some(link) = guard.as_ref() {
+            if link.conn.status().connected() {
+                return Ok(link.clone());
+            }
+            tracing::warn!("broker connection lost; reconnecting");
+        }
+        let link = Arc::new(self.open_link().await?);
+        *guard = Some(link.clone());
+        tracing::info!("connected to the broker");
+        Ok(link)
+    }
+
+    async fn open_link(&self) -> Result<Link, BusError> {
         let conn = Connection::connect(
-            &url,
+            &self.shared.url,
             ConnectionProperties::default().with_connection_name("glance".into()),
         )
         .await
@@ -106,8 +147,7 @@ impl Amqp {
             )
             .await
             .map_err(unavailable)?;
-        let pending: Pending = Arc::default();
-        let pending_for_task = pending.clone();
+        let pending_for_task = self.shared.pending.clone();
         tokio::spawn(async move {
             let _keep_channel = replies;
             while let Some(Ok(delivery)) = consumer.next().await {
@@ -130,15 +170,27 @@ impl Amqp {
                     None => {}
                 }
             }
+            // The connection is gone: fail every waiting call now (503 at the API) rather
+            // than let each run into its timeout.
+            pending_for_task
+                .lock()
+                .expect("pending map poisoned")
+                .clear();
             tracing::warn!("reply consumer ended");
         });
-        Ok(Self {
+        Ok(Link {
             conn,
             publisher,
             reply_queue,
-            pending,
-            prefetch,
         })
+    }
+
+    /// Forgets `link` if it is still the current one, so the next call reconnects.
+    async fn drop_link(&self, link: &Arc<Link>) {
+        let mut guard = self.shared.link.lock().await;
+        if guard.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+            *guard = None;
+        }
     }
 
     async fn declare(channel: &Channel, queue: &str) -> Result<(), BusError> {
@@ -167,9 +219,76 @@ impl Amqp {
         Ok(())
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.conn.status().connected()
+    pub async fn is_connected(&self) -> bool {
+        let guard = self.shared.link.lock().await;
+        guard.as_ref().is_some_and(|l| l.conn.status().connected())
     }
+
+    /// Opens a consumer for `source` on the current link.
+    async fn consumer(
+        &self,
+        source: &Source,
+    ) -> Result<(lapin::Consumer, Channel, String), BusError> {
+        let link = self.link().await?;
+        let channel = link.conn.create_channel().await.map_err(unavailable)?;
+        let queue = match source {
+            Source::Queue(queue) => {
+                Self::declare(&channel, queue).await?;
+                queue.clone()
+            }
+            Source::Topics(topics) => {
+                let queue = format!("glance.control.{}", uuid::Uuid::new_v4().simple());
+                channel
+                    .queue_declare(
+                        queue.as_str().into(),
+                        QueueDeclareOptions {
+                            exclusive: true,
+                            auto_delete: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                for topic in topics {
+                    channel
+                        .queue_bind(
+                            queue.as_str().into(),
+                            CONTROL_EXCHANGE.into(),
+                            topic.as_str().into(),
+                            lapin::options::QueueBindOptions::default(),
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(unavailable)?;
+                }
+                queue
+            }
+        };
+        channel
+            .basic_qos(self.shared.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                format!("glance-{}", uuid::Uuid::new_v4().simple())
+                    .as_str()
+                    .into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok((consumer, channel, queue))
+    }
+}
+
+/// What a subscription consumes, kept so it can re-subscribe after a reconnect.
+#[derive(Clone)]
+enum Source {
+    Queue(String),
+    Topics(Vec<String>),
 }
 
 /// Glance writes `rabbit://user:pass@host:port/vhost`; lapin speaks `amqp://`.
@@ -239,26 +358,31 @@ impl Transport for Amqp {
         request: Envelope,
         timeout: Duration,
     ) -> Result<Envelope, BusError> {
+        let link = self.link().await?;
         let cid = request.headers.message_id.to_string();
         let (tx, rx) = oneshot::channel();
-        self.pending
+        self.shared
+            .pending
             .lock()
             .expect("pending map poisoned")
             .insert(cid.clone(), Waiter::One(tx));
         let props = properties(&request)
             .with_correlation_id(cid.as_str().into())
-            .with_reply_to(self.reply_queue.as_str().into())
+            .with_reply_to(link.reply_queue.as_str().into())
             .with_expiration(timeout.as_millis().to_string().into());
-        let sent = publish(&self.publisher, queue, &request.to_bytes(), props).await;
+        let sent = publish(&link.publisher, queue, &request.to_bytes(), props).await;
         if let Err(e) = sent {
-            self.pending
+            self.shared
+                .pending
                 .lock()
                 .expect("pending map poisoned")
                 .remove(&cid);
+            self.drop_link(&link).await;
             return Err(e);
         }
         let outcome = tokio::time::timeout(timeout, rx).await;
-        self.pending
+        self.shared
+            .pending
             .lock()
             .expect("pending map poisoned")
             .remove(&cid);
@@ -273,28 +397,7 @@ impl Transport for Amqp {
     }
 
     async fn subscribe(&self, queue: &str) -> Result<Box<dyn Subscription>, BusError> {
-        let channel = self.conn.create_channel().await.map_err(unavailable)?;
-        Self::declare(&channel, queue).await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(unavailable)?;
-        let consumer = channel
-            .basic_consume(
-                queue.into(),
-                format!("glance-{}", uuid::Uuid::new_v4().simple())
-                    .as_str()
-                    .into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(Box::new(AmqpSubscription {
-            consumer,
-            channel,
-            queue: queue.to_owned(),
-        }))
+        AmqpSubscription::open(self.clone(), Source::Queue(queue.to_owned())).await
     }
 
     async fn scatter(
@@ -303,18 +406,20 @@ impl Transport for Amqp {
         request: Envelope,
         window: Duration,
     ) -> Result<Vec<Envelope>, BusError> {
+        let link = self.link().await?;
         let cid = request.headers.message_id.to_string();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        self.pending
+        self.shared
+            .pending
             .lock()
             .expect("pending map poisoned")
             .insert(cid.clone(), Waiter::Many(tx));
         let props = properties(&request)
             .with_correlation_id(cid.as_str().into())
-            .with_reply_to(self.reply_queue.as_str().into())
+            .with_reply_to(link.reply_queue.as_str().into())
             .with_expiration(window.as_millis().to_string().into());
         let sent = publish_to(
-            &self.publisher,
+            &link.publisher,
             CONTROL_EXCHANGE,
             topic,
             &request.to_bytes(),
@@ -328,7 +433,8 @@ impl Transport for Amqp {
                 replies.push(reply);
             }
         }
-        self.pending
+        self.shared
+            .pending
             .lock()
             .expect("pending map poisoned")
             .remove(&cid);
@@ -336,79 +442,76 @@ impl Transport for Amqp {
     }
 
     async fn subscribe_topics(&self, topics: &[String]) -> Result<Box<dyn Subscription>, BusError> {
-        self.topic_subscription(topics).await
+        AmqpSubscription::open(self.clone(), Source::Topics(topics.to_vec())).await
     }
 }
 
 impl Amqp {
-    async fn topic_subscription(
-        &self,
-        topics: &[String],
-    ) -> Result<Box<dyn Subscription>, BusError> {
-        let channel = self.conn.create_channel().await.map_err(unavailable)?;
-        let queue = format!("glance.control.{}", uuid::Uuid::new_v4().simple());
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        for topic in topics {
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    CONTROL_EXCHANGE.into(),
-                    topic.as_str().into(),
-                    lapin::options::QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(unavailable)?;
-        }
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "control".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(Box::new(AmqpSubscription {
+    /// Declares `queue` (and its dead-letter queue) so requests can be published before any
+    /// consumer exists.
+    pub async fn ensure_queue(&self, queue: &str) -> Result<(), BusError> {
+        let link = self.link().await?;
+        Self::declare(&link.publisher, queue).await
+    }
+}
+
+struct AmqpSubscription {
+    amqp: Amqp,
+    source: Source,
+    consumer: lapin::Consumer,
+    channel: Channel,
+    queue: String,
+}
+
+impl AmqpSubscription {
+    async fn open(amqp: Amqp, source: Source) -> Result<Box<dyn Subscription>, BusError> {
+        let (consumer, channel, queue) = amqp.consumer(&source).await?;
+        Ok(Box::new(Self {
+            amqp,
+            source,
             consumer,
             channel,
             queue,
         }))
     }
 
-    /// Declares `queue` (and its dead-letter queue) so requests can be published before any
-    /// consumer exists.
-    pub async fn ensure_queue(&self, queue: &str) -> Result<(), BusError> {
-        Self::declare(&self.publisher, queue).await
+    /// Re-subscribes after the broker went away, backing off up to 5 s between tries.
+    async fn reopen(&mut self) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(delay).await;
+            match self.amqp.consumer(&self.source).await {
+                Ok((consumer, channel, queue)) => {
+                    tracing::info!(queue = %queue, "re-subscribed after reconnect");
+                    self.consumer = consumer;
+                    self.channel = channel;
+                    self.queue = queue;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "broker still unavailable");
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
     }
-}
-
-struct AmqpSubscription {
-    consumer: lapin::Consumer,
-    channel: Channel,
-    queue: String,
 }
 
 #[async_trait]
 impl Subscription for AmqpSubscription {
     async fn next(&mut self) -> Option<Delivery> {
         loop {
-            let delivery = match self.consumer.next().await? {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, queue = %self.queue, "consumer error");
-                    return None;
+            let delivery = match self.consumer.next().await {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, queue = %self.queue, "consumer failed; reconnecting");
+                    self.reopen().await;
+                    continue;
+                }
+                None => {
+                    tracing::warn!(queue = %self.queue, "consumer ended; reconnecting");
+                    self.reopen().await;
+                    continue;
                 }
             };
             match Envelope::from_bytes(&delivery.data) {

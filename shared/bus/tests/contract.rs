@@ -125,7 +125,10 @@ async fn serve_returns_when_the_subscription_fails() {
 async fn a_broadcast_reaches_every_subscriber_of_its_topic(transport: Arc<dyn Transport>) {
     let topic = format!("control.test{}.all", std::process::id());
     for i in 0..3u64 {
-        let mut sub = transport.subscribe_topics(std::slice::from_ref(&topic)).await.unwrap();
+        let mut sub = transport
+            .subscribe_topics(std::slice::from_ref(&topic))
+            .await
+            .unwrap();
         tokio::spawn(async move {
             while let Some(d) = sub.next().await {
                 let reply = d.envelope.reply(&i).unwrap();

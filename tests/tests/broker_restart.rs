@@ -1,0 +1,95 @@
+//! The broker goes away and comes back: processes keep running, reads answer 503 with a
+//! clear message while it is down (never a hang), and service resumes once it is back.
+//!
+//! It stops the shared test broker, so `scripts/test.sh` runs it alone, after every other
+//! test, with `GLANCE_TEST_RABBITMQ_NODE` naming the node `rabbitmqctl` may stop and start.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn rabbitmqctl(node: &str, verb: &str) {
+    let status = Command::new("rabbitmqctl")
+        .args(["-n", node, verb])
+        .status()
+        .expect("run rabbitmqctl");
+    assert!(status.success(), "rabbitmqctl {verb} failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_survive_a_broker_restart() {
+    let Ok(node) = std::env::var("GLANCE_TEST_RABBITMQ_NODE") else {
+        eprintln!(
+            "GLANCE_TEST_RABBITMQ_NODE unset: this test stops the broker, so only \
+             scripts/test.sh runs it, alone"
+        );
+        return;
+    };
+    let Some(mesh) = common::mesh().await else {
+        panic!("the broker restart test needs RabbitMQ and PostgreSQL");
+    };
+    let _registry = mesh.registry("registry");
+    let (_api, api) = mesh.api("api").await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let img: Value = http
+        .post(format!("{api}/v2/images"))
+        .json(&json!({"name": "survivor"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = img["id"].as_str().unwrap().to_owned();
+
+    rabbitmqctl(&node, "stop_app");
+    let started = Instant::now();
+    let res = http
+        .get(format!("{api}/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        503,
+        "reads fail cleanly while the broker is down"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a 503, not a hang"
+    );
+    let body = res.text().await.unwrap();
+    assert!(body.contains("unavailable"), "{body}");
+
+    rabbitmqctl(&node, "start_app");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let res = http
+            .get(format!("{api}/v2/images/{id}"))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service did not come back after the broker did (last status {})",
+            res.status()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let res = http
+        .post(format!("{api}/v2/images"))
+        .json(&json!({"name": "after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "writes work again too");
+}
