@@ -103,13 +103,23 @@ impl ImageRepo {
     pub async fn create(&self, _ctx: &RequestContext, image: Image) -> RegistryResult<Image> {
         let id = image.id.to_string();
         let txn = self.db.write().begin().await.map_err(internal)?;
-        // Ids of deleted images are never reused, as in Glance.
-        if image::Entity::find_by_id(id.as_str())
+        // Ids of deleted images are never reused, as in Glance. The same create delivered
+        // twice (a registry died after committing, before acking) finds its own row: the
+        // same owner and creation time. That is success, not a duplicate.
+        if let Some(existing) = image::Entity::find_by_id(id.as_str())
             .one(&txn)
             .await
             .map_err(internal)?
-            .is_some()
         {
+            let redelivered = !existing.deleted
+                && existing.owner == image.owner
+                && existing.created_at.timestamp_micros() == image.created_at.timestamp_micros();
+            if redelivered {
+                drop(txn);
+                return self
+                    .get(&RequestContext::admin("redelivery"), image.id, false)
+                    .await;
+            }
             return Err(RegistryError::Duplicate(format!(
                 "An image with identifier {id} already exists"
             )));

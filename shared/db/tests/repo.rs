@@ -98,8 +98,14 @@ async fn a_record_round_trips_with_its_children(repo: ImageRepo) {
     assert_eq!(got.tags, img.tags);
     assert_eq!(got.locations, img.locations);
     assert_eq!(got.name, img.name);
+    // The same create delivered twice (a registry died before acking) is not a duplicate...
+    let again = repo.create(&ctx("p1", false), img.clone()).await.unwrap();
+    assert_eq!(again.id, img.id);
+    // ...but another create with the same id is.
+    let mut other = img.clone();
+    other.created_at = other.created_at + chrono::Duration::seconds(1);
     assert!(matches!(
-        repo.create(&ctx("p1", false), img).await,
+        repo.create(&ctx("p1", false), other).await,
         Err(RegistryError::Duplicate(_))
     ));
 }
