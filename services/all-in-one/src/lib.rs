@@ -43,7 +43,8 @@ pub async fn build(
 ) -> anyhow::Result<Application> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let transport: Arc<dyn Transport> = Arc::new(InProcess::new());
+    let in_process = InProcess::new();
+    let transport: Arc<dyn Transport> = Arc::new(in_process.clone());
 
     let connection = settings
         .database_connection
@@ -52,11 +53,12 @@ pub async fn build(
     let registry = Registry::build(&connection, transport.clone())
         .await
         .with_context(|| format!("cannot open the database at {connection}"))?;
-    tokio::spawn(async move {
-        if let Err(e) = registry.run_until_stopped().await {
-            tracing::error!(error = %e, "registry stopped");
-        }
-    });
+    // One process owns the database here, so the API calls the registry's handlers on its
+    // own task: the same messages, without a hop to another thread and back.
+    in_process.serve_inline(
+        glance_proto::names::REGISTRY_QUEUE,
+        registry.request_router(),
+    );
 
     let images_dir: PathBuf = settings
         .filesystem_store_datadir

@@ -36,7 +36,13 @@ impl Registry {
     ) -> anyhow::Result<Registry> {
         let db = Database::connect(connection).await?;
         db.migrate_up().await?;
-        let repo = ImageRepo::new(db);
+        // SQLite means this registry is the database's only writer, so it may keep records
+        // in memory; with PostgreSQL other registries write too, so it must not.
+        let repo = if db.backend() == glance_db::DbBackend::Sqlite {
+            ImageRepo::new(db).with_record_cache(10_000)
+        } else {
+            ImageRepo::new(db)
+        };
         let (stop_tx, _) = tokio::sync::watch::channel(false);
         Ok(Registry {
             router: Self::router(repo.clone()),
@@ -55,6 +61,11 @@ impl Registry {
     /// Requests being handled right now (for `glance-control status`).
     pub fn in_flight(&self) -> Arc<std::sync::atomic::AtomicU64> {
         self.router.in_flight()
+    }
+
+    /// The router answering registry requests, for transports that dispatch inline.
+    pub fn request_router(&self) -> Router {
+        self.router.clone()
     }
 
     pub fn repo(&self) -> &ImageRepo {

@@ -14,6 +14,7 @@ use crate::{BusError, Delivery, Responder, Subscription, Transport};
 pub struct InProcess {
     queues: Arc<Mutex<HashMap<String, Queue>>>,
     topics: Arc<Mutex<Vec<TopicSub>>>,
+    inline: Arc<std::sync::RwLock<HashMap<String, crate::Router>>>,
 }
 
 struct TopicSub {
@@ -42,6 +43,16 @@ impl InProcess {
         Self::default()
     }
 
+    /// Answers requests to `queue` with `router` on the caller's own task: the same
+    /// serialized contract, without the thread hops of a consumer loop. For the embedded
+    /// mode, where one process holds the only consumer anyway.
+    pub fn serve_inline(&self, queue: &str, router: crate::Router) {
+        self.inline
+            .write()
+            .expect("bus registry poisoned")
+            .insert(queue.to_owned(), router);
+    }
+
     fn queue(&self, name: &str) -> Queue {
         let mut queues = self.queues.lock().expect("bus registry poisoned");
         queues
@@ -64,6 +75,21 @@ impl Transport for InProcess {
         request: Envelope,
         timeout: Duration,
     ) -> Result<Envelope, BusError> {
+        let inline = self
+            .inline
+            .read()
+            .expect("bus registry poisoned")
+            .get(queue)
+            .cloned();
+        if let Some(router) = inline {
+            return match tokio::time::timeout(timeout, router.dispatch(&request)).await {
+                Ok(reply) => reply,
+                Err(_) => Err(BusError::Timeout {
+                    queue: queue.to_owned(),
+                    timeout,
+                }),
+            };
+        }
         let (tx, rx) = oneshot::channel();
         let q = self.queue(queue);
         q.tx.send(InMessage {

@@ -11,3 +11,4 @@ mod repo;
 
 pub use database::{Database, DbError};
 pub use repo::ImageRepo;
+pub use sea_orm::DbBackend;

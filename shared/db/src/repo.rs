@@ -24,6 +24,76 @@ use crate::Database;
 #[derive(Debug, Clone)]
 pub struct ImageRepo {
     db: Database,
+    cache: Option<std::sync::Arc<RecordCache>>,
+}
+
+/// Recently read image records, for a registry that is the only writer of its database
+/// (SQLite, embedded). Every write through this repo updates or drops the entry, so a hit
+/// is never stale. With several registries on one database (PostgreSQL) it stays off:
+/// another process's write could not invalidate it.
+#[derive(Debug)]
+struct RecordCache {
+    entries: std::sync::RwLock<HashMap<ImageId, Image>>,
+    /// Pages of lists by query, each tagged with the generation it was read at; any write
+    /// makes every page older than it, so a page is only served while nothing has changed.
+    lists: std::sync::RwLock<HashMap<String, (u64, Vec<Image>)>>,
+    capacity: usize,
+    /// Bumped after every committed write. A read puts what it read only if no write
+    /// committed since it started, so a slow read can never reinstate an old record.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl RecordCache {
+    fn get(&self, id: &ImageId) -> Option<Image> {
+        self.entries
+            .read()
+            .expect("cache poisoned")
+            .get(id)
+            .cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// After a committed write to `id`.
+    fn written(&self, id: &ImageId) {
+        let mut entries = self.entries.write().expect("cache poisoned");
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.remove(id);
+    }
+
+    fn list(&self, key: &str) -> Option<Vec<Image>> {
+        let lists = self.lists.read().expect("cache poisoned");
+        match lists.get(key) {
+            Some((generation, page)) if *generation == self.generation() => Some(page.clone()),
+            _ => None,
+        }
+    }
+
+    fn put_list(&self, key: String, page: &[Image], read_at: u64) {
+        let mut lists = self.lists.write().expect("cache poisoned");
+        if self.generation() != read_at {
+            return;
+        }
+        if lists.len() >= 1024 {
+            lists.clear();
+        }
+        lists.insert(key, (read_at, page.to_vec()));
+    }
+
+    fn put(&self, image: &Image, read_at: u64) {
+        let mut entries = self.entries.write().expect("cache poisoned");
+        if self.generation() != read_at {
+            return;
+        }
+        if entries.len() >= self.capacity && !entries.contains_key(&image.id) {
+            // Crude but bounded: start over rather than track recency on the read path.
+            entries.clear();
+        }
+        entries.insert(image.id, image.clone());
+    }
 }
 
 fn internal(e: DbErr) -> RegistryError {
@@ -45,7 +115,27 @@ struct Children {
 
 impl ImageRepo {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self { db, cache: None }
+    }
+
+    /// Keeps up to `capacity` records in memory. Only for a repo that is its database's
+    /// sole writer (see [`RecordCache`]).
+    pub fn with_record_cache(mut self, capacity: usize) -> Self {
+        self.cache = Some(std::sync::Arc::new(RecordCache {
+            entries: std::sync::RwLock::new(HashMap::new()),
+            lists: std::sync::RwLock::new(HashMap::new()),
+            capacity: capacity.max(1),
+            generation: Default::default(),
+        }));
+        self
+    }
+
+    /// Whether `image` may be shown to `ctx` without asking the database.
+    fn visible_without_members(ctx: &RequestContext, image: &Image) -> bool {
+        ctx.is_admin
+            || image.owner.is_none()
+            || matches!(image.visibility, Visibility::Public | Visibility::Community)
+            || ctx.owns(image.owner.as_deref())
     }
 
     pub fn database(&self) -> &Database {
@@ -58,6 +148,12 @@ impl ImageRepo {
         id: ImageId,
         include_deleted: bool,
     ) -> RegistryResult<Image> {
+        if let Some(image) = self.cache.as_ref().and_then(|c| c.get(&id)) {
+            if Self::visible_without_members(ctx, &image) {
+                return Ok(image);
+            }
+        }
+        let read_at = self.cache.as_ref().map(|c| c.generation());
         let conn = self.db.read();
         let row = find_row(conn, &id.to_string(), include_deleted)
             .await?
@@ -66,7 +162,13 @@ impl ImageRepo {
             return Err(not_found(id));
         }
         let children = load_children(conn, std::slice::from_ref(&row.id)).await?;
-        to_domain_single(row, children)
+        let image = to_domain_single(row, children)?;
+        if let (Some(cache), Some(read_at), false) =
+            (&self.cache, read_at, image.status.is_deleted())
+        {
+            cache.put(&image, read_at);
+        }
+        Ok(image)
     }
 
     /// Glance's `is_image_visible`.
@@ -130,6 +232,9 @@ impl ImageRepo {
             .map_err(internal)?;
         insert_children(&txn, &image, image.created_at).await?;
         txn.commit().await.map_err(internal)?;
+        if let Some(cache) = &self.cache {
+            cache.written(&image.id);
+        }
         Ok(image)
     }
 
@@ -181,6 +286,9 @@ impl ImageRepo {
             .map_err(internal)?;
         insert_children(&txn, &image, image.updated_at).await?;
         txn.commit().await.map_err(internal)?;
+        if let Some(cache) = &self.cache {
+            cache.written(&image.id);
+        }
         let created_at = find_row(self.db.write(), &id, true)
             .await?
             .map(|r| r.created_at)
@@ -225,6 +333,9 @@ impl ImageRepo {
             soft_delete_children(&txn, &sid, now).await?;
         }
         txn.commit().await.map_err(internal)?;
+        if let Some(cache) = &self.cache {
+            cache.written(&id);
+        }
         image.status = status;
         image.deleted_at = Some(now);
         image.updated_at = now;
@@ -253,10 +364,38 @@ impl ImageRepo {
         .exec_without_returning(self.db.write())
         .await
         .map_err(internal)?;
+        // Membership changes what callers may list and show.
+        if let Some(cache) = &self.cache {
+            cache.written(&image_id);
+        }
         Ok(())
     }
 
     pub async fn list(&self, req: &ListImages) -> RegistryResult<Vec<Image>> {
+        let Some(cache) = &self.cache else {
+            return self.list_uncached(req).await;
+        };
+        // Everything that decides the page, but not the request id.
+        let key = serde_json::to_string(&(
+            &req.ctx.project_id,
+            &req.ctx.roles,
+            req.ctx.is_admin,
+            &req.filters,
+            &req.sort,
+            req.limit,
+            &req.marker,
+        ))
+        .expect("list keys serialize");
+        if let Some(page) = cache.list(&key) {
+            return Ok(page);
+        }
+        let read_at = cache.generation();
+        let page = self.list_uncached(req).await?;
+        cache.put_list(key, &page, read_at);
+        Ok(page)
+    }
+
+    async fn list_uncached(&self, req: &ListImages) -> RegistryResult<Vec<Image>> {
         let conn = self.db.read();
         let keys = sort_keys(&req.sort);
         let mut query = image::Entity::find()

@@ -103,7 +103,7 @@ async fn a_record_round_trips_with_its_children(repo: ImageRepo) {
     assert_eq!(again.id, img.id);
     // ...but another create with the same id is.
     let mut other = img.clone();
-    other.created_at = other.created_at + chrono::Duration::seconds(1);
+    other.created_at += chrono::Duration::seconds(1);
     assert!(matches!(
         repo.create(&ctx("p1", false), other).await,
         Err(RegistryError::Duplicate(_))
@@ -322,4 +322,44 @@ async fn migrations_report_their_version() {
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_record_cache_never_serves_a_stale_record_or_page() {
+    let db = sqlite().await;
+    let repo = db.repo.clone().with_record_cache(100);
+    let c = ctx("p1", false);
+    let mut img = image("p1", "before", Visibility::Private);
+    repo.create(&c, img.clone()).await.unwrap();
+    assert_eq!(names(&repo, list(c.clone())).await, ["before"]);
+    assert_eq!(
+        repo.get(&c, img.id, false).await.unwrap().name.as_deref(),
+        Some("before")
+    );
+
+    img.name = Some("after".into());
+    repo.save(&c, img.clone(), None).await.unwrap();
+    assert_eq!(
+        repo.get(&c, img.id, false).await.unwrap().name.as_deref(),
+        Some("after")
+    );
+    assert_eq!(names(&repo, list(c.clone())).await, ["after"]);
+
+    repo.create(&c, image("p1", "second", Visibility::Private))
+        .await
+        .unwrap();
+    assert_eq!(names(&repo, list(c.clone())).await, ["after", "second"]);
+
+    repo.delete(&c, img.id, ImageStatus::Deleted).await.unwrap();
+    assert!(repo.get(&c, img.id, false).await.is_err());
+    assert_eq!(names(&repo, list(c.clone())).await, ["second"]);
+
+    // A cached record is still checked against the caller.
+    let shared = image("p1", "shared", Visibility::Shared);
+    repo.create(&c, shared.clone()).await.unwrap();
+    repo.get(&c, shared.id, false).await.unwrap();
+    assert!(repo
+        .get(&ctx("stranger", false), shared.id, false)
+        .await
+        .is_err());
 }
