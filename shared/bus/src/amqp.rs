@@ -42,7 +42,11 @@ type Pending = Arc<Mutex<HashMap<String, Waiter>>>;
 /// One live connection with its publishing channel and this process's reply queue.
 struct Link {
     conn: Connection,
+    /// Confirmed publishing, for messages that carry work.
     publisher: Channel,
+    /// Unconfirmed publishing, for requests whose caller waits for a reply anyway: a lost
+    /// request ends in the caller's timeout, and skipping the confirm saves a round trip.
+    rpc: Channel,
     reply_queue: String,
 }
 
@@ -178,9 +182,11 @@ impl Amqp {
                 .clear();
             tracing::warn!("reply consumer ended");
         });
+        let rpc = conn.create_channel().await.map_err(unavailable)?;
         Ok(Link {
             conn,
             publisher,
+            rpc,
             reply_queue,
         })
     }
@@ -370,7 +376,7 @@ impl Transport for Amqp {
             .with_correlation_id(cid.as_str().into())
             .with_reply_to(link.reply_queue.as_str().into())
             .with_expiration(timeout.as_millis().to_string().into());
-        let sent = publish(&link.publisher, queue, &request.to_bytes(), props).await;
+        let sent = publish(&link.rpc, queue, &request.to_bytes(), props).await;
         if let Err(e) = sent {
             self.shared
                 .pending
