@@ -14,7 +14,7 @@ pub use envelope::{Envelope, Headers};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// A request with a typed reply. `NAME` is the envelope's `type` and selects the handler.
-pub trait Rpc: Serialize + DeserializeOwned + Send + 'static {
+pub trait Rpc: Serialize + DeserializeOwned + Clone + Send + 'static {
     const NAME: &'static str;
     /// The queue of the service that answers this request.
     const QUEUE: &'static str;

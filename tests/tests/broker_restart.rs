@@ -2,7 +2,7 @@
 //! clear message while it is down (never a hang), and service resumes once it is back.
 //!
 //! It stops the shared test broker, so `scripts/test.sh` runs it alone, after every other
-//! test, with `GLANCE_TEST_RABBITMQ_NODE` naming the node `rabbitmqctl` may stop and start.
+//! test, with `GLANCE_TEST_RABBITMQCTL` naming a `rabbitmqctl` bound to the test node.
 
 mod common;
 
@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-fn rabbitmqctl(node: &str, verb: &str) {
-    let status = Command::new("rabbitmqctl")
-        .args(["-n", node, verb])
+fn rabbitmqctl(ctl: &str, verb: &str) {
+    let status = Command::new(ctl)
+        .arg(verb)
         .status()
         .expect("run rabbitmqctl");
     assert!(status.success(), "rabbitmqctl {verb} failed");
@@ -21,10 +21,10 @@ fn rabbitmqctl(node: &str, verb: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn services_survive_a_broker_restart() {
-    let Ok(node) = std::env::var("GLANCE_TEST_RABBITMQ_NODE") else {
+    let Ok(node) = std::env::var("GLANCE_TEST_RABBITMQCTL") else {
         eprintln!(
-            "GLANCE_TEST_RABBITMQ_NODE unset: this test stops the broker, so only \
-             scripts/test.sh runs it, alone"
+            "GLANCE_TEST_RABBITMQCTL unset: this test stops the broker, so only \
+             scripts/test.sh runs it, alone, with a rabbitmqctl for its test node"
         );
         return;
     };

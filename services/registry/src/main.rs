@@ -13,6 +13,11 @@ use glance_bus::{Amqp, Transport};
 use glance_registry::{Registry, StopHandle};
 use glance_service::{Identity, Lifecycle};
 
+/// Request handling allocates many small, short-lived objects (JSON trees, rows);
+/// mimalloc serves them faster than glibc malloc under concurrency.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "glance-registry", version, about = "Glance image registry")]
 struct Args {

@@ -154,6 +154,14 @@ impl Transport for InProcess {
         Ok(replies)
     }
 
+    fn inline_router(&self, queue: &str) -> Option<crate::Router> {
+        self.inline
+            .read()
+            .expect("bus registry poisoned")
+            .get(queue)
+            .cloned()
+    }
+
     async fn subscribe_topics(&self, topics: &[String]) -> Result<Box<dyn Subscription>, BusError> {
         let (tx, rx) = async_channel::bounded(64);
         self.topics

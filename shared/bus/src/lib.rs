@@ -65,6 +65,19 @@ impl Bus {
         request_id: Option<String>,
         req: &R,
     ) -> Result<R::Reply, BusError> {
+        if let Some(router) = self.transport.inline_router(R::QUEUE) {
+            let call = router.call_typed(req.clone());
+            match tokio::time::timeout(self.timeout, call).await {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => return Err(BusError::NoHandler(R::NAME.to_owned())),
+                Err(_) => {
+                    return Err(BusError::Timeout {
+                        queue: R::QUEUE.to_owned(),
+                        timeout: self.timeout,
+                    })
+                }
+            }
+        }
         let env = Envelope::new(R::NAME, request_id, req)
             .map_err(|e| BusError::Malformed(e.to_string()))?;
         let reply = self.transport.request(R::QUEUE, env, self.timeout).await?;

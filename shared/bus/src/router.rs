@@ -11,11 +11,15 @@ use crate::{BusError, Delivery, Transport};
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler =
     Arc<dyn Fn(Envelope) -> BoxFuture<Result<serde_json::Value, BusError>> + Send + Sync>;
+type Any = Box<dyn std::any::Any + Send>;
+type TypedHandler = Arc<dyn Fn(Any) -> BoxFuture<Any> + Send + Sync>;
 
 /// Maps message types to typed handlers.
 #[derive(Clone, Default)]
 pub struct Router {
     handlers: HashMap<&'static str, Handler>,
+    /// The same handlers without serialization, for callers in the same process.
+    typed: HashMap<&'static str, TypedHandler>,
     in_flight: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -32,6 +36,19 @@ impl Router {
         Fut: Future<Output = R::Reply> + Send + 'static,
     {
         let handler = Arc::new(handler);
+        let typed = handler.clone();
+        self.typed.insert(
+            R::NAME,
+            Arc::new(move |req: Any| {
+                let handler = typed.clone();
+                Box::pin(async move {
+                    let req = *req
+                        .downcast::<R>()
+                        .expect("typed request of the routed type");
+                    Box::new(handler(req).await) as Any
+                })
+            }),
+        );
         self.handlers.insert(
             R::NAME,
             Arc::new(move |env: Envelope| {
@@ -50,6 +67,21 @@ impl Router {
     /// Requests being handled right now.
     pub fn in_flight(&self) -> Arc<std::sync::atomic::AtomicU64> {
         self.in_flight.clone()
+    }
+
+    /// Runs the handler for `req` directly, without serializing anything; `None` if no
+    /// handler is routed for `R`.
+    pub async fn call_typed<R: Rpc>(&self, req: R) -> Option<R::Reply> {
+        use std::sync::atomic::Ordering;
+        let handler = self.typed.get(R::NAME)?.clone();
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let reply = handler(Box::new(req)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Some(
+            *reply
+                .downcast::<R::Reply>()
+                .expect("typed reply of the routed type"),
+        )
     }
 
     /// Runs the handler for `env`, returning the reply envelope.

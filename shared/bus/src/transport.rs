@@ -32,6 +32,12 @@ pub trait Transport: Send + Sync + 'static {
     /// Receives every message published to one of `topics` (each subscriber gets its own
     /// copy, unlike a queue).
     async fn subscribe_topics(&self, topics: &[String]) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// A router in this process that answers `queue` directly, if the transport has one
+    /// (the embedded bus); callers may then skip serialization altogether.
+    fn inline_router(&self, _queue: &str) -> Option<crate::Router> {
+        None
+    }
 }
 
 #[async_trait]

@@ -8,7 +8,7 @@ use glance_bus::{serve, Amqp, Bus, BusError, InProcess, Router, Transport};
 use glance_proto::Rpc;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Double(u64);
 
 impl Rpc for Double {
@@ -17,7 +17,7 @@ impl Rpc for Double {
     type Reply = u64;
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Unrouted;
 
 impl Rpc for Unrouted {
@@ -170,4 +170,23 @@ mod broadcast_rabbitmq {
             super::a_broadcast_reaches_every_subscriber_of_its_topic(t).await;
         }
     }
+}
+
+#[tokio::test]
+async fn an_inline_router_answers_with_the_same_result_without_a_consumer() {
+    let bus_side = InProcess::new();
+    bus_side.serve_inline(
+        Double::QUEUE,
+        Router::new().route::<Double, _, _>(|Double(n)| async move { n * 3 }),
+    );
+    let transport: Arc<dyn Transport> = Arc::new(bus_side);
+    let bus = Bus::new(transport.clone());
+    assert_eq!(bus.call(None, &Double(5)).await.unwrap(), 15);
+    // The serialized path through the same transport gives the same answer.
+    let env = glance_proto::Envelope::new(Double::NAME, None, &Double(5)).unwrap();
+    let reply = transport
+        .request(Double::QUEUE, env, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_value::<u64>(reply.payload).unwrap(), 15);
 }

@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use glance_domain::{Image, ImageId, ImageStatus};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::patch::{self, Op};
 use super::{fields, query, view};
@@ -51,7 +51,7 @@ pub async fn create(
     let image = state.gateway.create(&ctx, image).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v2/images/{}", image.id)))
-        .json(view::image_json(&image)))
+        .json(view::ImageView(&image)))
 }
 
 pub async fn show(
@@ -61,7 +61,7 @@ pub async fn show(
 ) -> ApiResult<HttpResponse> {
     let id = image_id(&path)?;
     let image = state.gateway.get(&ctx, id).await?;
-    Ok(HttpResponse::Ok().json(view::image_json(&image)))
+    Ok(HttpResponse::Ok().json(view::ImageView(&image)))
 }
 
 pub async fn list(
@@ -92,16 +92,24 @@ pub async fn list(
             format!("/v2/images?{q}")
         }
     };
-    let mut body = json!({
-        "images": images.iter().map(view::image_json).collect::<Vec<_>>(),
-        "first": encode(None),
-        "schema": "/v2/schemas/images",
-    });
-    if limit > 0 && images.len() == limit {
-        let last = images.last().expect("a full page is not empty").id;
-        body["next"] = Value::String(encode(Some(("marker", last.to_string()))));
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        images: Vec<view::ImageView<'a>>,
+        first: String,
+        schema: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
     }
-    Ok(HttpResponse::Ok().json(body))
+    let next = (limit > 0 && images.len() == limit).then(|| {
+        let last = images.last().expect("a full page is not empty").id;
+        encode(Some(("marker", last.to_string())))
+    });
+    Ok(HttpResponse::Ok().json(Page {
+        images: images.iter().map(view::ImageView).collect(),
+        first: encode(None),
+        schema: "/v2/schemas/images",
+        next,
+    }))
 }
 
 pub async fn update(
@@ -170,10 +178,10 @@ pub async fn update(
         )));
     }
     if image == before {
-        return Ok(HttpResponse::Ok().json(view::image_json(&image)));
+        return Ok(HttpResponse::Ok().json(view::ImageView(&image)));
     }
     let saved = state.gateway.save(&ctx, image, None).await?;
-    Ok(HttpResponse::Ok().json(view::image_json(&saved)))
+    Ok(HttpResponse::Ok().json(view::ImageView(&saved)))
 }
 
 pub async fn delete(

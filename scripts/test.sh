@@ -1,0 +1,491 @@
+#!/usr/bin/env bash
+# The project's test command: every check CI runs, in the order CI runs them.
+#
+#   ./scripts/test.sh            fmt, clippy, the whole test suite (SQLite, then the HTTP suite
+#                                again on PostgreSQL), the release binary, the real-client smoke
+#   ./scripts/test.sh --quick    the same without fmt and clippy
+#
+# It installs what is missing (PostgreSQL and RabbitMQ from Debian packages, the Python clients
+# in target/venv), starts a throwaway PostgreSQL and RabbitMQ on free loopback ports under one
+# temp dir, and stops them and removes that dir on exit, however it exits.
+#
+# Environment:
+#   GLANCE_TEST_WITH_RABBITMQ=0   do not start RabbitMQ (the broker contract tests then skip)
+#   GLANCE_TEST_KEEP_TMP=1        keep the temp dir (database and broker logs) after the run
+set -euo pipefail
+
+GLANCECLIENT_VERSION=4.13.0
+OPENSTACKSDK_VERSION=4.22.0
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+QUICK=0
+WITH_RABBITMQ=${GLANCE_TEST_WITH_RABBITMQ:-1}
+
+TMPROOT=""
+PG_BINDIR="" PG_DIR="" PG_PORT=""
+RABBIT_PID="" EPMD_PID="" RABBIT_DIR="" RABBIT_NODE="" RABBIT_PORT="" RABBIT_DIST_PORT="" EPMD_PORT=""
+RABBIT_ENV=()
+POLICY_RC_CREATED=0
+FAILED=()
+SUMMARY=()
+START=$SECONDS
+
+phase() { printf '\n==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+die() {
+    printf '\n==> test.sh: FAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+usage() {
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+}
+
+# A port nobody listens on right now. Another process could take it before we bind it;
+# the starters below retry with a fresh port when that happens.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+as_root() {
+    if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# System packages
+
+find_pg_bindir() {
+    local d
+    for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
+        if [[ -x $d/initdb && -x $d/pg_ctl && -x $d/postgres ]]; then
+            echo "$d"
+            return 0
+        fi
+    done
+    if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
+        dirname "$(readlink -f "$(command -v initdb)")"
+        return 0
+    fi
+    return 1
+}
+
+find_rabbitmq_server() {
+    local f
+    for f in /usr/lib/rabbitmq/bin/rabbitmq-server /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server; do
+        [[ -x $f ]] && { echo "$f"; return 0; }
+    done
+    # Elsewhere the script on PATH is the real one (Debian's /usr/sbin one is a wrapper that
+    # switches to the rabbitmq user and loses our environment, hence the paths above first).
+    command -v rabbitmq-server 2>/dev/null
+}
+
+find_epmd() {
+    command -v epmd 2>/dev/null && return 0
+    local f
+    for f in /usr/lib/erlang/erts-*/bin/epmd; do
+        [[ -x $f ]] && { echo "$f"; return 0; }
+    done
+    return 1
+}
+
+ensure_packages() {
+    local need=()
+    find_pg_bindir >/dev/null || need+=(postgresql)
+    if [[ $WITH_RABBITMQ == 1 ]]; then
+        { find_rabbitmq_server >/dev/null && find_epmd >/dev/null; } || need+=(rabbitmq-server)
+    fi
+    command -v curl >/dev/null || need+=(curl)
+    # The format inspector's tests build real images with these.
+    command -v qemu-img >/dev/null || need+=(qemu-utils)
+    command -v genisoimage >/dev/null || need+=(genisoimage)
+    # The compose file is validated (there is no Docker engine here to run it).
+    command -v docker-compose >/dev/null || need+=(docker-compose)
+    command -v python3 >/dev/null || need+=(python3)
+    # Debian's python3 has no venv/ensurepip without python3-venv.
+    python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+    if [[ ${#need[@]} -eq 0 ]]; then
+        note "postgresql, rabbitmq-server, curl, python3-venv, qemu-utils, genisoimage, docker-compose: present"
+        return 0
+    fi
+    command -v apt-get >/dev/null || die "missing ${need[*]} and there is no apt-get to install them"
+    note "installing: ${need[*]}"
+    # Package scripts would start the distribution's own PostgreSQL/RabbitMQ on the default
+    # ports and leave them running; a policy-rc.d that says no keeps the install inert.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod 755 /usr/sbin/policy-rc.d
+        POLICY_RC_CREATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${need[@]}" </dev/null
+    if [[ $POLICY_RC_CREATED == 1 ]]; then
+        as_root rm -f /usr/sbin/policy-rc.d
+        POLICY_RC_CREATED=0
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: initdb in the temp dir, trust auth, 127.0.0.1 only, socket in the temp dir.
+# As root it runs as the postgres user (PostgreSQL refuses to run as root).
+
+pg_run() {
+    # PostgreSQL's tools fail when they cannot read the current directory, so run from PG_DIR.
+    if [[ $EUID -eq 0 ]]; then
+        (cd "$PG_DIR" && runuser -u postgres -- "$@")
+    else
+        (cd "$PG_DIR" && "$@")
+    fi
+}
+
+start_postgres() {
+    PG_BINDIR=$(find_pg_bindir) || die "no PostgreSQL server binaries found"
+    PG_DIR=$TMPROOT/postgres
+    mkdir -p "$PG_DIR/sock"
+    if [[ $EUID -eq 0 ]]; then
+        id postgres >/dev/null 2>&1 || die "running as root but there is no postgres user to run PostgreSQL as"
+        chown -R postgres: "$PG_DIR"
+    fi
+    pg_run "$PG_BINDIR/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --no-locale \
+        >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+    local attempt
+    for attempt in 1 2 3; do
+        PG_PORT=$(free_port)
+        if pg_run "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+            -o "-p $PG_PORT -k $PG_DIR/sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            start >"$PG_DIR/pg_ctl.log" 2>&1; then
+            break
+        fi
+        note "PostgreSQL did not start on port $PG_PORT (attempt $attempt)"
+        tail -n 20 "$PG_DIR/server.log" >&2 || true
+        PG_PORT=""
+    done
+    [[ -n $PG_PORT ]] || die "PostgreSQL would not start (log: $PG_DIR/server.log)"
+    "$PG_BINDIR/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc 'select 1' >/dev/null \
+        || die "PostgreSQL started but psql cannot connect on 127.0.0.1:$PG_PORT"
+    export GLANCE_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+    export GLANCE_REQUIRE_POSTGRES=1
+    note "PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (data $PG_DIR/data)"
+    note "GLANCE_TEST_POSTGRES_URL=$GLANCE_TEST_POSTGRES_URL"
+}
+
+stop_postgres() {
+    [[ -n $PG_DIR && -f $PG_DIR/data/postmaster.pid ]] || return 0
+    if ! pg_run "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" -m immediate -w -t 30 stop >/dev/null 2>&1; then
+        local pid
+        pid=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || true)
+        if [[ -n $pid ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# RabbitMQ: a node of its own (name, ports, epmd, cookie, data, logs, no plugins) under the
+# temp dir, run as the current user in its own process group so stopping it stops everything.
+
+# The node's environment, as VAR=value words for env(1). Only rabbitmq processes get this
+# HOME (for the cookie): cargo and the rest keep the caller's.
+rabbit_env() {
+    RABBIT_ENV=(
+        HOME="$RABBIT_DIR/home"
+        RABBITMQ_NODENAME="$RABBIT_NODE"
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        RABBITMQ_NODE_PORT="$RABBIT_PORT"
+        RABBITMQ_DIST_PORT="$RABBIT_DIST_PORT"
+        ERL_EPMD_PORT="$EPMD_PORT"
+        RABBITMQ_MNESIA_BASE="$RABBIT_DIR/mnesia"
+        RABBITMQ_LOG_BASE="$RABBIT_DIR/log"
+        RABBITMQ_CONFIG_FILE="$RABBIT_DIR/rabbitmq.conf"
+        RABBITMQ_ADVANCED_CONFIG_FILE="$RABBIT_DIR/advanced.config"
+        RABBITMQ_CONF_ENV_FILE="$RABBIT_DIR/rabbitmq-env.conf"
+        RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_DIR/enabled_plugins"
+        RABBITMQ_PID_FILE="$RABBIT_DIR/rabbitmq.pid"
+    )
+}
+
+# rabbitmqctl/rabbitmq-diagnostics against our node, e.g. `rabbit_cli rabbitmqctl list_queues`.
+rabbit_cli() {
+    local tool=$1
+    shift
+    rabbit_env
+    env "${RABBIT_ENV[@]}" "$(dirname "$(find_rabbitmq_server)")/$tool" -n "$RABBIT_NODE" "$@"
+}
+
+# True once the broker answers an AMQP 0-9-1 protocol header with a Connection.Start frame.
+amqp_ready() {
+    python3 - "$1" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+s.sendall(b"AMQP\x00\x00\x09\x01")
+s.settimeout(5)
+frame = s.recv(7)
+sys.exit(0 if frame[:1] == b"\x01" else 1)
+EOF
+}
+
+start_rabbitmq() {
+    local server epmd
+    server=$(find_rabbitmq_server) || die "rabbitmq-server not found"
+    epmd=$(find_epmd) || die "epmd (Erlang) not found"
+    RABBIT_DIR=$TMPROOT/rabbitmq
+    mkdir -p "$RABBIT_DIR/home" "$RABBIT_DIR/mnesia" "$RABBIT_DIR/log"
+    # rabbitmq-server and rabbitmqctl authenticate to each other with this cookie.
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(16), end="")' >"$RABBIT_DIR/home/.erlang.cookie")
+    chmod 400 "$RABBIT_DIR/home/.erlang.cookie"
+    printf '[].\n' >"$RABBIT_DIR/enabled_plugins"
+    : >"$RABBIT_DIR/rabbitmq-env.conf"
+    RABBIT_NODE="rabbit-$(python3 -c 'import secrets; print(secrets.token_hex(4))')@localhost"
+
+    local attempt deadline
+    for attempt in 1 2 3; do
+        RABBIT_PORT=$(free_port)
+        RABBIT_DIST_PORT=$(free_port)
+        EPMD_PORT=$(free_port)
+        cat >"$RABBIT_DIR/rabbitmq.conf" <<EOF
+listeners.tcp.1 = 127.0.0.1:$RABBIT_PORT
+loopback_users.guest = true
+disk_free_limit.absolute = 50MB
+log.console = false
+log.file.level = info
+EOF
+        # Our own epmd on a free port, so none is left behind on 4369 and none is shared.
+        "$epmd" -port "$EPMD_PORT" -address 127.0.0.1 >"$RABBIT_DIR/log/epmd.log" 2>&1 &
+        EPMD_PID=$!
+        # A background command is not a process group leader, so setsid makes a new group in
+        # place (no fork): $! is the group's id and stop_rabbitmq can signal all of it.
+        rabbit_env
+        setsid env "${RABBIT_ENV[@]}" "$server" >"$RABBIT_DIR/log/startup.log" 2>&1 </dev/null &
+        RABBIT_PID=$!
+        deadline=$((SECONDS + 90))
+        while ((SECONDS < deadline)); do
+            if amqp_ready "$RABBIT_PORT"; then
+                break 2
+            fi
+            kill -0 "$RABBIT_PID" 2>/dev/null || break
+            sleep 1
+        done
+        note "RabbitMQ did not come up on port $RABBIT_PORT (attempt $attempt)"
+        tail -n 30 "$RABBIT_DIR/log/startup.log" >&2 || true
+        stop_rabbitmq
+    done
+    if [[ -z $RABBIT_PID ]]; then
+        ls "$RABBIT_DIR/log" >&2 || true
+        tail -n 50 "$RABBIT_DIR"/log/*.log >&2 || true
+        die "RabbitMQ would not start (its logs are above; GLANCE_TEST_WITH_RABBITMQ=0 skips it)"
+    fi
+    export GLANCE_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f"
+    export GLANCE_REQUIRE_RABBITMQ=1
+    note "RabbitMQ node $RABBIT_NODE on 127.0.0.1:$RABBIT_PORT (epmd $EPMD_PORT, dist $RABBIT_DIST_PORT)"
+    note "GLANCE_TEST_AMQP_URL=$GLANCE_TEST_AMQP_URL"
+}
+
+stop_rabbitmq() {
+    if [[ -n $RABBIT_PID ]]; then
+        # SIGTERM to the group: the wrapper script, beam.smp and its port programs.
+        kill -TERM -- "-$RABBIT_PID" 2>/dev/null || true
+        for _ in $(seq 1 60); do
+            kill -0 -- "-$RABBIT_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -KILL -- "-$RABBIT_PID" 2>/dev/null || true
+        wait "$RABBIT_PID" 2>/dev/null || true
+        RABBIT_PID=""
+    fi
+    if [[ -n $EPMD_PID ]]; then
+        kill -TERM "$EPMD_PID" 2>/dev/null || true
+        wait "$EPMD_PID" 2>/dev/null || true
+        EPMD_PID=""
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# The real clients, in a venv that is reused while the pinned versions are unchanged.
+
+ensure_venv() {
+    local venv=$ROOT/target/venv
+    local stamp=$venv/.glance-test-requirements
+    local want="python-glanceclient==$GLANCECLIENT_VERSION openstacksdk==$OPENSTACKSDK_VERSION"
+    if [[ -f $stamp && $(<"$stamp") == "$want" ]] && "$venv/bin/python" -c 'import glanceclient, openstack' 2>/dev/null; then
+        note "reusing $venv ($want)"
+        return 0
+    fi
+    if ! "$venv/bin/python" -c 'pass' 2>/dev/null; then
+        rm -rf "$venv"
+        python3 -m venv "$venv" || die "python3 -m venv failed"
+    fi
+    # shellcheck disable=SC2086 # $want is a list of requirements
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet --no-input $want \
+        || die "pip install $want failed"
+    "$venv/bin/glance" --version >/dev/null 2>&1 || die "glance CLI not usable in $venv"
+    printf '%s' "$want" >"$stamp"
+    note "installed $want in $venv"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Steps whose failure does not stop the run: the rest still runs, the end says what failed.
+
+step() {
+    local name=$1
+    shift
+    phase "$name"
+    local t0=$SECONDS rc=0
+    "$@" || rc=$?
+    if [[ $rc -eq 0 ]]; then
+        SUMMARY+=("ok      $name ($((SECONDS - t0))s)")
+    else
+        SUMMARY+=("FAILED  $name (exit $rc, $((SECONDS - t0))s)")
+        FAILED+=("$name")
+    fi
+    return "$rc"
+}
+
+# Echo a command, then run it.
+show() {
+    printf '    $ %s\n' "$*"
+    "$@"
+}
+
+run_tests() {
+    # The cross-process tests start the real binaries.
+    show cargo build --workspace --bins || return 1
+    if cargo nextest --version >/dev/null 2>&1; then
+        # The broker-restart test takes the shared broker away: it runs alone, below.
+        show cargo nextest run --workspace --no-fail-fast -E 'not binary(broker_restart)'
+    else
+        show cargo test --workspace --no-fail-fast
+    fi
+}
+
+# Stops and starts the test broker under running services; alone, so no other test
+# loses its broker. The test gets a rabbitmqctl bound to our node.
+run_broker_restart() {
+    [[ $WITH_RABBITMQ == 1 ]] || { note "skipped: no RabbitMQ"; return 0; }
+    local ctl="$TMPROOT/rabbitmqctl"
+    rabbit_env
+    {
+        echo '#!/usr/bin/env bash'
+        printf 'exec env'
+        printf ' %q' "${RABBIT_ENV[@]}"
+        printf ' %q -n %q "$@"\n' "$(dirname "$(find_rabbitmq_server)")/rabbitmqctl" "$RABBIT_NODE"
+    } >"$ctl"
+    chmod 755 "$ctl"
+    if cargo nextest --version >/dev/null 2>&1; then
+        show env GLANCE_TEST_RABBITMQCTL="$ctl" cargo nextest run -p glance-tests --no-fail-fast -E 'binary(broker_restart)'
+    else
+        show env GLANCE_TEST_RABBITMQCTL="$ctl" cargo test -p glance-tests --test broker_restart
+    fi
+}
+
+run_compose_check() {
+    show docker-compose -f "$ROOT/docker-compose.yml" config -q
+}
+
+# The HTTP suite again, every spawned app on a fresh database of the throwaway PostgreSQL.
+run_tests_on_postgres() {
+    if cargo nextest --version >/dev/null 2>&1; then
+        show env GLANCE_TEST_DATABASE=postgres cargo nextest run -p glance-tests --no-fail-fast -E 'binary(images_api)'
+    else
+        show env GLANCE_TEST_DATABASE=postgres cargo test -p glance-tests --no-fail-fast --test images_api
+    fi
+}
+
+ensure_cargo_tools() {
+    local component
+    for component in rustfmt clippy; do
+        [[ $QUICK == 1 ]] && break
+        if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+            command -v rustup >/dev/null || die "cargo ${component/rustfmt/fmt} is missing and there is no rustup"
+            rustup component add "$component" || die "rustup component add $component failed"
+        fi
+    done
+    if cargo nextest --version >/dev/null 2>&1; then
+        note "$(cargo --version); $(cargo nextest --version 2>/dev/null | head -n 1)"
+    else
+        note "$(cargo --version); no cargo-nextest, using cargo test"
+    fi
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    stop_rabbitmq
+    stop_postgres
+    if [[ $POLICY_RC_CREATED == 1 ]]; then as_root rm -f /usr/sbin/policy-rc.d; fi
+    if [[ -n $TMPROOT && -d $TMPROOT ]]; then
+        if [[ ${GLANCE_TEST_KEEP_TMP:-0} == 1 ]]; then
+            printf 'test.sh: kept %s\n' "$TMPROOT" >&2
+        else
+            rm -rf "$TMPROOT"
+        fi
+    fi
+    exit "$rc"
+}
+
+main() {
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+            --quick) QUICK=1 ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage >&2; exit 2 ;;
+        esac
+        shift
+    done
+    cd "$ROOT"
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    if [[ ${CI:-} == true ]]; then
+        export CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+    fi
+
+    phase "system packages"
+    ensure_packages
+    ensure_cargo_tools
+
+    TMPROOT=$(mktemp -d "${TMPDIR:-/tmp}/glance-test.XXXXXX")
+    # The postgres user must be able to reach its directory below this one.
+    chmod 755 "$TMPROOT"
+
+    phase "PostgreSQL"
+    start_postgres
+
+    if [[ $WITH_RABBITMQ == 1 ]]; then
+        phase "RabbitMQ"
+        start_rabbitmq
+    else
+        phase "RabbitMQ: skipped (GLANCE_TEST_WITH_RABBITMQ=$WITH_RABBITMQ)"
+    fi
+
+    phase "Python clients (target/venv)"
+    ensure_venv
+
+    if [[ $QUICK == 0 ]]; then
+        step fmt show cargo fmt --all -- --check || true
+        step clippy show cargo clippy --workspace --all-targets -- -D warnings || true
+    fi
+    step tests run_tests || true
+    step tests-postgres run_tests_on_postgres || true
+    step broker-restart run_broker_restart || true
+    step compose run_compose_check || true
+    if step build show cargo build --release --bin glance-all-in-one; then
+        step smoke show env GLANCE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/glance-all-in-one" GLANCE_VENV="$ROOT/target/venv" \
+            bash tests/smoke/glanceclient_smoke.sh || true
+    else
+        SUMMARY+=("FAILED  smoke (not run: no release binary)")
+        FAILED+=(smoke)
+    fi
+
+    phase "summary"
+    printf '    %s\n' "${SUMMARY[@]}"
+    local elapsed=$((SECONDS - START))
+    if [[ ${#FAILED[@]} -eq 0 ]]; then
+        printf '\n==> test.sh: PASSED, every step, in %dm%02ds\n' $((elapsed / 60)) $((elapsed % 60))
+    else
+        printf '\n==> test.sh: FAILED: %s (after %dm%02ds)\n' "${FAILED[*]}" $((elapsed / 60)) $((elapsed % 60))
+        exit 1
+    fi
+}
+
+# Sourcing the file only defines the functions (handy for starting the services by hand).
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi
