@@ -49,15 +49,31 @@ pub struct Args {
     /// Extra `--config-file` for the server.
     #[arg(long)]
     pub config_file: Option<PathBuf>,
-    /// Server binary [default: <workspace>/target/release/glance-all-in-one].
+    /// Server binary [default: <workspace>/target/release/glance-all-in-one]; --mesh uses
+    /// glance-api, glance-registry and glance-manage from the same target dir instead.
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
     /// Do not run `cargo build --release --bin glance-all-in-one` first.
     #[arg(long)]
     pub no_build: bool,
-    /// Keep the temp directory (data dir, server log) instead of deleting it.
+    /// Keep the temp directory (data dir, server log) instead of deleting it; with --mesh also
+    /// the database.
     #[arg(long)]
     pub keep: bool,
+    /// Benchmark the distributed topology instead: glance-api and glance-registry as separate
+    /// processes over RabbitMQ, the registry on a fresh PostgreSQL database; image-show and the
+    /// name+tag list with one registry, then with two. Needs --amqp-url and --postgres-url.
+    #[arg(long, requires_all = ["amqp_url", "postgres_url"])]
+    pub mesh: bool,
+    /// Broker for --mesh, e.g. amqp://guest:guest@127.0.0.1:5672/%2f. Its `glance.v1.registry`
+    /// queue must have no other consumers (use a vhost of your own on a shared broker).
+    #[arg(long, requires = "mesh")]
+    pub amqp_url: Option<String>,
+    /// PostgreSQL server for --mesh, as a URL a superuser can log in with, e.g.
+    /// postgresql://postgres@127.0.0.1:5432/postgres; the bench creates a fresh database there
+    /// (with `psql`) and drops it at the end.
+    #[arg(long, requires = "mesh")]
+    pub postgres_url: Option<String>,
 }
 
 /// The run's resolved knobs.
@@ -78,7 +94,9 @@ impl Args {
         let size_mib = self.size_mib.unwrap_or(if self.quick { 64 } else { 1024 });
         Plan {
             size: (size_mib as usize) << 20,
-            creates: self.creates.unwrap_or(if self.quick { 200 } else { 2000 }),
+            creates: self
+                .creates
+                .unwrap_or(if self.quick || self.mesh { 200 } else { 2000 }),
             create_concurrency: self.create_concurrency.max(1),
             concurrency: self.concurrency.max(1),
             duration: Duration::from_secs_f64(self.duration_secs.unwrap_or(if self.quick {
@@ -92,11 +110,24 @@ impl Args {
     }
 
     pub fn server_bin(&self) -> PathBuf {
-        self.server_bin.clone().unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace().join("target"));
-            target.join("release").join("glance-all-in-one")
-        })
+        self.server_bin
+            .clone()
+            .unwrap_or_else(|| release_bin("glance-all-in-one"))
     }
+}
+
+/// `<target dir>/release/<name>`.
+pub fn release_bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    target.join("release").join(name)
+}
+
+/// A fresh temp dir under target/, not /tmp: /tmp may be tmpfs, and the disk ceiling must be
+/// the disk the server writes to.
+pub fn temp_dir() -> anyhow::Result<tempfile::TempDir> {
+    let root = workspace().join("target").join("bench-tmp");
+    std::fs::create_dir_all(&root)?;
+    Ok(tempfile::Builder::new().prefix("run-").tempdir_in(&root)?)
 }

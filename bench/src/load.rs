@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hyper::Method;
 
-use crate::cpu::{CpuMeter, CpuShare};
+use crate::cpu::{CpuMeter, CpuShare, Watched};
 use crate::http::{self, Conn};
 
 pub struct LoadResult {
@@ -43,7 +43,8 @@ impl LoadResult {
 
 pub struct Load {
     pub addr: SocketAddr,
-    pub server_pid: u32,
+    /// The server processes this load's CPU is charged to.
+    pub watched: Watched,
     pub concurrency: usize,
     pub duration: Duration,
     pub max_requests: u64,
@@ -68,7 +69,7 @@ impl Load {
         let errors = Arc::new(AtomicU64::new(0));
         let first_error: Arc<Mutex<Option<String>>> = Arc::default();
         let path: Arc<str> = path.into();
-        let meter = CpuMeter::start(self.server_pid);
+        let meter = CpuMeter::start(&self.watched);
         let start = Instant::now();
         let deadline = start + self.duration;
         let mut tasks = Vec::new();
@@ -144,7 +145,7 @@ pub struct Creates {
 /// `count` image creates (`bench-<i % 100>`, tag `t1`) from `concurrency` keep-alive clients.
 pub async fn create_images(
     addr: SocketAddr,
-    server_pid: u32,
+    watched: &Watched,
     count: usize,
     concurrency: usize,
 ) -> anyhow::Result<Creates> {
@@ -155,7 +156,7 @@ pub async fn create_images(
     for _ in 0..concurrency {
         conns.push(Conn::open(addr).await?);
     }
-    let meter = CpuMeter::start(server_pid);
+    let meter = CpuMeter::start(watched);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for mut conn in conns {

@@ -7,7 +7,9 @@ mod cli;
 mod cpu;
 mod http;
 mod load;
+mod mesh;
 mod phases;
+mod procs;
 mod report;
 mod server;
 
@@ -18,7 +20,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Parser;
 
-use crate::cli::{workspace, Args, Plan};
+use crate::cli::{Args, Plan};
 use crate::cpu::CpuMeter;
 use crate::phases::{mbps, Journal};
 use crate::report::{Row, Target};
@@ -45,26 +47,19 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<Journal> {
+    if args.mesh {
+        return mesh::run(args);
+    }
     let plan = args.plan();
     if !args.no_build {
-        server::build()?;
+        server::build(&["glance-all-in-one"])?;
     }
     let bin = args.server_bin();
     anyhow::ensure!(bin.is_file(), "no server binary at {}", bin.display());
 
-    // Under target/, not /tmp: /tmp may be tmpfs, and the disk ceiling must be the disk the
-    // server writes to.
-    let tmp_root = workspace().join("target").join("bench-tmp");
-    std::fs::create_dir_all(&tmp_root)?;
-    let tmp = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(&tmp_root)?;
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let tmp = cli::temp_dir()?;
     println!("glance-bench: server {}", bin.display());
-    println!(
-        "machine: {cores} cores (nproc), load average {}; client and server share these cores, so request rates are bounded by both",
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
-    );
+    let cores = print_machine();
     println!(
         "plan: {} MiB upload, {} creates x{} clients, {:.1} s load phases x{} clients, client runtime {} threads, temp dir {}",
         plan.size >> 20,
@@ -79,26 +74,26 @@ fn run(args: &Args) -> anyhow::Result<Journal> {
     let mut journal = Journal::default();
     let rows = measure(args, &plan, &bin, tmp.path(), &mut journal)?;
     println!("\n{}", report::table(&rows));
-    println!("{}", report::cpu_table(&journal.cpu));
+    report::print_cpu(&journal.cpu);
     println!(
         "note: {cores} cores shared by the bench client and the server (and anything else running); \
          compare each request rate with the /versions row to see whether the client or the server is the limit."
     );
-    let (phase, worst) = journal
-        .cpu
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.other))
-        .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
-    if worst > 0.25 {
-        println!(
-            "WARNING: other processes kept {worst:.2} cores busy during \"{phase}\"; figures are depressed by contention, rerun on a quiet machine."
-        );
-    }
     if args.keep {
         let kept = tmp.keep();
         println!("kept {}", kept.display());
     }
     Ok(journal)
+}
+
+/// Prints the machine line; returns the number of cores.
+pub fn print_machine() -> usize {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "machine: {cores} cores (nproc), load average {}; client and server share these cores, so request rates are bounded by both",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
+    cores
 }
 
 fn measure(
@@ -168,7 +163,7 @@ fn measure(
             .await?;
         let load = load::Load {
             addr: server.addr,
-            server_pid: server.pid,
+            watched: server.watched(),
             concurrency: plan.concurrency,
             duration: plan.duration,
             max_requests: plan.max_requests,

@@ -97,7 +97,7 @@ pub async fn upload(
     };
     let elapsed = start.elapsed();
     let cpu = meter.stop();
-    journal.cpu("upload", cpu);
+    journal.cpu("upload", cpu.clone());
     let (max_rss, samples) = sampler.finish();
     let hwm = server.vm_hwm();
     println!(
@@ -183,7 +183,7 @@ pub async fn download(
     let n = http::drain(resp.into_body()).await?;
     let api = start.elapsed();
     let cpu = meter.stop();
-    journal.cpu("download", cpu);
+    journal.cpu("download", cpu.clone());
     println!(
         "download: GET {path} -> {status}, {n} bytes in {:.3} s = {:.0} MB/s; {cpu}",
         api.as_secs_f64(),
@@ -209,7 +209,7 @@ pub async fn download(
     let m = http::drain(resp.into_body()).await?;
     let sendfile = start.elapsed();
     let cpu = meter.stop();
-    journal.cpu("download ceiling (sendfile)", cpu);
+    journal.cpu("download ceiling (sendfile)", cpu.clone());
     let sent = handle.join().expect("sendfile thread")?;
     println!(
         "download ceiling: sendfile of {} ({sent} bytes) read by the same client in {:.3} s = {:.0} MB/s; {cpu} (the bench is both ends here)",
@@ -244,9 +244,9 @@ pub async fn creates_and_walk(
     concurrency: usize,
     journal: &mut Journal,
 ) -> anyhow::Result<CreatesAndWalk> {
-    let c = load::create_images(server.addr, server.pid, count, concurrency).await?;
+    let c = load::create_images(server.addr, &server.watched(), count, concurrency).await?;
     let ok = c.ids.iter().filter(|i| i.is_some()).count();
-    journal.cpu("creates", c.cpu);
+    journal.cpu("creates", c.cpu.clone());
     println!(
         "creates: {count} creates from {concurrency} clients in {:.3} s = {:.0}/s, {} errors; {}",
         c.elapsed.as_secs_f64(),
@@ -324,32 +324,18 @@ fn relative(link: &str) -> String {
     }
 }
 
-pub struct Loads {
-    pub versions: LoadResult,
-    pub show: LoadResult,
-    pub filtered: LoadResult,
-}
+/// The name+tag list every run measures; `creates` made `creates / 100` images that match.
+pub const FILTER: &str = "/v2/images?name=bench-42&tag=t1";
 
-pub async fn loads(
-    server: &Server,
-    load: &Load,
-    show_id: &str,
+/// One GET of [`FILTER`], checked against what the create phase made.
+pub async fn check_filter(
+    addr: std::net::SocketAddr,
     creates: usize,
     journal: &mut Journal,
-) -> anyhow::Result<Loads> {
-    let versions = load.get("/versions", 200).await?;
-    report_load(
-        journal,
-        load,
-        "load GET /versions (client ceiling)",
-        &versions,
-    );
-    let show = load.get(&format!("/v2/images/{show_id}"), 200).await?;
-    report_load(journal, load, "load GET /v2/images/{id}", &show);
-
-    let filter = "/v2/images?name=bench-42&tag=t1";
+) -> anyhow::Result<()> {
+    let filter = FILTER;
     let expected = (0..creates).filter(|i| i % 100 == 42).count();
-    let mut conn = Conn::open(server.addr).await?;
+    let mut conn = Conn::open(addr).await?;
     let v = conn.get_json(filter).await?;
     let images = v["images"].as_array().cloned().unwrap_or_default();
     let wrong = images
@@ -373,23 +359,40 @@ pub async fn loads(
             images.len()
         ));
     }
-    let filtered = load.get(filter, 200).await?;
+    Ok(())
+}
+
+pub struct Loads {
+    pub versions: LoadResult,
+    pub show: LoadResult,
+    pub filtered: LoadResult,
+}
+
+pub async fn loads(
+    server: &Server,
+    load: &Load,
+    show_id: &str,
+    creates: usize,
+    journal: &mut Journal,
+) -> anyhow::Result<Loads> {
+    let versions = load.get("/versions", 200).await?;
+    report_load(
+        journal,
+        load,
+        "load GET /versions (client ceiling)",
+        &versions,
+    );
+    let show = load.get(&format!("/v2/images/{show_id}"), 200).await?;
+    report_load(journal, load, "load GET /v2/images/{id}", &show);
+
+    check_filter(server.addr, creates, journal).await?;
+    let filtered = load.get(FILTER, 200).await?;
     report_load(
         journal,
         load,
         "load GET /v2/images?name=bench-42&tag=t1",
         &filtered,
     );
-    for r in [&versions, &show, &filtered] {
-        if r.errors > 0 {
-            journal.fail(format!(
-                "{} of {} load requests failed: {}",
-                r.errors,
-                r.requests,
-                r.first_error.clone().unwrap_or_default()
-            ));
-        }
-    }
     Ok(Loads {
         versions,
         show,
@@ -397,8 +400,10 @@ pub async fn loads(
     })
 }
 
-fn report_load(journal: &mut Journal, load: &Load, what: &str, r: &LoadResult) {
-    journal.cpu(what, r.cpu);
+/// Prints a load phase's numbers, records its CPU, and records failed requests as a
+/// correctness failure.
+pub fn report_load(journal: &mut Journal, load: &Load, what: &str, r: &LoadResult) {
+    journal.cpu(what, r.cpu.clone());
     println!(
         "{what}: {} requests ({} errors) in {:.2} s from {} keep-alive clients = {:.0} req/s; p50 {:.3} ms, p99 {:.3} ms; client CPU {:.1} us/request; {}",
         r.requests,
@@ -413,5 +418,13 @@ fn report_load(journal: &mut Journal, load: &Load, what: &str, r: &LoadResult) {
     );
     if let Some(e) = &r.first_error {
         println!("  first error: {e}");
+    }
+    if r.errors > 0 {
+        journal.fail(format!(
+            "{what}: {} of {} requests failed: {}",
+            r.errors,
+            r.requests,
+            r.first_error.clone().unwrap_or_default()
+        ));
     }
 }

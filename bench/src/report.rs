@@ -127,26 +127,71 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// Cores busy per phase, so a reader sees whether the client, the server or a neighbour
-/// was the one using the machine.
+/// Cores busy per phase, so a reader sees whether the client, which server process, or a
+/// neighbour was the one using the machine. One column per watched process group.
 pub fn cpu_table(phases: &[(String, CpuShare)]) -> String {
-    let width = phases
+    let mut groups: Vec<&str> = Vec::new();
+    for (_, c) in phases {
+        for (name, _) in &c.parts {
+            if !groups.contains(&name.as_str()) {
+                groups.push(name);
+            }
+        }
+    }
+    let mut header = vec!["phase".to_owned(), "client cores".to_owned()];
+    header.extend(groups.iter().map(|g| format!("{g} cores")));
+    header.extend(["irq/softirq".to_owned(), "other cores".to_owned()]);
+    let rows: Vec<Vec<String>> = phases
         .iter()
-        .map(|(p, _)| p.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let mut out = format!(
-        "| {:<width$} | client cores | server cores | irq/softirq | other cores |\n|-{}-|--------------|--------------|-------------|-------------|\n",
-        "phase",
-        "-".repeat(width)
-    );
-    for (phase, c) in phases {
-        let _ = writeln!(
-            out,
-            "| {phase:<width$} | {:>12.2} | {:>12.2} | {:>11.2} | {:>11.2} |",
-            c.client, c.server, c.irq, c.other
-        );
+        .map(|(phase, c)| {
+            let mut row = vec![phase.clone(), format!("{:.2}", c.client)];
+            row.extend(groups.iter().map(|g| format!("{:.2}", c.part(g))));
+            row.extend([format!("{:.2}", c.irq), format!("{:.2}", c.other)]);
+            row
+        })
+        .collect();
+    let mut width: Vec<usize> = header.iter().map(String::len).collect();
+    for row in &rows {
+        for (w, c) in width.iter_mut().zip(row) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, row: &[String]| {
+        let parts: Vec<String> = row
+            .iter()
+            .zip(&width)
+            .enumerate()
+            // The phase name left-aligned, the numbers right-aligned.
+            .map(|(i, (c, w))| {
+                if i == 0 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "| {} |", parts.join(" | "));
+    };
+    line(&mut out, &header);
+    let rule: Vec<String> = width.iter().map(|w| "-".repeat(*w)).collect();
+    let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
+    for row in &rows {
+        line(&mut out, row);
     }
     out
+}
+
+/// The CPU table, and a warning when a neighbour took a noticeable share of the machine.
+pub fn print_cpu(phases: &[(String, CpuShare)]) {
+    println!("{}", cpu_table(phases));
+    let (phase, worst) = phases
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.other))
+        .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    if worst > 0.25 {
+        println!(
+            "WARNING: other processes kept {worst:.2} cores busy during \"{phase}\"; figures are depressed by contention, rerun on a quiet machine."
+        );
+    }
 }

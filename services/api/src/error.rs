@@ -43,7 +43,7 @@ impl ApiError {
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {
-            RegistryError::NotFound(msg) => ApiError::NotFound(msg),
+            RegistryError::NotFound(id) => ApiError::image_not_found(id),
             RegistryError::Conflict(msg) | RegistryError::Duplicate(msg) => ApiError::Conflict(msg),
             RegistryError::Invalid(msg) => ApiError::BadRequest(msg),
             RegistryError::Internal(msg) => ApiError::Internal(msg),

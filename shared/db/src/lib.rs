@@ -1,14 +1,28 @@
-//! The image database, owned by the registry.
+//! The registry's database.
 //!
-//! [`Database`] opens SQLite (embedded) or PostgreSQL (at scale) with the same entities and
-//! migrations; [`ImageRepo`] implements the registry's requests on it. Nothing outside the
-//! registry sees these types: the bus carries `glance_domain::Image`.
+//! The registry process is the one owner of the database; it calls [`ImageRepo`], which
+//! answers the registry's requests with Glance's semantics (visibility, filters, sorting,
+//! compare-and-set saves, soft deletes) on SQLite or PostgreSQL alike. Nothing here is
+//! visible on the bus: requests and replies are `glance_proto::registry` types.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), glance_db::DbError> {
+//! let db = glance_db::Database::connect("sqlite:///var/lib/glance/glance.sqlite").await?;
+//! db.migrate_up().await?;
+//! let repo = glance_db::ImageRepo::new(db);
+//! # Ok(()) }
+//! ```
 
 mod database;
-pub mod entities;
-pub mod migration;
+pub mod entity;
+mod error;
+mod migration;
+mod reads;
 mod repo;
+mod url;
 
-pub use database::{Database, DbError};
+pub use database::{Database, PoolConfig};
+pub use error::DbError;
+pub use migration::Migrator;
 pub use repo::ImageRepo;
 pub use sea_orm::DbBackend;

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+/// Where an image's bytes live. `meta_data` is a JSON object (Glance's `JSONEncodedDict`);
+/// rows are ordered by `id`, which is the order the API shows.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "image_locations")]
 pub struct Model {
@@ -7,7 +9,6 @@ pub struct Model {
     pub id: i64,
     pub image_id: String,
     pub value: String,
-    /// JSON object of string values.
     pub meta_data: String,
     pub status: String,
     pub created_at: DateTimeUtc,
@@ -17,6 +18,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::image::Entity",
+        from = "Column::ImageId",
+        to = "super::image::Column::Id"
+    )]
+    Image,
+}
+
+impl Related<super::image::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Image.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+/// An extra property. `(image_id, name)` is unique, deleted rows included, so a property that
+/// comes back revives its old row instead of inserting a new one (Glance does the same).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "image_properties")]
 pub struct Model {
@@ -15,6 +17,19 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::image::Entity",
+        from = "Column::ImageId",
+        to = "super::image::Column::Id"
+    )]
+    Image,
+}
+
+impl Related<super::image::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Image.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1,15 +1,7 @@
-//! Schema migrations; the same on SQLite and PostgreSQL. `glance-manage db sync` runs them.
+//! The first schema: Glance's image tables. Applied databases exist, so this file stays
+//! as it was released; later changes are later migrations.
 
 use sea_orm_migration::prelude::*;
-
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(InitialSchema)]
-    }
-}
 
 #[derive(DeriveIden)]
 enum Images {
@@ -115,16 +107,16 @@ fn child_fk<T: Iden + 'static>(table: T, column: impl Iden + 'static) -> Foreign
         .to_owned()
 }
 
-pub struct InitialSchema;
+pub struct Migration;
 
-impl MigrationName for InitialSchema {
+impl MigrationName for Migration {
     fn name(&self) -> &str {
         "m20261129_000001_initial_schema"
     }
 }
 
 #[async_trait::async_trait]
-impl MigrationTrait for InitialSchema {
+impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.create_table(
             Table::create()

@@ -1,0 +1,191 @@
+//! Between the persistence model and the domain's `Image`.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use chrono::{DateTime, Utc};
+use glance_domain::{Image, ImageId, Location};
+use glance_proto::registry::{RegistryError, RegistryResult};
+use sea_orm::ActiveValue::{NotSet, Set};
+use sea_orm::DbErr;
+
+use crate::entity::{image, image_location, image_property, image_tag};
+
+/// Both databases must hand back exactly what was stored, and PostgreSQL keeps microseconds:
+/// truncating before every write makes SQLite agree with it.
+pub(crate) fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+pub(crate) fn now() -> DateTime<Utc> {
+    micros(Utc::now())
+}
+
+/// An unexpected failure: logged here, where the detail is, and sent on as `Internal`.
+pub(crate) fn internal(what: &str, err: impl Display) -> RegistryError {
+    tracing::error!(error = %err, "{what}");
+    RegistryError::Internal(format!("{what}: {err}"))
+}
+
+/// `.context("...")` for database results, in the manner of `anyhow`.
+pub(crate) trait DbContext<T> {
+    fn context(self, what: &str) -> RegistryResult<T>;
+}
+
+impl<T> DbContext<T> for Result<T, DbErr> {
+    fn context(self, what: &str) -> RegistryResult<T> {
+        self.map_err(|err| internal(what, err))
+    }
+}
+
+/// An image row as the domain sees it, without its children yet.
+pub(crate) fn image_from_row(row: image::Model) -> RegistryResult<Image> {
+    fn parse<T: std::str::FromStr>(value: &str, id: &str) -> RegistryResult<T>
+    where
+        T::Err: Display,
+    {
+        value
+            .parse()
+            .map_err(|e| internal(&format!("image {id} has a corrupt row"), e))
+    }
+    let id_text = row.id.as_str();
+    Ok(Image {
+        id: parse::<ImageId>(id_text, id_text)?,
+        status: parse(&row.status, id_text)?,
+        visibility: parse(&row.visibility, id_text)?,
+        disk_format: row
+            .disk_format
+            .as_deref()
+            .map(|f| parse(f, id_text))
+            .transpose()?,
+        container_format: row
+            .container_format
+            .as_deref()
+            .map(|f| parse(f, id_text))
+            .transpose()?,
+        name: row.name,
+        protected: row.protected,
+        os_hidden: row.os_hidden,
+        checksum: row.checksum,
+        os_hash_algo: row.os_hash_algo,
+        os_hash_value: row.os_hash_value,
+        owner: row.owner,
+        size: row.size,
+        virtual_size: row.virtual_size,
+        min_disk: row.min_disk,
+        min_ram: row.min_ram,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        deleted_at: row.deleted_at,
+        tags: Vec::new(),
+        properties: BTreeMap::new(),
+        locations: Vec::new(),
+    })
+}
+
+/// The row for a new image. `deleted` follows the status, as Glance keeps it.
+pub(crate) fn new_image_row(image: &Image) -> image::ActiveModel {
+    image::ActiveModel {
+        id: Set(image.id.to_string()),
+        name: Set(image.name.clone()),
+        size: Set(image.size),
+        virtual_size: Set(image.virtual_size),
+        status: Set(image.status.as_str().to_owned()),
+        disk_format: Set(image.disk_format.map(|f| f.as_str().to_owned())),
+        container_format: Set(image.container_format.map(|f| f.as_str().to_owned())),
+        checksum: Set(image.checksum.clone()),
+        os_hash_algo: Set(image.os_hash_algo.clone()),
+        os_hash_value: Set(image.os_hash_value.clone()),
+        owner: Set(image.owner.clone()),
+        min_disk: Set(image.min_disk),
+        min_ram: Set(image.min_ram),
+        protected: Set(image.protected),
+        os_hidden: Set(image.os_hidden),
+        visibility: Set(image.visibility.as_str().to_owned()),
+        created_at: Set(image.created_at),
+        updated_at: Set(image.updated_at),
+        deleted_at: Set(image.deleted_at),
+        deleted: Set(image.status.is_deleted()),
+    }
+}
+
+pub(crate) fn new_property(
+    image_id: &str,
+    name: &str,
+    value: &str,
+    now: DateTime<Utc>,
+) -> image_property::ActiveModel {
+    image_property::ActiveModel {
+        id: NotSet,
+        image_id: Set(image_id.to_owned()),
+        name: Set(name.to_owned()),
+        value: Set(value.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+        deleted: Set(false),
+    }
+}
+
+pub(crate) fn new_tag(image_id: &str, value: &str, now: DateTime<Utc>) -> image_tag::ActiveModel {
+    image_tag::ActiveModel {
+        id: NotSet,
+        image_id: Set(image_id.to_owned()),
+        value: Set(value.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+        deleted: Set(false),
+    }
+}
+
+pub(crate) fn new_location(
+    image_id: &str,
+    location: &Location,
+    now: DateTime<Utc>,
+) -> image_location::ActiveModel {
+    image_location::ActiveModel {
+        id: NotSet,
+        image_id: Set(image_id.to_owned()),
+        value: Set(location.url.clone()),
+        meta_data: Set(metadata_to_json(&location.metadata)),
+        status: Set(location.status.clone()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+        deleted: Set(false),
+    }
+}
+
+pub(crate) fn metadata_to_json(metadata: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(metadata).expect("a map of strings always serialises")
+}
+
+/// Glance stores location metadata as any JSON object; values that are not strings (written
+/// by Glance itself, say) are kept as their JSON text rather than refused.
+pub(crate) fn metadata_from_json(
+    text: &str,
+) -> Result<BTreeMap<String, String>, serde_json::Error> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)?;
+    Ok(object
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect())
+}
+
+/// Tags are a set, but the order a caller gave them in is the nicest order to show.
+pub(crate) fn unique_tags(tags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        if !out.contains(tag) {
+            out.push(tag.clone());
+        }
+    }
+    out
+}
