@@ -20,9 +20,10 @@ pub struct FilesystemStore {
     dir: PathBuf,
 }
 
-/// Bytes per read when streaming a file out: large enough for loopback line rate,
-/// small enough that a few hundred concurrent downloads stay within memory.
-const READ_CHUNK: usize = 256 * 1024;
+/// Bytes per read when streaming a file out: large enough that thread wake-ups are rare
+/// at loopback line rate, small enough that many concurrent downloads stay within memory
+/// (at most 5 MiB in flight each: this chunk and 4 queued).
+const READ_CHUNK: usize = 1024 * 1024;
 
 impl FilesystemStore {
     pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
@@ -165,7 +166,7 @@ struct FileWriter {
 
 impl FileWriter {
     fn start(file: std::fs::File, temp: PathBuf, final_path: PathBuf, location: String) -> Self {
-        let (tx, mut rx) = mpsc::channel::<WriteCmd>(16);
+        let (tx, mut rx) = mpsc::channel::<WriteCmd>(4);
         let temp_for_thread = temp.clone();
         let done = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             let mut out = std::io::BufWriter::with_capacity(1 << 20, file);

@@ -7,8 +7,9 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use digest::DynDigest;
 
-/// Chunks queued per hasher before the upload waits for it: bounds memory per upload.
-const QUEUE_DEPTH: usize = 64;
+/// Batches (1 MiB each) queued per hasher before the upload waits for it: bounds memory
+/// per upload.
+const QUEUE_DEPTH: usize = 4;
 
 pub fn new_digest(algorithm: &str) -> Box<dyn DynDigest + Send> {
     match algorithm {

@@ -4,6 +4,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::BytesMut;
 use futures::StreamExt;
 use glance_domain::{Image, ImageStatus, Location, RequestContext};
 use glance_format::{FormatError, Inspector};
@@ -154,6 +155,10 @@ async fn receive(
     let mut inspector = Inspector::new(disk_format);
     let strict = state.config().require_image_format_match;
     let mut size: u64 = 0;
+    // Socket reads arrive in pieces of a few KiB; handing each to three threads costs a
+    // wake-up apiece. Gathering them into 1 MiB batches trades one memcpy for ~100x fewer
+    // wake-ups, and bounds what is buffered per upload.
+    let mut batch = BytesMut::with_capacity(BATCH);
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("Error receiving image data: {e}")))?;
@@ -166,11 +171,14 @@ async fn receive(
             Err(FormatError::Mismatch { .. }) if !strict => {}
             Err(e) => return Err(format_error(e)),
         }
-        hashers.update_async(chunk.clone()).await;
-        writer
-            .write(chunk)
-            .await
-            .map_err(|e| ApiError::Internal(format!("writing image data failed: {e}")))?;
+        batch.extend_from_slice(&chunk);
+        if batch.len() >= BATCH {
+            let full = std::mem::replace(&mut batch, BytesMut::with_capacity(BATCH)).freeze();
+            dispatch(&hashers, &mut writer, full).await?;
+        }
+    }
+    if !batch.is_empty() {
+        dispatch(&hashers, &mut writer, batch.freeze()).await?;
     }
     let virtual_size = match inspector.finish() {
         Ok(inspection) => inspection.virtual_size,
@@ -189,6 +197,20 @@ async fn receive(
         multihash: digests.multihash,
         virtual_size,
     })
+}
+
+const BATCH: usize = 1 << 20;
+
+async fn dispatch(
+    hashers: &Hashers,
+    writer: &mut Box<dyn glance_store::StoreWriter>,
+    bytes: bytes::Bytes,
+) -> ApiResult<()> {
+    hashers.update_async(bytes.clone()).await;
+    writer
+        .write(bytes)
+        .await
+        .map_err(|e| ApiError::Internal(format!("writing image data failed: {e}")))
 }
 
 /// Puts a `saving` image back to `queued` unless disarmed: on error paths explicitly, and
