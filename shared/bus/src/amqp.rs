@@ -125,20 +125,8 @@ impl Amqp {
             .await
             .map_err(unavailable)?;
 
-        let reply_queue = format!("glance.reply.{}", uuid::Uuid::new_v4().simple());
         let replies = conn.create_channel().await.map_err(unavailable)?;
-        replies
-            .queue_declare(
-                reply_queue.as_str().into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
+        let reply_queue = declare_private(&replies, "glance.reply").await?;
         let mut consumer = replies
             .basic_consume(
                 reply_queue.as_str().into(),
@@ -243,19 +231,7 @@ impl Amqp {
                 queue.clone()
             }
             Source::Topics(topics) => {
-                let queue = format!("glance.control.{}", uuid::Uuid::new_v4().simple());
-                channel
-                    .queue_declare(
-                        queue.as_str().into(),
-                        QueueDeclareOptions {
-                            exclusive: true,
-                            auto_delete: true,
-                            ..Default::default()
-                        },
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(unavailable)?;
+                let queue = declare_private(&channel, "glance.control").await?;
                 for topic in topics {
                     channel
                         .queue_bind(
@@ -295,6 +271,24 @@ impl Amqp {
 enum Source {
     Queue(String),
     Topics(Vec<String>),
+}
+
+/// Declares a queue only this connection uses, gone when it closes: `<prefix>.<uuid>`.
+async fn declare_private(channel: &Channel, prefix: &str) -> Result<String, BusError> {
+    let queue = format!("{prefix}.{}", uuid::Uuid::new_v4().simple());
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(queue)
 }
 
 /// Glance writes `rabbit://user:pass@host:port/vhost`; lapin speaks `amqp://`.
