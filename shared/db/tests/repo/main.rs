@@ -9,5 +9,4 @@ mod crud;
 mod database;
 mod filters;
 mod pagination;
-mod throughput;
 mod visibility;
