@@ -194,7 +194,7 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
     };
     assert!(exit.success(), "api-2 exited with {exit}");
 
-    // Delete through the first; the second no longer finds it.
+    // Delete through the first API; the image is gone.
     let res = http
         .delete(format!("{api1}/v2/images/{id}"))
         .send()
