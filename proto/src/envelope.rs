@@ -40,7 +40,15 @@ impl Envelope {
         request_id: Option<String>,
         payload: &T,
     ) -> Result<Self, serde_json::Error> {
-        Ok(Self {
+        Ok(Self::with_value(
+            kind,
+            request_id,
+            serde_json::to_value(payload)?,
+        ))
+    }
+
+    fn with_value(kind: &str, request_id: Option<String>, payload: serde_json::Value) -> Self {
+        Self {
             headers: Headers {
                 message_id: Uuid::new_v4(),
                 kind: kind.to_owned(),
@@ -50,19 +58,24 @@ impl Envelope {
                 sent_at: Utc::now(),
                 extra: BTreeMap::new(),
             },
-            payload: serde_json::to_value(payload)?,
-        })
+            payload,
+        }
     }
 
     /// A reply to `self`, carrying its request id and correlated to its message id.
     pub fn reply<T: Serialize>(&self, payload: &T) -> Result<Self, serde_json::Error> {
-        let mut reply = Envelope::new(
+        Ok(self.reply_value(serde_json::to_value(payload)?))
+    }
+
+    /// [`Envelope::reply`] with a payload already in JSON form.
+    pub fn reply_value(&self, payload: serde_json::Value) -> Self {
+        let mut reply = Envelope::with_value(
             &format!("{}.reply", self.headers.kind),
             self.headers.request_id.clone(),
             payload,
-        )?;
+        );
         reply.headers.correlation_id = Some(self.headers.message_id);
-        Ok(reply)
+        reply
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -15,8 +15,6 @@ pub struct ApiLifecycle {
     pub state: web::Data<AppState>,
     pub server: ServerHandle,
     pub config_files: Vec<PathBuf>,
-    /// Flags given on the command line, re-applied over the files on reload.
-    pub overrides: Vec<(String, String, String)>,
     pub default_auth: AuthStrategy,
 }
 
@@ -30,10 +28,7 @@ impl Lifecycle for ApiLifecycle {
     }
 
     fn reload(&self) -> Result<String, String> {
-        let mut raw = RawConfig::load(&self.config_files).map_err(|e| e.to_string())?;
-        for (section, option, value) in &self.overrides {
-            raw.set(section, option, value);
-        }
+        let raw = RawConfig::load(&self.config_files).map_err(|e| e.to_string())?;
         let settings = Settings::from_raw(&raw).map_err(|e| e.to_string())?;
         let mut config = ApiConfig::from_settings(&settings, self.default_auth);
         // Threads and sockets stay as they are: only request-time settings change.

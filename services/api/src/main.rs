@@ -71,7 +71,6 @@ fn main() -> anyhow::Result<()> {
             state: app.state(),
             server: app.handle(),
             config_files: args.config_file.clone(),
-            overrides: Vec::new(),
             default_auth: AuthStrategy::TrustedHeaders,
         };
         glance_service::start_control(

@@ -3,7 +3,6 @@
 //! Start as many as you like: they share the queue. `glance-control registry ...` reaches
 //! every one of them.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -32,10 +31,6 @@ struct RegistryLifecycle {
 }
 
 impl Lifecycle for RegistryLifecycle {
-    fn detail(&self) -> BTreeMap<String, String> {
-        BTreeMap::new()
-    }
-
     /// The registry's options (database, broker) need a restart to change; a reload checks
     /// that the files still parse so a later restart will not fail.
     fn reload(&self) -> Result<String, String> {

@@ -213,11 +213,6 @@ impl Amqp {
         Ok(())
     }
 
-    pub async fn is_connected(&self) -> bool {
-        let guard = self.shared.link.lock().await;
-        guard.as_ref().is_some_and(|l| l.conn.status().connected())
-    }
-
     /// Opens a consumer for `source` on the current link.
     async fn consumer(
         &self,

@@ -82,7 +82,7 @@ impl Transport for InProcess {
             .get(queue)
             .cloned();
         if let Some(router) = inline {
-            return match tokio::time::timeout(timeout, router.dispatch(&request)).await {
+            return match tokio::time::timeout(timeout, router.dispatch(request)).await {
                 Ok(reply) => reply,
                 Err(_) => Err(BusError::Timeout {
                     queue: queue.to_owned(),

@@ -10,7 +10,7 @@ use crate::{BusError, Delivery, Transport};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler =
-    Arc<dyn Fn(Envelope) -> BoxFuture<Result<serde_json::Value, BusError>> + Send + Sync>;
+    Arc<dyn Fn(serde_json::Value) -> BoxFuture<Result<serde_json::Value, BusError>> + Send + Sync>;
 type Any = Box<dyn std::any::Any + Send>;
 type TypedHandler = Arc<dyn Fn(Any) -> BoxFuture<Any> + Send + Sync>;
 
@@ -51,10 +51,10 @@ impl Router {
         );
         self.handlers.insert(
             R::NAME,
-            Arc::new(move |env: Envelope| {
+            Arc::new(move |payload: serde_json::Value| {
                 let handler = handler.clone();
                 Box::pin(async move {
-                    let req: R = serde_json::from_value(env.payload)
+                    let req: R = serde_json::from_value(payload)
                         .map_err(|e| BusError::Malformed(e.to_string()))?;
                     let reply = handler(req).await;
                     serde_json::to_value(&reply).map_err(|e| BusError::Malformed(e.to_string()))
@@ -72,11 +72,9 @@ impl Router {
     /// Runs the handler for `req` directly, without serializing anything; `None` if no
     /// handler is routed for `R`.
     pub async fn call_typed<R: Rpc>(&self, req: R) -> Option<R::Reply> {
-        use std::sync::atomic::Ordering;
         let handler = self.typed.get(R::NAME)?.clone();
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _busy = InFlightGuard::enter(&self.in_flight);
         let reply = handler(Box::new(req)).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         Some(
             *reply
                 .downcast::<R::Reply>()
@@ -85,23 +83,36 @@ impl Router {
     }
 
     /// Runs the handler for `env`, returning the reply envelope.
-    pub async fn dispatch(&self, env: &Envelope) -> Result<Envelope, BusError> {
+    pub async fn dispatch(&self, env: Envelope) -> Result<Envelope, BusError> {
         let handler = self
             .handlers
             .get(env.headers.kind.as_str())
             .ok_or_else(|| BusError::NoHandler(env.headers.kind.clone()))?
             .clone();
-        use std::sync::atomic::Ordering;
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let payload = handler(env.clone()).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let payload = payload?;
-        Ok(Envelope {
-            payload,
-            ..env
-                .reply(&())
-                .map_err(|e| BusError::Malformed(e.to_string()))?
-        })
+        let _busy = InFlightGuard::enter(&self.in_flight);
+        let Envelope { headers, payload } = env;
+        let reply = handler(payload).await?;
+        let request = Envelope {
+            headers,
+            payload: serde_json::Value::Null,
+        };
+        Ok(request.reply_value(reply))
+    }
+}
+
+/// Counts a request as in flight until dropped, so a cancelled call is not counted forever.
+struct InFlightGuard(Arc<std::sync::atomic::AtomicU64>);
+
+impl InFlightGuard {
+    fn enter(counter: &Arc<std::sync::atomic::AtomicU64>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -185,7 +196,7 @@ async fn serve_subscription_until(
         tokio::spawn(
             async move {
                 let _permit = permit;
-                match router.dispatch(&envelope).await {
+                match router.dispatch(envelope).await {
                     Ok(reply) => {
                         if let Err(e) = responder.reply(reply).await {
                             tracing::warn!(error = %e, "could not send reply");

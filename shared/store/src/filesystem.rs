@@ -98,14 +98,15 @@ impl Store for FilesystemStore {
         range: Option<Range<u64>>,
     ) -> Result<ByteStream, StoreError> {
         let path = self.path_of(location)?;
-        let mut file = match std::fs::File::open(&path) {
-            Ok(f) => f,
+        // Opened off the async worker: a slow disk must not stall other requests.
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f.into_std().await,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound(location.to_owned()))
             }
             Err(e) => return Err(e.into()),
         };
-        let len = file.metadata()?.len();
+        let len = tokio::fs::metadata(&path).await?.len();
         let range = range.unwrap_or(0..len);
         // A dedicated blocking reader keeps the async workers free and reads ahead a few
         // chunks; the bounded channel caps memory per download.

@@ -42,6 +42,17 @@ impl Worker {
     }
 }
 
+async fn queue(tx: &SyncSender<Bytes>, chunk: Bytes) {
+    // A send only fails if the thread died, which `finish` reports.
+    match tx.try_send(chunk) {
+        Ok(()) | Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
+        Err(std::sync::mpsc::TrySendError::Full(chunk)) => {
+            let tx = tx.clone();
+            let _ = tokio::task::spawn_blocking(move || tx.send(chunk)).await;
+        }
+    }
+}
+
 /// Feeds every chunk to an md5 and a multihash thread.
 pub struct Hashers {
     md5: Worker,
@@ -62,38 +73,11 @@ impl Hashers {
         }
     }
 
-    /// Queues `chunk` for both hashers. Blocks only if a hasher is `QUEUE_DEPTH` chunks
-    /// behind, which is the back-pressure we want; callers on an async thread should call
-    /// [`Hashers::update_async`].
-    fn update_blocking(md5: &SyncSender<Bytes>, mh: &SyncSender<Bytes>, chunk: Bytes) {
-        // A send only fails if the thread died, which `finish` reports.
-        let _ = md5.send(chunk.clone());
-        let _ = mh.send(chunk);
-    }
-
+    /// Queues `chunk` for both hashers. A full queue (a hasher `QUEUE_DEPTH` batches
+    /// behind) waits on a blocking thread: that is the back-pressure on the upload.
     pub async fn update_async(&self, chunk: Bytes) {
-        // Fast path: both queues have room, no thread hop needed.
-        match self.md5.tx.try_send(chunk.clone()) {
-            Ok(()) => {}
-            Err(std::sync::mpsc::TrySendError::Full(c)) => {
-                let tx = self.md5.tx.clone();
-                let _ = tokio::task::spawn_blocking(move || tx.send(c)).await;
-            }
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
-        }
-        match self.multihash.tx.try_send(chunk) {
-            Ok(()) => {}
-            Err(std::sync::mpsc::TrySendError::Full(c)) => {
-                let tx = self.multihash.tx.clone();
-                let _ = tokio::task::spawn_blocking(move || tx.send(c)).await;
-            }
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
-        }
-    }
-
-    /// Feeds a whole buffer synchronously (tests and tools).
-    pub fn update(&self, chunk: Bytes) {
-        Self::update_blocking(&self.md5.tx, &self.multihash.tx, chunk);
+        queue(&self.md5.tx, chunk.clone()).await;
+        queue(&self.multihash.tx, chunk).await;
     }
 
     pub async fn finish(self) -> Digests {
