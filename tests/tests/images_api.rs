@@ -96,6 +96,7 @@ async fn read_only_and_reserved_attributes_are_refused_at_create() {
     for body in [
         json!({"status": "active"}),
         json!({"checksum": "x"}),
+        json!({"stores": "file"}),
         json!({"os_glance_foo": "x"}),
         json!({"deleted": true}),
     ] {

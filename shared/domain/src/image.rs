@@ -171,6 +171,7 @@ impl Image {
         "updated_at",
         "tags",
         "locations",
+        "stores",
         "direct_url",
         "self",
         "file",

@@ -22,6 +22,7 @@ const READ_ONLY: &[&str] = &[
     "schema",
     "direct_url",
     "locations",
+    "stores",
 ];
 const RESERVED: &[&str] = &["location", "deleted", "deleted_at"];
 const MAX_STRING: usize = 255;
