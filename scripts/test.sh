@@ -4,6 +4,9 @@
 #   ./scripts/test.sh            fmt, clippy, the whole test suite (SQLite, then the HTTP suite
 #                                again on PostgreSQL), the release binary, the real-client smoke
 #   ./scripts/test.sh --quick    the same without fmt and clippy
+#   ./scripts/test.sh --services FILE
+#                                only start PostgreSQL and RabbitMQ, write their URLs to FILE
+#                                as `export` lines (source it), and keep them up until killed
 #
 # It installs what is missing (PostgreSQL and RabbitMQ from Debian packages, the Python clients
 # in target/venv), starts a throwaway PostgreSQL and RabbitMQ on free loopback ports under one
@@ -19,6 +22,7 @@ OPENSTACKSDK_VERSION=4.22.0
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
+SERVICES_FILE=""
 WITH_RABBITMQ=${GLANCE_TEST_WITH_RABBITMQ:-1}
 
 TMPROOT=""
@@ -424,6 +428,10 @@ main() {
     while [[ $# -gt 0 ]]; do
         case $1 in
             --quick) QUICK=1 ;;
+            --services)
+                SERVICES_FILE=${2:?--services needs a file}
+                shift
+                ;;
             -h | --help) usage; exit 0 ;;
             *) usage >&2; exit 2 ;;
         esac
@@ -453,6 +461,17 @@ main() {
         start_rabbitmq
     else
         phase "RabbitMQ: skipped (GLANCE_TEST_WITH_RABBITMQ=$WITH_RABBITMQ)"
+    fi
+
+    if [[ -n $SERVICES_FILE ]]; then
+        {
+            printf 'export GLANCE_TEST_POSTGRES_URL=%q GLANCE_REQUIRE_POSTGRES=1\n' "$GLANCE_TEST_POSTGRES_URL"
+            if [[ $WITH_RABBITMQ == 1 ]]; then
+                printf 'export GLANCE_TEST_AMQP_URL=%q GLANCE_REQUIRE_RABBITMQ=1\n' "$GLANCE_TEST_AMQP_URL"
+            fi
+        } >"$SERVICES_FILE"
+        phase "services up; URLs in $SERVICES_FILE; stop with kill $$"
+        while true; do sleep 3600; done
     fi
 
     phase "Python clients (target/venv)"

@@ -241,6 +241,90 @@ pub struct ImageFilters {
     pub properties: BTreeMap<String, String>,
 }
 
+/// A project an image is shared with (Glance's `ImageMember`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMember {
+    pub image_id: ImageId,
+    pub member_id: String,
+    pub status: MemberStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The members of an image the caller may see: all of them for the owner or an admin,
+/// otherwise only the caller's own membership. The image must be visible to the caller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListMembers {
+    pub ctx: RequestContext,
+    pub image_id: ImageId,
+}
+
+impl Rpc for ListMembers {
+    const NAME: &'static str = "registry.list_members";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<Vec<ImageMember>>;
+}
+
+/// Adds project `member_id` to an image, `pending`. An existing live membership is
+/// `Duplicate`. Policy (owner only, shared images only, quota) is the API's business.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMember {
+    pub ctx: RequestContext,
+    pub image_id: ImageId,
+    pub member_id: String,
+}
+
+impl Rpc for AddMember {
+    const NAME: &'static str = "registry.add_member";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<ImageMember>;
+}
+
+/// Sets a membership's status; a missing membership is `NotFound`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateMember {
+    pub ctx: RequestContext,
+    pub image_id: ImageId,
+    pub member_id: String,
+    pub status: MemberStatus,
+}
+
+impl Rpc for UpdateMember {
+    const NAME: &'static str = "registry.update_member";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<ImageMember>;
+}
+
+/// Soft-deletes a membership; a missing membership is `NotFound`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveMember {
+    pub ctx: RequestContext,
+    pub image_id: ImageId,
+    pub member_id: String,
+}
+
+impl Rpc for RemoveMember {
+    const NAME: &'static str = "registry.remove_member";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<()>;
+}
+
+/// Bytes a project stores (Glance's `_image_get_disk_usage_by_owner`): the size of each of
+/// its live images times its locations, skipping `except` (the image being replaced).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StorageUsage {
+    pub ctx: RequestContext,
+    pub owner: String,
+    #[serde(default)]
+    pub except: Option<ImageId>,
+}
+
+impl Rpc for StorageUsage {
+    const NAME: &'static str = "registry.storage_usage";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<u64>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use glance_proto::names::{EVENTS_EXCHANGE, WORK_EXCHANGE};
 use glance_proto::Envelope;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
@@ -112,18 +113,20 @@ impl Amqp {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(unavailable)?;
-        publisher
-            .exchange_declare(
-                CONTROL_EXCHANGE.into(),
-                lapin::ExchangeKind::Topic,
-                lapin::options::ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
+        for exchange in [CONTROL_EXCHANGE, WORK_EXCHANGE, EVENTS_EXCHANGE] {
+            publisher
+                .exchange_declare(
+                    exchange.into(),
+                    lapin::ExchangeKind::Topic,
+                    lapin::options::ExchangeDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+        }
 
         let replies = conn.create_channel().await.map_err(unavailable)?;
         let reply_queue = declare_private(&replies, "glance.reply").await?;
@@ -225,20 +228,19 @@ impl Amqp {
                 Self::declare(&channel, queue).await?;
                 queue.clone()
             }
-            Source::Topics(topics) => {
-                let queue = declare_private(&channel, "glance.control").await?;
-                for topic in topics {
-                    channel
-                        .queue_bind(
-                            queue.as_str().into(),
-                            CONTROL_EXCHANGE.into(),
-                            topic.as_str().into(),
-                            lapin::options::QueueBindOptions::default(),
-                            FieldTable::default(),
-                        )
-                        .await
-                        .map_err(unavailable)?;
-                }
+            Source::Bound {
+                exchange,
+                patterns,
+                queue,
+            } => {
+                let queue = match queue {
+                    Some(queue) => {
+                        Self::declare(&channel, queue).await?;
+                        queue.clone()
+                    }
+                    None => declare_private(&channel, exchange).await?,
+                };
+                bind(&channel, &queue, exchange, patterns).await?;
                 queue
             }
         };
@@ -265,7 +267,33 @@ impl Amqp {
 #[derive(Clone)]
 enum Source {
     Queue(String),
-    Topics(Vec<String>),
+    /// A queue bound to `exchange` under `patterns`: a named durable one, or a private one.
+    Bound {
+        exchange: &'static str,
+        patterns: Vec<String>,
+        queue: Option<String>,
+    },
+}
+
+async fn bind(
+    channel: &Channel,
+    queue: &str,
+    exchange: &str,
+    patterns: &[String],
+) -> Result<(), BusError> {
+    for pattern in patterns {
+        channel
+            .queue_bind(
+                queue.into(),
+                exchange.into(),
+                pattern.as_str().into(),
+                lapin::options::QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 /// Declares a queue only this connection uses, gone when it closes: `<prefix>.<uuid>`.
@@ -437,7 +465,74 @@ impl Transport for Amqp {
     }
 
     async fn subscribe_topics(&self, topics: &[String]) -> Result<Box<dyn Subscription>, BusError> {
-        AmqpSubscription::open(self.clone(), Source::Topics(topics.to_vec())).await
+        let source = Source::Bound {
+            exchange: CONTROL_EXCHANGE,
+            patterns: topics.to_vec(),
+            queue: None,
+        };
+        AmqpSubscription::open(self.clone(), source).await
+    }
+
+    async fn declare_work_queue(&self, queue: &str, bindings: &[String]) -> Result<(), BusError> {
+        let link = self.link().await?;
+        Self::declare(&link.publisher, queue).await?;
+        bind(&link.publisher, queue, WORK_EXCHANGE, bindings).await
+    }
+
+    async fn publish_work(&self, key: &str, work: Envelope) -> Result<(), BusError> {
+        let link = self.link().await?;
+        let props = properties(&work).with_delivery_mode(2);
+        let confirm = link
+            .publisher
+            .basic_publish(
+                WORK_EXCHANGE.into(),
+                key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &work.to_bytes(),
+                props,
+            )
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        if !confirm.is_ack() {
+            return Err(BusError::Unavailable(format!(
+                "the broker refused work for {key}"
+            )));
+        }
+        if confirm.take_message().is_some() {
+            return Err(BusError::NoRoute(key.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn publish_event(&self, topic: &str, event: Envelope) -> Result<(), BusError> {
+        let link = self.link().await?;
+        let props = properties(&event).with_delivery_mode(2);
+        publish_to(
+            &link.publisher,
+            EVENTS_EXCHANGE,
+            topic,
+            &event.to_bytes(),
+            props,
+        )
+        .await
+    }
+
+    async fn subscribe_events(
+        &self,
+        patterns: &[String],
+        queue: Option<&str>,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let source = Source::Bound {
+            exchange: EVENTS_EXCHANGE,
+            patterns: patterns.to_vec(),
+            queue: queue.map(str::to_owned),
+        };
+        AmqpSubscription::open(self.clone(), source).await
     }
 }
 

@@ -14,12 +14,27 @@ use crate::{BusError, Delivery, Responder, Subscription, Transport};
 pub struct InProcess {
     queues: Arc<Mutex<HashMap<String, Queue>>>,
     topics: Arc<Mutex<Vec<TopicSub>>>,
+    /// `(queue, pattern)` bindings of the work exchange.
+    work: Arc<Mutex<Vec<(String, String)>>>,
+    events: Arc<Mutex<Vec<EventSub>>>,
     inline: Arc<std::sync::RwLock<HashMap<String, crate::Router>>>,
 }
 
 struct TopicSub {
     topics: Vec<String>,
     tx: async_channel::Sender<InMessage>,
+}
+
+struct EventSub {
+    patterns: Vec<String>,
+    dest: EventDest,
+}
+
+enum EventDest {
+    /// A subscriber's own copy.
+    Private(async_channel::Sender<InMessage>),
+    /// A shared named queue.
+    Named(String),
 }
 
 enum ReplyTo {
@@ -36,6 +51,8 @@ struct Queue {
 struct InMessage {
     envelope: Envelope,
     reply_to: Option<ReplyTo>,
+    /// Times this message was given back; bounded like AMQP's, then it is dropped.
+    attempts: i64,
 }
 
 impl InProcess {
@@ -51,6 +68,18 @@ impl InProcess {
             .write()
             .expect("bus registry poisoned")
             .insert(queue.to_owned(), router);
+    }
+
+    async fn send_to_queue(&self, queue: &str, envelope: Envelope) -> Result<(), BusError> {
+        self.queue(queue)
+            .tx
+            .send(InMessage {
+                envelope,
+                reply_to: None,
+                attempts: 0,
+            })
+            .await
+            .map_err(|_| BusError::Unavailable(format!("queue {queue} is closed")))
     }
 
     fn queue(&self, name: &str) -> Queue {
@@ -95,6 +124,7 @@ impl Transport for InProcess {
         q.tx.send(InMessage {
             envelope: request,
             reply_to: Some(ReplyTo::One(tx)),
+            attempts: 0,
         })
         .await
         .map_err(|_| BusError::Unavailable(format!("queue {queue} is closed")))?;
@@ -138,6 +168,7 @@ impl Transport for InProcess {
                 .send(InMessage {
                     envelope: request.clone(),
                     reply_to: Some(ReplyTo::Many(tx.clone())),
+                    attempts: 0,
                 })
                 .await;
         }
@@ -160,6 +191,104 @@ impl Transport for InProcess {
             .expect("bus registry poisoned")
             .get(queue)
             .cloned()
+    }
+
+    async fn declare_work_queue(&self, queue: &str, bindings: &[String]) -> Result<(), BusError> {
+        self.queue(queue);
+        let mut work = self.work.lock().expect("bus registry poisoned");
+        for pattern in bindings {
+            let binding = (queue.to_owned(), pattern.clone());
+            if !work.contains(&binding) {
+                work.push(binding);
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish_work(&self, key: &str, work: Envelope) -> Result<(), BusError> {
+        let mut queues: Vec<String> = self
+            .work
+            .lock()
+            .expect("bus registry poisoned")
+            .iter()
+            .filter(|(_, pattern)| crate::topic_matches(pattern, key))
+            .map(|(queue, _)| queue.clone())
+            .collect();
+        queues.sort();
+        queues.dedup();
+        if queues.is_empty() {
+            return Err(BusError::NoRoute(key.to_owned()));
+        }
+        for queue in queues {
+            self.send_to_queue(&queue, work.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish_event(&self, topic: &str, event: Envelope) -> Result<(), BusError> {
+        let (private, mut named) = {
+            let mut subs = self.events.lock().expect("bus registry poisoned");
+            subs.retain(|s| !matches!(&s.dest, EventDest::Private(tx) if tx.is_closed()));
+            let mut private = Vec::new();
+            let mut named = Vec::new();
+            for sub in subs
+                .iter()
+                .filter(|s| s.patterns.iter().any(|p| crate::topic_matches(p, topic)))
+            {
+                match &sub.dest {
+                    EventDest::Private(tx) => private.push(tx.clone()),
+                    EventDest::Named(queue) => named.push(queue.clone()),
+                }
+            }
+            (private, named)
+        };
+        for tx in private {
+            let _ = tx
+                .send(InMessage {
+                    envelope: event.clone(),
+                    reply_to: None,
+                    attempts: 0,
+                })
+                .await;
+        }
+        named.sort();
+        named.dedup();
+        for queue in named {
+            self.send_to_queue(&queue, event.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn subscribe_events(
+        &self,
+        patterns: &[String],
+        queue: Option<&str>,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let mut subs = self.events.lock().expect("bus registry poisoned");
+        match queue {
+            Some(name) => {
+                let q = self.queue(name);
+                subs.push(EventSub {
+                    patterns: patterns.to_vec(),
+                    dest: EventDest::Named(name.to_owned()),
+                });
+                Ok(Box::new(InSubscription {
+                    rx: q.rx,
+                    requeue: Some(q.tx),
+                }))
+            }
+            None => {
+                let (tx, rx) = async_channel::bounded(4096);
+                subs.push(EventSub {
+                    patterns: patterns.to_vec(),
+                    dest: EventDest::Private(tx.clone()),
+                });
+                Ok(Box::new(InSubscription {
+                    rx,
+                    requeue: Some(tx),
+                }))
+            }
+        }
     }
 
     async fn subscribe_topics(&self, topics: &[String]) -> Result<Box<dyn Subscription>, BusError> {
@@ -222,7 +351,13 @@ impl Responder for InResponder {
     }
 
     async fn reject(mut self: Box<Self>, requeue: bool) -> Result<(), BusError> {
-        if let (true, Some(msg), Some(queue)) = (requeue, self.msg.take(), self.requeue.clone()) {
+        if let (true, Some(mut msg), Some(queue)) = (requeue, self.msg.take(), self.requeue.clone())
+        {
+            msg.attempts += 1;
+            if msg.attempts >= crate::amqp::MAX_ATTEMPTS {
+                tracing::error!(kind = %msg.envelope.headers.kind, "message failed too often; dropped");
+                return Ok(());
+            }
             queue
                 .send(msg)
                 .await

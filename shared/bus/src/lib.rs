@@ -9,17 +9,21 @@
 pub mod amqp;
 mod in_process;
 pub mod router;
+mod topic;
 mod transport;
+pub mod work;
 
 pub use amqp::Amqp;
 pub use in_process::InProcess;
 pub use router::{serve, serve_until, Router};
+pub use topic::topic_matches;
 pub use transport::{Delivery, Responder, Subscription, Transport};
+pub use work::{consume_work, Outcome};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use glance_proto::{Envelope, Rpc};
+use glance_proto::{Envelope, Event, Rpc, Work};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
@@ -31,6 +35,8 @@ pub enum BusError {
     Malformed(String),
     #[error("no handler for message type {0}")]
     NoHandler(String),
+    #[error("no queue is bound to work key {0}: is any worker configured for it?")]
+    NoRoute(String),
 }
 
 /// Typed access to a transport. Cheap to clone.
@@ -82,5 +88,28 @@ impl Bus {
             .map_err(|e| BusError::Malformed(e.to_string()))?;
         let reply = self.transport.request(R::QUEUE, env, self.timeout).await?;
         serde_json::from_value(reply.payload).map_err(|e| BusError::Malformed(e.to_string()))
+    }
+
+    /// Publishes `work` for a worker pool under routing `key` (durable, confirmed).
+    pub async fn publish_work<W: Work>(
+        &self,
+        key: &str,
+        request_id: Option<String>,
+        work: &W,
+    ) -> Result<(), BusError> {
+        let env = Envelope::new(W::NAME, request_id, work)
+            .map_err(|e| BusError::Malformed(e.to_string()))?;
+        self.transport.publish_work(key, env).await
+    }
+
+    /// Publishes `event` on the event exchange under its own topic.
+    pub async fn publish_event<E: Event>(
+        &self,
+        request_id: Option<String>,
+        event: &E,
+    ) -> Result<(), BusError> {
+        let env = Envelope::new(event.topic(), request_id, event)
+            .map_err(|e| BusError::Malformed(e.to_string()))?;
+        self.transport.publish_event(event.topic(), env).await
     }
 }

@@ -33,6 +33,31 @@ pub trait Transport: Send + Sync + 'static {
     /// copy, unlike a queue).
     async fn subscribe_topics(&self, topics: &[String]) -> Result<Box<dyn Subscription>, BusError>;
 
+    /// Declares the durable work queue `queue` (with its dead-letter queue) and binds it to
+    /// the work exchange under each of `bindings` (topic patterns: `*` one word, `#` any).
+    /// Idempotent; publishers and consumers may both call it.
+    async fn declare_work_queue(&self, queue: &str, bindings: &[String]) -> Result<(), BusError>;
+
+    /// Publishes work under routing `key`: persistent, confirmed by the broker before this
+    /// returns. Every queue bound to a matching pattern gets one copy, which one of its
+    /// consumers takes (see [`Transport::subscribe`]). Fails with `NoRoute` when no queue is
+    /// bound, so work is never silently dropped.
+    async fn publish_work(&self, key: &str, work: Envelope) -> Result<(), BusError>;
+
+    /// Publishes a notification on the event exchange under `topic` (e.g. `image.delete`).
+    /// Nobody listening is not an error.
+    async fn publish_event(&self, topic: &str, event: Envelope) -> Result<(), BusError>;
+
+    /// Receives events whose topic matches one of `patterns`. With `queue: None` this
+    /// subscriber gets its own copy of each (a private queue, gone with the process); with
+    /// `Some(name)` a durable queue is shared by every subscriber naming it (competing
+    /// consumers, messages kept while none is running).
+    async fn subscribe_events(
+        &self,
+        patterns: &[String],
+        queue: Option<&str>,
+    ) -> Result<Box<dyn Subscription>, BusError>;
+
     /// A router in this process that answers `queue` directly, if the transport has one
     /// (the embedded bus); callers may then skip serialization altogether.
     fn inline_router(&self, _queue: &str) -> Option<crate::Router> {

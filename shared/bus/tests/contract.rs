@@ -4,9 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use glance_bus::{consume_work, Outcome};
 use glance_bus::{serve, Amqp, Bus, BusError, InProcess, Router, Transport};
-use glance_proto::Rpc;
+use glance_proto::{Event, Rpc, Work};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Double(u64);
@@ -109,7 +112,259 @@ contract!(
     a_request_gets_its_typed_reply,
     many_concurrent_requests_each_get_their_own_reply,
     a_request_nobody_can_handle_fails_fast_or_times_out,
+    competing_workers_handle_each_item_once,
+    work_nobody_is_bound_to_is_refused,
+    work_for_all_reaches_every_bound_queue_and_work_for_one_only_it,
+    failed_work_is_retried_and_abandoned_work_redelivered,
+    events_reach_matching_subscribers_and_shared_queues_once,
 );
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Item(u64);
+
+impl Work for Item {
+    const NAME: &'static str = "test.item";
+}
+
+/// Names unique to one test run: RabbitMQ keeps durable queues between runs.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+type Seen = Arc<Mutex<HashMap<u64, u32>>>;
+
+fn start_worker(
+    transport: &Arc<dyn Transport>,
+    sub: Box<dyn glance_bus::Subscription>,
+    seen: Seen,
+) -> tokio::sync::watch::Sender<bool> {
+    let _ = transport;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(consume_work(sub, 4, stop, move |Item(n), _headers| {
+        let seen = seen.clone();
+        async move {
+            *seen.lock().unwrap().entry(n).or_default() += 1;
+            Outcome::Done
+        }
+    }));
+    stop_tx
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn competing_workers_handle_each_item_once(transport: Arc<dyn Transport>) {
+    let queue = unique("glance.test.work.");
+    let key = unique("test.work.");
+    transport
+        .declare_work_queue(&queue, std::slice::from_ref(&key))
+        .await
+        .unwrap();
+    let (a, b): (Seen, Seen) = (Arc::default(), Arc::default());
+    let _stop_a = start_worker(
+        &transport,
+        transport.subscribe(&queue).await.unwrap(),
+        a.clone(),
+    );
+    let _stop_b = start_worker(
+        &transport,
+        transport.subscribe(&queue).await.unwrap(),
+        b.clone(),
+    );
+    let bus = Bus::new(transport.clone());
+    for n in 0..200 {
+        bus.publish_work(&key, None, &Item(n)).await.unwrap();
+    }
+    let total = || a.lock().unwrap().len() + b.lock().unwrap().len();
+    wait_for("200 items", || total() >= 200).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (a, b) = (a.lock().unwrap(), b.lock().unwrap());
+    for n in 0..200 {
+        let times = a.get(&n).copied().unwrap_or(0) + b.get(&n).copied().unwrap_or(0);
+        assert_eq!(times, 1, "item {n} handled {times} times");
+    }
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both workers should have had a share"
+    );
+}
+
+async fn work_nobody_is_bound_to_is_refused(transport: Arc<dyn Transport>) {
+    let bus = Bus::new(transport);
+    let err = bus
+        .publish_work(&unique("test.nobody."), None, &Item(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::NoRoute(_)), "{err:?}");
+}
+
+async fn work_for_all_reaches_every_bound_queue_and_work_for_one_only_it(
+    transport: Arc<dyn Transport>,
+) {
+    let prefix = unique("test.fanout");
+    let all = format!("{prefix}.all");
+    let mut seen = Vec::new();
+    let mut stops = Vec::new();
+    for node in ["n1", "n2"] {
+        let queue = unique(&format!("glance.test.{node}."));
+        transport
+            .declare_work_queue(&queue, &[all.clone(), format!("{prefix}.{node}")])
+            .await
+            .unwrap();
+        let s: Seen = Arc::default();
+        stops.push(start_worker(
+            &transport,
+            transport.subscribe(&queue).await.unwrap(),
+            s.clone(),
+        ));
+        seen.push(s);
+    }
+    let bus = Bus::new(transport.clone());
+    bus.publish_work(&all, None, &Item(1)).await.unwrap();
+    bus.publish_work(&format!("{prefix}.n2"), None, &Item(2))
+        .await
+        .unwrap();
+    wait_for("fan-out", || {
+        seen[0].lock().unwrap().len() == 1 && seen[1].lock().unwrap().len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*seen[0].lock().unwrap(), HashMap::from([(1, 1)]));
+    assert_eq!(*seen[1].lock().unwrap(), HashMap::from([(1, 1), (2, 1)]));
+}
+
+async fn failed_work_is_retried_and_abandoned_work_redelivered(transport: Arc<dyn Transport>) {
+    let queue = unique("glance.test.retry.");
+    let key = unique("test.retry.");
+    transport
+        .declare_work_queue(&queue, std::slice::from_ref(&key))
+        .await
+        .unwrap();
+    let bus = Bus::new(transport.clone());
+    bus.publish_work(&key, None, &Item(7)).await.unwrap();
+
+    // A worker takes the item and dies without settling it.
+    let mut doomed = transport.subscribe(&queue).await.unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(10), doomed.next())
+        .await
+        .expect("the item is delivered")
+        .unwrap();
+    assert_eq!(delivery.envelope.headers.kind, Item::NAME);
+    drop(delivery);
+    drop(doomed);
+
+    // The next worker fails once, then succeeds: the item is seen twice and settled.
+    let attempts: Seen = Arc::default();
+    let counted = attempts.clone();
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let sub = transport.subscribe(&queue).await.unwrap();
+    tokio::spawn(consume_work(sub, 1, stop, move |Item(n), _| {
+        let counted = counted.clone();
+        async move {
+            let mut seen = counted.lock().unwrap();
+            let times = seen.entry(n).or_default();
+            *times += 1;
+            if *times == 1 {
+                Outcome::Retry("first try fails".into())
+            } else {
+                Outcome::Done
+            }
+        }
+    }));
+    wait_for("a retry", || attempts.lock().unwrap().get(&7) == Some(&2)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        attempts.lock().unwrap().get(&7),
+        Some(&2),
+        "settled after the retry"
+    );
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Happened {
+    topic: String,
+    n: u64,
+}
+
+impl Event for Happened {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+async fn events_reach_matching_subscribers_and_shared_queues_once(transport: Arc<dyn Transport>) {
+    let root = unique("ev");
+    let collect = |mut sub: Box<dyn glance_bus::Subscription>, into: Arc<Mutex<Vec<String>>>| {
+        tokio::spawn(async move {
+            while let Some(d) = sub.next().await {
+                into.lock().unwrap().push(d.envelope.headers.kind.clone());
+                d.responder.ack().await.unwrap();
+            }
+        });
+    };
+    let wide: Arc<Mutex<Vec<String>>> = Arc::default();
+    let narrow: Arc<Mutex<Vec<String>>> = Arc::default();
+    let shared: Arc<Mutex<Vec<String>>> = Arc::default();
+    collect(
+        transport
+            .subscribe_events(&[format!("{root}.#")], None)
+            .await
+            .unwrap(),
+        wide.clone(),
+    );
+    collect(
+        transport
+            .subscribe_events(&[format!("{root}.image.delete")], None)
+            .await
+            .unwrap(),
+        narrow.clone(),
+    );
+    let queue = unique("glance.test.events.");
+    for _ in 0..2 {
+        collect(
+            transport
+                .subscribe_events(&[format!("{root}.image.*")], Some(&queue))
+                .await
+                .unwrap(),
+            shared.clone(),
+        );
+    }
+    let bus = Bus::new(transport.clone());
+    for (n, what) in ["image.create", "image.delete", "image.member.create"]
+        .iter()
+        .enumerate()
+    {
+        let event = Happened {
+            topic: format!("{root}.{what}"),
+            n: n as u64,
+        };
+        bus.publish_event(None, &event).await.unwrap();
+    }
+    wait_for("events", || wide.lock().unwrap().len() == 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        *narrow.lock().unwrap(),
+        vec![format!("{root}.image.delete")]
+    );
+    let mut shared = shared.lock().unwrap().clone();
+    shared.sort();
+    assert_eq!(
+        shared,
+        vec![
+            format!("{root}.image.create"),
+            format!("{root}.image.delete")
+        ],
+        "a shared queue gets one copy, whichever subscriber takes it"
+    );
+}
 
 #[tokio::test]
 async fn serve_returns_when_the_subscription_fails() {

@@ -3,17 +3,18 @@
 //! `glance-api.conf` carries over), then `GLANCE__<SECTION>__<OPTION>` environment variables,
 //! then command-line flags.
 //!
-//! Every option we understand is declared once in [`OPTIONS`]; that table drives parsing,
+//! Every option we understand is declared once in [`options::all`]; that table drives parsing,
 //! `--print-config` and the sample configuration. Options we do not know are kept (an
 //! operator's file has many) but never consulted.
 
-mod options;
+pub mod options;
 mod settings;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use options::{Opt, OPTIONS};
+pub use options::{all as all_options, Opt};
+pub use settings::Reader;
 pub use settings::{AuthStrategy, Settings};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,7 @@ impl RawConfig {
 
     pub fn defaults() -> Self {
         let mut raw = Self::default();
-        for opt in OPTIONS {
+        for opt in options::all() {
             if let Some(default) = opt.default {
                 raw.set(opt.section, opt.name, default);
             }
@@ -135,23 +136,33 @@ impl RawConfig {
         &self.files
     }
 
+    /// Typed access to the values, for a feature's own settings struct.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader(self)
+    }
+
     /// The effective value of every declared option, as INI, with each option's environment
     /// variable in a comment.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut section = "";
-        for opt in OPTIONS {
-            if opt.section != section {
-                if !out.is_empty() {
-                    out.push('\n');
-                }
-                out.push_str(&format!("[{}]\n", opt.section));
-                section = opt.section;
+        // Sections in order of first appearance, so features may add to any section.
+        let mut sections: Vec<&str> = Vec::new();
+        for opt in options::all() {
+            if !sections.contains(&opt.section) {
+                sections.push(opt.section);
             }
-            out.push_str(&format!("# {} (env {})\n", opt.help, opt.env_name()));
-            match self.get(opt.section, opt.name) {
-                Some(v) => out.push_str(&format!("{} = {}\n", opt.name, v)),
-                None => out.push_str(&format!("#{} =\n", opt.name)),
+        }
+        let mut out = String::new();
+        for section in sections {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("[{section}]\n"));
+            for opt in options::all().filter(|o| o.section == section) {
+                out.push_str(&format!("# {} (env {})\n", opt.help, opt.env_name()));
+                match self.get(opt.section, opt.name) {
+                    Some(v) => out.push_str(&format!("{} = {}\n", opt.name, v)),
+                    None => out.push_str(&format!("#{} =\n", opt.name)),
+                }
             }
         }
         out
@@ -221,7 +232,7 @@ mod tests {
     #[test]
     fn print_config_shows_every_declared_option() {
         let text = RawConfig::defaults().render();
-        for opt in OPTIONS {
+        for opt in options::all() {
             assert!(text.contains(opt.name), "{} missing", opt.name);
         }
         assert!(text.contains("GLANCE__DEFAULT__IMAGE_SIZE_CAP"));

@@ -18,7 +18,7 @@ impl Opt {
     }
 }
 
-const fn opt(
+pub(crate) const fn opt(
     section: &'static str,
     name: &'static str,
     default: Option<&'static str>,
@@ -32,8 +32,27 @@ const fn opt(
     }
 }
 
-/// Every option, grouped by section (sections are rendered in this order).
-pub const OPTIONS: &[Opt] = &[
+mod cache;
+mod import;
+mod lifecycle;
+mod policy;
+
+/// Every option we understand: the core table, then one table per feature, each feature
+/// keeping its options in a file of its own.
+pub fn all() -> impl Iterator<Item = &'static Opt> {
+    [
+        CORE,
+        cache::OPTIONS,
+        lifecycle::OPTIONS,
+        policy::OPTIONS,
+        import::OPTIONS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The options of the core service, grouped by section.
+const CORE: &[Opt] = &[
     opt(
         "DEFAULT",
         "bind_host",
@@ -50,7 +69,7 @@ pub const OPTIONS: &[Opt] = &[
         "DEFAULT",
         "auth_strategy",
         None,
-        "noauth | trusted-headers (default: noauth on loopback, trusted-headers elsewhere)",
+        "noauth | trusted-headers | tokens (default: noauth on loopback, trusted-headers elsewhere)",
     ),
     opt(
         "DEFAULT",

@@ -9,7 +9,12 @@ pub enum AuthStrategy {
     /// Every caller is an admin. Only for a single user on a trusted host.
     NoAuth,
     /// Identity from keystonemiddleware-style headers (`X-Identity-Status: Confirmed`, ...).
+    /// `keystone` means this too: keystonemiddleware in front validates the token and sets
+    /// the headers. Validating Keystone tokens in-process would be another variant here
+    /// plus a `TokenValidator` in the API (see `glance_api::tokens`).
     TrustedHeaders,
+    /// `X-Auth-Token` looked up in a local token file (`[glance_auth] token_file`).
+    Tokens,
 }
 
 impl FromStr for AuthStrategy {
@@ -18,8 +23,9 @@ impl FromStr for AuthStrategy {
         match s.trim().to_ascii_lowercase().as_str() {
             "noauth" => Ok(Self::NoAuth),
             "trusted-headers" | "trusted_headers" | "keystone" => Ok(Self::TrustedHeaders),
+            "tokens" => Ok(Self::Tokens),
             other => Err(format!(
-                "unknown auth strategy '{other}' (noauth | trusted-headers)"
+                "unknown auth strategy '{other}' (noauth | trusted-headers | tokens)"
             )),
         }
     }
@@ -88,17 +94,18 @@ impl Settings {
     }
 }
 
-struct Reader<'a>(&'a RawConfig);
+/// Typed reads of option values with errors that name the option; see [`RawConfig::reader`].
+pub struct Reader<'a>(pub(crate) &'a RawConfig);
 
 impl Reader<'_> {
-    fn opt_string(&self, section: &str, option: &str) -> Option<String> {
+    pub fn opt_string(&self, section: &str, option: &str) -> Option<String> {
         self.0
             .get(section, option)
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     }
 
-    fn string(&self, section: &str, option: &str) -> Result<String, ConfigError> {
+    pub fn string(&self, section: &str, option: &str) -> Result<String, ConfigError> {
         self.opt_string(section, option)
             .ok_or_else(|| self.invalid(section, option, "a value is required"))
     }
@@ -124,7 +131,7 @@ impl Reader<'_> {
     }
 
     /// oslo.config's booleans: true/false, yes/no, on/off, 1/0.
-    fn boolean(&self, section: &str, option: &str) -> Result<bool, ConfigError> {
+    pub fn boolean(&self, section: &str, option: &str) -> Result<bool, ConfigError> {
         match self
             .opt_string(section, option)
             .unwrap_or_default()
@@ -137,7 +144,7 @@ impl Reader<'_> {
         }
     }
 
-    fn list(&self, section: &str, option: &str) -> Vec<String> {
+    pub fn list(&self, section: &str, option: &str) -> Vec<String> {
         self.opt_string(section, option)
             .unwrap_or_default()
             .split(',')
@@ -146,7 +153,7 @@ impl Reader<'_> {
             .collect()
     }
 
-    fn invalid(&self, section: &str, option: &str, reason: &str) -> ConfigError {
+    pub fn invalid(&self, section: &str, option: &str, reason: &str) -> ConfigError {
         ConfigError::Invalid {
             section: section.to_owned(),
             option: option.to_owned(),
