@@ -7,6 +7,7 @@
 
 pub mod control;
 mod envelope;
+pub mod events;
 pub mod registry;
 
 pub use envelope::{Envelope, Headers};
