@@ -338,6 +338,24 @@ mod tests {
     }
 
     #[test]
+    fn member_messages_survive_the_wire() {
+        let member = ImageMember {
+            image_id: ImageId::new(),
+            member_id: "project-b".into(),
+            status: MemberStatus::Accepted,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let json = serde_json::to_value(&member).unwrap();
+        assert_eq!(json["status"], "accepted");
+        assert_eq!(serde_json::from_value::<ImageMember>(json).unwrap(), member);
+        let req: StorageUsage =
+            serde_json::from_value(serde_json::json!({"ctx": {"request_id": "r"}, "owner": "p"}))
+                .unwrap();
+        assert_eq!(req.except, None, "except defaults to none");
+    }
+
+    #[test]
     fn sort_columns_parse_from_glance_names() {
         assert_eq!(SortColumn::parse("created_at"), Some(SortColumn::CreatedAt));
         assert_eq!(SortColumn::parse("nonsense"), None);

@@ -12,7 +12,7 @@ use glance_domain::RequestContext;
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{ApiConfig, AppState};
 
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 
@@ -107,7 +107,42 @@ impl FromRequest for Caller {
         let state = req
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered");
-        ready(context_from_headers(req, state.config().auth_strategy).map(Caller))
+        ready(authenticate(req, &state.config()).map(Caller))
+    }
+}
+
+/// The caller's context under the configured strategy; with an identity (not `noauth`),
+/// `is_admin` is the policy's `context_is_admin` for the caller's roles.
+pub fn authenticate(req: &HttpRequest, config: &ApiConfig) -> Result<RequestContext, ApiError> {
+    let mut ctx = match (config.auth_strategy, &config.access.tokens) {
+        (AuthStrategy::Tokens, Some(tokens)) => {
+            let token = header(req, "x-auth-token").ok_or(ApiError::Unauthorized)?;
+            let who = tokens.validate(token).ok_or(ApiError::Unauthorized)?;
+            RequestContext {
+                request_id: request_id(req),
+                user_id: Some(who.user_id),
+                project_id: Some(who.project_id),
+                roles: who.roles,
+                is_admin: false,
+            }
+        }
+        (strategy, _) => context_from_headers(req, strategy)?,
+    };
+    if config.auth_strategy != AuthStrategy::NoAuth {
+        imply_roles(&mut ctx.roles);
+        ctx.is_admin = config.access.policy.is_admin(&ctx.roles);
+    }
+    Ok(ctx)
+}
+
+/// Keystone's default role implications (admin implies member, member implies reader),
+/// which a Keystone token already carries; a proxy or token file naming only the highest
+/// role gets the same rights.
+fn imply_roles(roles: &mut Vec<String>) {
+    for (role, implied) in [("admin", "member"), ("member", "reader")] {
+        if roles.iter().any(|r| r == role) && !roles.iter().any(|r| r == implied) {
+            roles.push(implied.to_owned());
+        }
     }
 }
 
@@ -135,6 +170,8 @@ pub fn context_from_headers(
             roles: vec!["admin".into(), "member".into(), "reader".into()],
             is_admin: true,
         }),
+        // Tokens need the token file: see [`authenticate`]. Without it nobody is known.
+        AuthStrategy::Tokens => Err(ApiError::Unauthorized),
         AuthStrategy::TrustedHeaders => {
             if header(req, "x-identity-status") != Some("Confirmed") {
                 return Err(ApiError::Unauthorized);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use actix_web::dev::ServerHandle;
 use actix_web::web;
-use glance_config::{AuthStrategy, RawConfig, Settings};
+use glance_config::{AuthStrategy, RawConfig};
 use glance_service::Lifecycle;
 
 use crate::{ApiConfig, AppState};
@@ -29,8 +29,9 @@ impl Lifecycle for ApiLifecycle {
 
     fn reload(&self) -> Result<String, String> {
         let raw = RawConfig::load(&self.config_files).map_err(|e| e.to_string())?;
-        let settings = Settings::from_raw(&raw).map_err(|e| e.to_string())?;
-        let mut config = ApiConfig::from_settings(&settings, self.default_auth);
+        // Files the options name (policy, tokens, property protections) are read here too:
+        // a bad one refuses the reload and the old settings stay.
+        let mut config = ApiConfig::from_raw(&raw, self.default_auth)?;
         // Threads and sockets stay as they are: only request-time settings change.
         config.workers = self.state.config().workers;
         self.state.set_config(config);

@@ -113,10 +113,19 @@ pub fn set(
                     "{value} is not one of ['community', 'public', 'private', 'shared']"
                 ))
             })?;
-            if v == Visibility::Public && !ctx.is_admin {
-                return Err(ApiError::Forbidden(
-                    "You are not authorized to complete publicize_image action.".into(),
-                ));
+            // Glance's `publicize_image` and `communitize_image` rules, on the image as
+            // it was before this change; checked even when the value does not change, as
+            // Glance's `ImageAPIPolicy.update_property` does.
+            let rule = match v {
+                Visibility::Public => Some("publicize_image"),
+                Visibility::Community => Some("communitize_image"),
+                _ => None,
+            };
+            if let Some(rule) = rule {
+                let target = crate::policy::Target::image(image, ctx);
+                if !cfg.access.policy.check(rule, ctx, &target) {
+                    return Err(crate::gateway::forbidden(rule));
+                }
             }
             image.visibility = v;
         }
