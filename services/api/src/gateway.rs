@@ -5,18 +5,72 @@
 
 use glance_bus::Bus;
 use glance_domain::{Image, ImageId, ImageStatus, RequestContext};
-use glance_proto::registry::{CreateImage, DeleteImage, GetImage, ListImages, SaveImage};
+use glance_proto::registry::{
+    AddMember, CreateImage, DeleteImage, GetImage, ImageMember, ListImages, ListMembers,
+    RemoveMember, SaveImage, StorageUsage, UpdateMember,
+};
 
 use crate::error::{ApiError, ApiResult};
+use crate::notify::{Notifier, NotifyConfig};
+use crate::policy::{Policy, Target};
 
+/// The registry over the bus, then notifications (Glance's notifier proxies) for every
+/// change that succeeded.
 #[derive(Clone)]
 pub struct Gateway {
     bus: Bus,
+    notifier: Notifier,
 }
 
 impl Gateway {
     pub fn new(bus: Bus) -> Self {
-        Self { bus }
+        Self {
+            notifier: Notifier::new(bus.clone(), NotifyConfig::default()),
+            bus,
+        }
+    }
+
+    /// Which notifications to send (`[oslo_messaging_notifications] driver`,
+    /// `[DEFAULT] disabled_notifications`); all by default.
+    pub fn with_notifications(mut self, config: NotifyConfig) -> Self {
+        self.notifier = Notifier::new(self.bus.clone(), config);
+        self
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// `image.send` once a download has ended (the download handler calls this).
+    pub async fn notify_sent(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        bytes_sent: u64,
+        expected: u64,
+        destination_ip: Option<&str>,
+    ) {
+        self.notifier
+            .image_sent(ctx, image, bytes_sent, expected, destination_ip)
+            .await;
+    }
+
+    /// Asks the scrubbers to remove `locations` of image `id` (data a delete could not
+    /// remove at once). Without a scrubber to take the job, the data is orphaned: logged.
+    pub async fn schedule_scrub(&self, ctx: &RequestContext, id: ImageId, locations: Vec<String>) {
+        use glance_proto::scrub::{ScrubImage, SCRUB_KEY};
+        let job = ScrubImage {
+            image_id: id,
+            locations,
+        };
+        if let Err(e) = self
+            .bus
+            .publish_work(SCRUB_KEY, Some(ctx.request_id.clone()), &job)
+            .await
+        {
+            tracing::error!(image_id = %id, error = %e, locations = ?job.locations,
+                "could not schedule the scrub of image data; it is orphaned");
+        }
     }
 
     pub async fn get(&self, ctx: &RequestContext, id: ImageId) -> ApiResult<Image> {
@@ -40,7 +94,9 @@ impl Gateway {
             ctx: ctx.clone(),
             image,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        let created = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        self.notifier.image(ctx, "image.create", &created).await;
+        Ok(created)
     }
 
     /// Saves `image`; with `from_state`, only if its stored status is still that.
@@ -50,12 +106,28 @@ impl Gateway {
         image: Image,
         from_state: Option<ImageStatus>,
     ) -> ApiResult<Image> {
+        let to = image.status;
         let req = SaveImage {
             ctx: ctx.clone(),
             image,
             from_state,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        let saved = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        // Every save is an image.update (Glance's ImageRepoProxy.save). An upload is, as in
+        // Glance: update (saving), prepare, [data], upload, activate, update (active).
+        match (from_state, to) {
+            (Some(ImageStatus::Queued), ImageStatus::Saving) => {
+                self.notifier.image(ctx, "image.update", &saved).await;
+                self.notifier.image(ctx, "image.prepare", &saved).await;
+            }
+            (Some(ImageStatus::Saving), ImageStatus::Active) => {
+                self.notifier.image(ctx, "image.upload", &saved).await;
+                self.notifier.image(ctx, "image.activate", &saved).await;
+                self.notifier.image(ctx, "image.update", &saved).await;
+            }
+            _ => self.notifier.image(ctx, "image.update", &saved).await,
+        }
+        Ok(saved)
     }
 
     pub async fn delete(
@@ -69,29 +141,164 @@ impl Gateway {
             id,
             status,
         };
+        let deleted = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        self.notifier.image_deleted(ctx, &deleted).await;
+        Ok(deleted)
+    }
+
+    /// The members of a visible image that `ctx` may see (all for the owner).
+    pub async fn members(
+        &self,
+        ctx: &RequestContext,
+        image_id: ImageId,
+    ) -> ApiResult<Vec<ImageMember>> {
+        let req = ListMembers {
+            ctx: ctx.clone(),
+            image_id,
+        };
+        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+    }
+
+    pub async fn add_member(
+        &self,
+        ctx: &RequestContext,
+        image_id: ImageId,
+        member_id: String,
+    ) -> ApiResult<ImageMember> {
+        let req = AddMember {
+            ctx: ctx.clone(),
+            image_id,
+            member_id,
+        };
+        let member = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        self.notifier
+            .member(ctx, "image.member.create", &member)
+            .await;
+        Ok(member)
+    }
+
+    pub async fn update_member(
+        &self,
+        ctx: &RequestContext,
+        image_id: ImageId,
+        member_id: String,
+        status: glance_domain::MemberStatus,
+    ) -> ApiResult<ImageMember> {
+        let req = UpdateMember {
+            ctx: ctx.clone(),
+            image_id,
+            member_id,
+            status,
+        };
+        let member = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        self.notifier
+            .member(ctx, "image.member.update", &member)
+            .await;
+        Ok(member)
+    }
+
+    pub async fn remove_member(
+        &self,
+        ctx: &RequestContext,
+        image_id: ImageId,
+        member_id: String,
+    ) -> ApiResult<()> {
+        // The notification carries the membership as it was, so read it first.
+        let before = if self.notifier.allows("image.member.delete") {
+            self.members(ctx, image_id)
+                .await
+                .ok()
+                .and_then(|all| all.into_iter().find(|m| m.member_id == member_id))
+        } else {
+            None
+        };
+        let req = RemoveMember {
+            ctx: ctx.clone(),
+            image_id,
+            member_id,
+        };
+        self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        if let Some(member) = before {
+            self.notifier
+                .member(ctx, "image.member.delete", &member)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Bytes `owner` stores, leaving out image `except`.
+    pub async fn storage_usage(
+        &self,
+        ctx: &RequestContext,
+        owner: String,
+        except: Option<ImageId>,
+    ) -> ApiResult<u64> {
+        let req = StorageUsage {
+            ctx: ctx.clone(),
+            owner,
+            except,
+        };
         Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
     }
 }
 
-/// Glance's default (secure RBAC) rule for changing an image: an admin, or a member of the
-/// owning project. Readers and other projects are refused.
-pub fn authorize_modify(ctx: &RequestContext, image: &Image, action: &str) -> ApiResult<()> {
-    if ctx.is_admin || (ctx.owns(image.owner.as_deref()) && ctx.has_role("member")) {
+/// Checks `rule` (a policy rule name such as `modify_image`) for `ctx` on `image`. As in
+/// Glance (`ImageAPIPolicy._enforce`), a refusal is 404 when the caller may not even see the
+/// image, so its existence does not leak, and 403 when it may.
+pub fn authorize_modify(
+    policy: &Policy,
+    ctx: &RequestContext,
+    image: &Image,
+    rule: &str,
+) -> ApiResult<()> {
+    authorize_on(policy, ctx, image, &Target::image(image, ctx), rule)
+}
+
+/// [`authorize_modify`] with a target of the caller's making (a membership's, say), still
+/// answering 404 to a caller who may not see `image`.
+pub fn authorize_on(
+    policy: &Policy,
+    ctx: &RequestContext,
+    image: &Image,
+    target: &Target,
+    rule: &str,
+) -> ApiResult<()> {
+    if policy.check(rule, ctx, target) {
+        return Ok(());
+    }
+    if rule == "get_image" || !policy.check("get_image", ctx, &Target::image(image, ctx)) {
+        return Err(ApiError::image_not_found(image.id));
+    }
+    Err(forbidden(rule))
+}
+
+/// Checks `add_image` for a new image (its owner is the target's project).
+pub fn authorize_create(policy: &Policy, ctx: &RequestContext, image: &Image) -> ApiResult<()> {
+    let target = Target::new()
+        .with("project_id", image.owner.clone())
+        .with("owner", image.owner.clone())
+        .with("visibility", Some(image.visibility.as_str()));
+    if policy.check("add_image", ctx, &target) {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(format!(
-            "You are not authorized to complete {action} action."
-        )))
+        Err(forbidden("add_image"))
     }
 }
 
-/// Creating an image needs the member role (or admin).
-pub fn authorize_create(ctx: &RequestContext) -> ApiResult<()> {
-    if ctx.is_admin || ctx.has_role("member") {
+/// Checks a rule that is not about one image (`get_images`: the caller's own project).
+pub fn authorize(
+    policy: &Policy,
+    ctx: &RequestContext,
+    rule: &str,
+    target: &Target,
+) -> ApiResult<()> {
+    if policy.check(rule, ctx, target) {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(
-            "You are not authorized to complete add_image action.".into(),
-        ))
+        Err(forbidden(rule))
     }
+}
+
+pub fn forbidden(rule: &str) -> ApiError {
+    ApiError::Forbidden(format!("You are not authorized to complete {rule} action."))
 }

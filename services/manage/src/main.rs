@@ -36,6 +36,55 @@ enum DbCommand {
     Upgrade,
     /// Exit non-zero if migrations are pending (for deploy scripts).
     Check,
+    /// Hard-delete soft-deleted rows older than --age-in-days from the child tables
+    /// (image_properties, image_tags, image_locations, image_members), at most --max-rows
+    /// per table, oldest first. The images table is left alone: see purge_images_table.
+    Purge(PurgeArgs),
+    /// Hard-delete soft-deleted rows of the images table older than --age-in-days, at most
+    /// --max-rows. Fails while child rows still reference them: run `purge` first.
+    #[command(name = "purge_images_table", alias = "purge-images-table")]
+    PurgeImagesTable(PurgeImagesArgs),
+}
+
+#[derive(clap::Args)]
+struct PurgeArgs {
+    /// Only rows deleted more than this many days ago.
+    #[arg(long = "age-in-days", alias = "age_in_days", default_value_t = 30)]
+    age_in_days: u32,
+    /// Most rows removed per table in this run (-1: no limit).
+    #[arg(
+        long = "max-rows",
+        alias = "max_rows",
+        default_value_t = 100,
+        allow_negative_numbers = true
+    )]
+    max_rows: i64,
+}
+
+#[derive(clap::Args)]
+struct PurgeImagesArgs {
+    /// Only images deleted more than this many days ago.
+    #[arg(long = "age-in-days", alias = "age_in_days", default_value_t = 180)]
+    age_in_days: u32,
+    /// Most rows removed in this run (-1: no limit).
+    #[arg(
+        long = "max-rows",
+        alias = "max_rows",
+        default_value_t = 100,
+        allow_negative_numbers = true
+    )]
+    max_rows: i64,
+}
+
+/// Glance's bounds: -1 (no limit) up to 2^31 - 1.
+fn max_rows(n: i64) -> anyhow::Result<Option<u64>> {
+    match n {
+        -1 => Ok(None),
+        0..=2_147_483_647 => Ok(Some(n as u64)),
+        _ => anyhow::bail!(
+            "Invalid value for max_rows: {n} (must be -1 or between 0 and 2147483647)"
+        ),
+    }
 }
 
 #[tokio::main]
@@ -66,6 +115,34 @@ async fn main() -> anyhow::Result<()> {
                 "Database is synced successfully at {}.",
                 db.version().await?.unwrap_or_default()
             );
+        }
+        DbCommand::Purge(purge) => {
+            let limit = max_rows(purge.max_rows)?;
+            let repo = glance_db::ImageRepo::new(db);
+            let purged = repo
+                .purge_deleted_rows(purge.age_in_days, limit)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "Purge command failed, check glance-manage logs for more details: {e}"
+                    )
+                })?;
+            for (table, rows) in purged {
+                println!("Purged {rows} row(s) from {table}");
+            }
+        }
+        DbCommand::PurgeImagesTable(purge) => {
+            let limit = max_rows(purge.max_rows)?;
+            let repo = glance_db::ImageRepo::new(db);
+            let (table, rows) = repo
+                .purge_images_table(purge.age_in_days, limit)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "Purge command failed, check glance-manage logs for more details: {e}"
+                    )
+                })?;
+            println!("Purged {rows} row(s) from {table}");
         }
         DbCommand::Check => {
             let pending = db.pending_migrations().await?;

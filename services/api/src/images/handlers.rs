@@ -8,9 +8,12 @@ use serde_json::Value;
 
 use super::patch::{self, Op};
 use super::{fields, query, view};
+use crate::access::check_count;
 use crate::error::{ApiError, ApiResult};
-use crate::gateway::{authorize_create, authorize_modify};
+use crate::gateway::{authorize, authorize_create, authorize_modify};
 use crate::identity::Caller;
+use crate::policy::Target;
+use crate::protections::PropOp;
 use crate::AppState;
 
 /// Parses an image id from the path; anything that is not a UUID is simply not found.
@@ -35,20 +38,26 @@ pub async fn create(
     Caller(ctx): Caller,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    authorize_create(&ctx)?;
+    let config = state.config();
     let input = json_body(&body)?;
     let now = Utc::now();
     let mut image = Image::new(ImageId::new(), ctx.project_id.clone(), now);
     for (key, value) in &input {
         fields::check_writable(key, true)?;
-        fields::set(&mut image, key, value, &ctx, &state.config())?;
+        if !fields::is_core(key) {
+            protect(&config, &ctx, key, PropOp::Create)?;
+        }
+        fields::set(&mut image, key, value, &ctx, &config)?;
     }
     if input.get("owner").is_some() && !ctx.is_admin && image.owner != ctx.project_id {
         return Err(ApiError::Forbidden(
             "You are not permitted to create images owned by another project.".into(),
         ));
     }
-    let image = state.gateway.create(&ctx, image).await?;
+    authorize_create(&config.access.policy, &ctx, &image)?;
+    check_quotas(&config, &Image::new(image.id, None, now), &image)?;
+    let mut image = state.gateway.create(&ctx, image).await?;
+    hide_unreadable(&config, &ctx, &mut image);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v2/images/{}", image.id)))
         .json(view::ImageView(&image)))
@@ -60,7 +69,10 @@ pub async fn show(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = image_id(&path)?;
-    let image = state.gateway.get(&ctx, id).await?;
+    let mut image = state.gateway.get(&ctx, id).await?;
+    let config = state.config();
+    authorize_modify(&config.access.policy, &ctx, &image, "get_image")?;
+    hide_unreadable(&config, &ctx, &mut image);
     Ok(HttpResponse::Ok().json(view::ImageView(&image)))
 }
 
@@ -69,9 +81,19 @@ pub async fn list(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
 ) -> ApiResult<HttpResponse> {
-    let list = query::parse(req.query_string(), &ctx, &state.config())?;
+    let config = state.config();
+    authorize(
+        &config.access.policy,
+        &ctx,
+        "get_images",
+        &Target::new().with("project_id", ctx.project_id.clone()),
+    )?;
+    let list = query::parse(req.query_string(), &ctx, &config)?;
     let limit = list.limit as usize;
-    let images = state.gateway.list(list).await?;
+    let mut images = state.gateway.list(list).await?;
+    for image in &mut images {
+        hide_unreadable(&config, &ctx, image);
+    }
     // Links repeat the caller's query (less any marker) so a client can walk the pages.
     let params: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
         .filter(|(k, _)| k != "marker")
@@ -126,12 +148,21 @@ pub async fn update(
     )?;
     let id = image_id(&path)?;
     let changes = patch::parse(&body, dialect)?;
+    let config = state.config();
     let mut image = state.gateway.get(&ctx, id).await?;
-    authorize_modify(&ctx, &image, "modify_image")?;
+    authorize_modify(&config.access.policy, &ctx, &image, "modify_image")?;
     let before = image.clone();
     for change in changes {
         let key = change.key.as_str();
         fields::check_writable(key, false)?;
+        if !fields::is_core(key) {
+            let op = match change.op {
+                Op::Remove => PropOp::Delete,
+                _ if image.properties.contains_key(key) => PropOp::Update,
+                _ => PropOp::Create,
+            };
+            protect(&config, &ctx, key, op)?;
+        }
         match change.op {
             Op::Remove => {
                 if fields::is_core(key) {
@@ -161,10 +192,11 @@ pub async fn update(
                         "Property {key} already present."
                     )));
                 }
-                fields::set(&mut image, key, value, &ctx, &state.config())?;
+                fields::set(&mut image, key, value, &ctx, &config)?;
             }
         }
     }
+    check_quotas(&config, &before, &image)?;
     let format_changed = image.disk_format != before.disk_format
         || image.container_format != before.container_format;
     if format_changed && !matches!(before.status, ImageStatus::Queued | ImageStatus::Importing) {
@@ -178,9 +210,11 @@ pub async fn update(
         )));
     }
     if image == before {
+        hide_unreadable(&config, &ctx, &mut image);
         return Ok(HttpResponse::Ok().json(view::ImageView(&image)));
     }
-    let saved = state.gateway.save(&ctx, image, None).await?;
+    let mut saved = state.gateway.save(&ctx, image, None).await?;
+    hide_unreadable(&config, &ctx, &mut saved);
     Ok(HttpResponse::Ok().json(view::ImageView(&saved)))
 }
 
@@ -193,7 +227,7 @@ pub async fn delete(
     reject_body(&req)?;
     let id = image_id(&path)?;
     let image = state.gateway.get(&ctx, id).await?;
-    authorize_modify(&ctx, &image, "delete_image")?;
+    authorize_modify(&state.config().access.policy, &ctx, &image, "delete_image")?;
     if image.protected {
         return Err(ApiError::Forbidden(format!(
             "Image {id} is protected and cannot be deleted."
@@ -211,14 +245,21 @@ pub async fn delete(
     } else {
         ImageStatus::Deleted
     };
+    // Under delayed delete the image waits in pending_delete, its locations kept, until a
+    // scrubber run finds it due (`[DEFAULT] scrub_time`) and removes the data.
     let deleted = state.gateway.delete(&ctx, id, target).await?;
     if !delayed {
+        let mut left = Vec::new();
         for location in &deleted.locations {
-            // The record is gone either way; a store failure leaves an orphan file that the
-            // scrubber can reclaim, so it is logged rather than failing the request.
+            // The record is gone either way; data the store would not remove now becomes a
+            // scrub job, retried by the scrubbers until it is gone, rather than an orphan.
             if let Err(e) = state.store.delete(&location.url).await {
-                tracing::warn!(image_id = %id, error = %e, "could not remove image data");
+                tracing::warn!(image_id = %id, error = %e, "could not remove image data; scheduling a scrub");
+                left.push(location.url.clone());
             }
+        }
+        if !left.is_empty() {
+            state.gateway.schedule_scrub(&ctx, id, left).await;
         }
     }
     Ok(HttpResponse::NoContent().finish())
@@ -252,9 +293,15 @@ pub async fn add_tag(
     let id = image_id(&raw_id)?;
     fields::validate_tag(&tag)?;
     let mut image = state.gateway.get(&ctx, id).await?;
-    authorize_modify(&ctx, &image, "modify_image")?;
+    let config = state.config();
+    authorize_modify(&config.access.policy, &ctx, &image, "modify_image")?;
     if !image.tags.contains(&tag) {
         image.tags.push(tag);
+        check_count(
+            config.access.quotas.image_tags,
+            image.tags.len(),
+            "image tags",
+        )?;
         state.gateway.save(&ctx, image, None).await?;
     }
     Ok(HttpResponse::NoContent().finish())
@@ -270,7 +317,7 @@ pub async fn delete_tag(
     let (raw_id, tag) = path.into_inner();
     let id = image_id(&raw_id)?;
     let mut image = state.gateway.get(&ctx, id).await?;
-    authorize_modify(&ctx, &image, "modify_image")?;
+    authorize_modify(&state.config().access.policy, &ctx, &image, "modify_image")?;
     let before = image.tags.len();
     image.tags.retain(|t| t != &tag);
     if image.tags.len() == before {
@@ -278,4 +325,49 @@ pub async fn delete_tag(
     }
     state.gateway.save(&ctx, image, None).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Property protections: 403 when `ctx` may not do `op` on the extra property `key`.
+fn protect(
+    config: &crate::ApiConfig,
+    ctx: &glance_domain::RequestContext,
+    key: &str,
+    op: PropOp,
+) -> ApiResult<()> {
+    match &config.access.protections {
+        Some(p) if !p.allows(ctx, &config.access.policy, key, op) => Err(ApiError::Forbidden(
+            format!("Property '{key}' is protected"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the extra properties `ctx` may not read.
+pub fn hide_unreadable(
+    config: &crate::ApiConfig,
+    ctx: &glance_domain::RequestContext,
+    image: &mut Image,
+) {
+    if let Some(p) = &config.access.protections {
+        image
+            .properties
+            .retain(|key, _| p.allows(ctx, &config.access.policy, key, PropOp::Read));
+    }
+}
+
+/// `image_property_quota` and `image_tag_quota`, checked only when a count grows (so an
+/// image already over a lowered quota can still shrink), as Glance's quota proxy does.
+fn check_quotas(config: &crate::ApiConfig, before: &Image, after: &Image) -> ApiResult<()> {
+    let quotas = &config.access.quotas;
+    if after.properties.len() > before.properties.len() {
+        check_count(
+            quotas.image_properties,
+            after.properties.len(),
+            "image properties",
+        )?;
+    }
+    if after.tags.len() > before.tags.len() {
+        check_count(quotas.image_tags, after.tags.len(), "image tags")?;
+    }
+    Ok(())
 }

@@ -1,0 +1,127 @@
+//! One scrub job: re-read the image, remove its data, tell the registry.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use glance_bus::{BusError, Outcome};
+use glance_domain::{Image, ImageStatus};
+use glance_proto::registry::{GetImage, RegistryError};
+use glance_proto::scrub::{ClaimScrub, FinishScrub, ScrubImage};
+use tracing::Instrument;
+
+use crate::Scrubber;
+
+/// Pause before a failed job goes back to the queue, so a store that is down is not
+/// hammered; the broker bounds the attempts, and the next wakeup schedules the image again.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+impl Scrubber {
+    /// Handles one job. Idempotent: only a `pending_delete` image is scrubbed, and removing
+    /// data that is already gone succeeds.
+    pub async fn scrub(&self, job: &ScrubImage) -> Outcome {
+        let _working = self.stats.in_flight.enter();
+        let span = tracing::info_span!("scrub", image_id = %job.image_id);
+        let outcome = self.scrub_inner(job).instrument(span).await;
+        match &outcome {
+            Outcome::Done => {}
+            Outcome::Retry(_) | Outcome::Reject(_) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        outcome
+    }
+
+    async fn scrub_inner(&self, job: &ScrubImage) -> Outcome {
+        let ctx = self.ctx();
+        let req = GetImage {
+            ctx: ctx.clone(),
+            id: job.image_id,
+            include_deleted: true,
+        };
+        let image = match self.bus.call(Some(ctx.request_id.clone()), &req).await {
+            Ok(Ok(image)) => Some(image),
+            Ok(Err(RegistryError::NotFound(_))) => None,
+            Ok(Err(e)) => return retry(format!("registry: {e}")).await,
+            Err(e) => return retry(format!("bus: {e}")).await,
+        };
+        let status = image.as_ref().map(|i| i.status);
+        // Extra locations come from a delete that could not remove them at once; only an
+        // image that is gone for good may lose them.
+        let mut urls: Vec<String> = match status {
+            None | Some(ImageStatus::Deleted) | Some(ImageStatus::PendingDelete) => {
+                job.locations.clone()
+            }
+            Some(_) => Vec::new(),
+        };
+        let pending = status == Some(ImageStatus::PendingDelete);
+        if pending {
+            urls.extend(pending_urls(image.as_ref().expect("pending image")));
+        }
+        if urls.is_empty() && !pending {
+            tracing::debug!(?status, "nothing to scrub");
+            return Outcome::Done;
+        }
+        if pending {
+            // From here on a restore is refused: the data may be partly gone.
+            let req = ClaimScrub {
+                ctx: ctx.clone(),
+                image_id: job.image_id,
+            };
+            match self.bus.call(Some(ctx.request_id.clone()), &req).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::info!("image restored or scrubbed meanwhile; nothing to do");
+                    return Outcome::Done;
+                }
+                Ok(Err(e)) => return retry(format!("registry: {e}")).await,
+                Err(e) => return retry(format!("bus: {e}")).await,
+            }
+        }
+        tracing::info!(locations = urls.len(), "scrubbing image");
+        for url in &urls {
+            if !self.config.delete_delay.is_zero() {
+                tokio::time::sleep(self.config.delete_delay).await;
+            }
+            if let Err(e) = self.store.delete(url).await {
+                // The image stays pending_delete; the job goes back to the queue.
+                return retry(format!("store delete of {url} failed: {e}")).await;
+            }
+        }
+        if pending {
+            let req = FinishScrub {
+                ctx: ctx.clone(),
+                image_id: job.image_id,
+            };
+            match self.bus.call(Some(ctx.request_id.clone()), &req).await {
+                Ok(Ok(true)) => {
+                    tracing::info!("image scrubbed");
+                    self.stats.scrubbed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Ok(false)) => tracing::warn!("image left pending_delete while being scrubbed"),
+                Ok(Err(e)) => return retry(format!("registry: {e}")).await,
+                Err(e @ BusError::Malformed(_)) => return Outcome::Reject(e.to_string()),
+                Err(e) => return retry(format!("bus: {e}")).await,
+            }
+        } else {
+            self.stats.scrubbed.fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Done
+    }
+}
+
+/// The locations of a `pending_delete` image: those the delete marked, and any the record
+/// still holds.
+fn pending_urls(image: &Image) -> Vec<String> {
+    image
+        .locations
+        .iter()
+        .filter(|l| l.status != "deleted")
+        .map(|l| l.url.clone())
+        .collect()
+}
+
+async fn retry(reason: String) -> Outcome {
+    tracing::warn!(%reason, "scrub failed; will retry");
+    tokio::time::sleep(RETRY_PAUSE).await;
+    Outcome::Retry(reason)
+}

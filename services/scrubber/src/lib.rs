@@ -1,0 +1,257 @@
+//! The scrubber: removes the data of images deleted under delayed delete.
+//!
+//! Deleting an image with `[DEFAULT] delayed_delete` leaves it `pending_delete` with its
+//! locations. Each wakeup a scrubber asks the registry for the images whose `deleted_at` is
+//! at least `scrub_time` old and publishes one durable scrub job per image on the work queue
+//! `glance.v1.scrub`. Every scrubber consumes that queue, at most `scrub_pool_size` jobs at a
+//! time; a job is acknowledged only once the image's data is gone and the registry has
+//! marked it `deleted`, so a scrubber killed mid-job leaves the job to another. Jobs are
+//! hints: the handler re-reads the image, so a duplicate job, or a job for an image restored
+//! or already scrubbed, does nothing.
+//!
+//! The wakeup loop ([`daemon`]) is single-flight: a run still going when the
+//! next wakeup comes makes that wakeup a no-op.
+
+pub mod config;
+pub mod daemon;
+mod job;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use glance_bus::{Bus, BusError};
+use glance_domain::{Image, ImageId, RequestContext};
+use glance_proto::registry::RegistryError;
+use glance_proto::scrub::{
+    Backlog, ListPendingDelete, RestoreImage, ScrubBacklog, ScrubImage, SCRUB_KEY, SCRUB_QUEUE,
+};
+use glance_service::InFlight;
+use glance_store::Store;
+
+pub use config::ScrubberConfig;
+
+/// Why a scrubber request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrubError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Images read from the registry per request.
+const PAGE: u32 = 500;
+
+/// One scrubber: the bus to the registry and the queue, and the store holding the data.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Scrubber {
+    bus: Bus,
+    store: Arc<dyn Store>,
+    config: ScrubberConfig,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    in_flight: InFlight,
+    backlog: Mutex<Option<Backlog>>,
+    last_run: Mutex<Option<DateTime<Utc>>>,
+    scheduled: AtomicU64,
+    scrubbed: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// What a one-shot run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub due: usize,
+    pub scrubbed: usize,
+    pub failed: usize,
+}
+
+impl Scrubber {
+    pub fn new(bus: Bus, store: Arc<dyn Store>, config: ScrubberConfig) -> Self {
+        Self {
+            bus,
+            store,
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn config(&self) -> &ScrubberConfig {
+        &self.config
+    }
+
+    /// Jobs being handled right now (for `glance-control scrubber status`).
+    pub fn in_flight(&self) -> InFlight {
+        self.stats.in_flight.clone()
+    }
+
+    fn ctx(&self) -> RequestContext {
+        RequestContext::admin(format!("req-scrubber-{}", ImageId::new()))
+    }
+
+    /// Every `pending_delete` image due for scrubbing now, oldest first.
+    pub async fn due_images(&self) -> Result<Vec<Image>, ScrubError> {
+        let deleted_before =
+            Utc::now() - chrono::Duration::from_std(self.config.scrub_time).unwrap_or_default();
+        let ctx = self.ctx();
+        let mut due = Vec::new();
+        let mut marker = None;
+        loop {
+            let req = ListPendingDelete {
+                ctx: ctx.clone(),
+                deleted_before,
+                limit: PAGE,
+                marker,
+            };
+            let page = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+            let full = page.len() == PAGE as usize;
+            marker = page.last().map(|i| i.id);
+            due.extend(page);
+            if !full {
+                return Ok(due);
+            }
+        }
+    }
+
+    /// One wakeup: a durable scrub job for each due image. Returns how many.
+    pub async fn schedule_due(&self) -> Result<usize, ScrubError> {
+        let due = self.due_images().await?;
+        for image in &due {
+            let job = ScrubImage {
+                image_id: image.id,
+                locations: Vec::new(),
+            };
+            self.bus.publish_work(SCRUB_KEY, None, &job).await?;
+        }
+        self.stats
+            .scheduled
+            .fetch_add(due.len() as u64, Ordering::Relaxed);
+        *self.stats.last_run.lock().expect("stats lock") = Some(Utc::now());
+        if !due.is_empty() {
+            tracing::info!(jobs = due.len(), "scrub jobs scheduled");
+        }
+        Ok(due.len())
+    }
+
+    /// A one-shot run (`glance-scrubber` without `--daemon`): scrubs every due image here,
+    /// `scrub_pool_size` at a time, and reports. Failures stay `pending_delete` for the next
+    /// run.
+    pub async fn run_once(&self) -> Result<RunReport, ScrubError> {
+        let due = self.due_images().await?;
+        let mut report = RunReport {
+            due: due.len(),
+            ..RunReport::default()
+        };
+        let outcomes: Vec<bool> = futures::stream::iter(due)
+            .map(|image| {
+                let this = self.clone();
+                async move {
+                    let job = ScrubImage {
+                        image_id: image.id,
+                        locations: Vec::new(),
+                    };
+                    matches!(this.scrub(&job).await, glance_bus::Outcome::Done)
+                }
+            })
+            .buffer_unordered(self.config.pool_size)
+            .collect()
+            .await;
+        report.scrubbed = outcomes.iter().filter(|ok| **ok).count();
+        report.failed = outcomes.len() - report.scrubbed;
+        Ok(report)
+    }
+
+    /// `--restore`: see [`restore`].
+    pub async fn restore(&self, id: ImageId) -> Result<Image, ScrubError> {
+        restore(&self.bus, id).await
+    }
+
+    /// Asks the registry how much waits in `pending_delete`, and remembers it for `status`.
+    pub async fn refresh_backlog(&self) -> Result<Backlog, ScrubError> {
+        let ctx = self.ctx();
+        let req = ScrubBacklog { ctx: ctx.clone() };
+        let backlog = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        *self.stats.backlog.lock().expect("stats lock") = Some(backlog);
+        Ok(backlog)
+    }
+
+    /// Consumes scrub jobs until `stop` turns true; returns once the jobs in hand are done.
+    pub async fn consume(&self, stop: tokio::sync::watch::Receiver<bool>) -> Result<(), BusError> {
+        let transport = self.bus.transport();
+        transport
+            .declare_work_queue(SCRUB_QUEUE, &[SCRUB_KEY.to_owned()])
+            .await?;
+        let sub = transport.subscribe(SCRUB_QUEUE).await?;
+        tracing::info!(
+            queue = SCRUB_QUEUE,
+            pool = self.config.pool_size,
+            "scrubber consuming"
+        );
+        let this = self.clone();
+        glance_bus::consume_work::<ScrubImage, _, _>(
+            sub,
+            self.config.pool_size,
+            stop,
+            move |job, _| {
+                let this = this.clone();
+                async move { this.scrub(&job).await }
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Figures for `glance-control scrubber status`.
+    pub fn detail(&self) -> BTreeMap<String, String> {
+        let s = &self.stats;
+        let mut detail = BTreeMap::from([
+            (
+                "scrub_time_secs".into(),
+                self.config.scrub_time.as_secs().to_string(),
+            ),
+            ("scrub_pool_size".into(), self.config.pool_size.to_string()),
+            (
+                "wakeup_time_secs".into(),
+                self.config.wakeup_time.as_secs().to_string(),
+            ),
+            (
+                "jobs_scheduled".into(),
+                s.scheduled.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "images_scrubbed".into(),
+                s.scrubbed.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "scrub_failures".into(),
+                s.failures.load(Ordering::Relaxed).to_string(),
+            ),
+        ]);
+        if let Some(b) = *s.backlog.lock().expect("stats lock") {
+            detail.insert("backlog_images".into(), b.images.to_string());
+            detail.insert("backlog_bytes".into(), b.bytes.to_string());
+        }
+        if let Some(at) = *s.last_run.lock().expect("stats lock") {
+            detail.insert("last_run".into(), at.to_rfc3339());
+        }
+        detail
+    }
+}
+
+/// `--restore`: a `pending_delete` image back to `active`, data and all. Touches no data,
+/// so it needs only the bus.
+pub async fn restore(bus: &Bus, id: ImageId) -> Result<Image, ScrubError> {
+    let ctx = RequestContext::admin(format!("req-scrubber-{}", ImageId::new()));
+    let req = RestoreImage {
+        ctx: ctx.clone(),
+        image_id: id,
+    };
+    Ok(bus.call(Some(ctx.request_id.clone()), &req).await??)
+}

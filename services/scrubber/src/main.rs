@@ -1,0 +1,137 @@
+//! `glance-scrubber`: removes the data of `pending_delete` images (Glance's
+//! `glance/cmd/scrubber.py`).
+//!
+//! * `glance-scrubber` scrubs every due image once and exits;
+//! * `glance-scrubber --daemon` wakes every `wakeup_time`, schedules due images as durable
+//!   scrub jobs and consumes them with the other scrubbers; `glance-control scrubber ...`
+//!   reaches it;
+//! * `glance-scrubber --restore IMAGE_ID` brings a `pending_delete` image back to `active`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use glance_bus::{Amqp, Bus, Transport};
+use glance_domain::ImageId;
+use glance_scrubber::daemon::{Daemon, StopHandle};
+use glance_scrubber::{Scrubber, ScrubberConfig};
+use glance_service::{Identity, Lifecycle};
+use glance_store::FilesystemStore;
+
+#[derive(Parser)]
+#[command(name = "glance-scrubber", version, about = "Glance scrub service")]
+struct Args {
+    /// Configuration file (Glance INI format); repeatable, later files win.
+    #[arg(long = "config-file")]
+    config_file: Vec<PathBuf>,
+    /// Run as a daemon ([DEFAULT] daemon).
+    #[arg(short = 'D', long)]
+    daemon: bool,
+    /// Restore a pending_delete image to active.
+    #[arg(long, value_name = "IMAGE_ID")]
+    restore: Option<String>,
+}
+
+struct ScrubberLifecycle {
+    scrubber: Scrubber,
+    stop: StopHandle,
+    config_files: Vec<PathBuf>,
+}
+
+impl Lifecycle for ScrubberLifecycle {
+    fn detail(&self) -> std::collections::BTreeMap<String, String> {
+        self.scrubber.detail()
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        let raw = glance_config::RawConfig::load(&self.config_files).map_err(|e| e.to_string())?;
+        ScrubberConfig::from_raw(&raw).map_err(|e| e.to_string())?;
+        Ok("configuration is valid; scrubber changes take effect on restart".into())
+    }
+
+    fn shutdown(&self, graceful: bool) {
+        self.stop.stop();
+        if !graceful {
+            std::process::exit(0);
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    glance_telemetry::init("info");
+    let args = Args::parse();
+    let raw = glance_config::RawConfig::load(&args.config_file)?;
+    let settings = glance_config::Settings::from_raw(&raw)?;
+    let mut config = ScrubberConfig::from_raw(&raw)?;
+    config.daemon |= args.daemon;
+    if args.restore.is_some() && config.daemon {
+        bail!("--restore and --daemon should not be set together");
+    }
+    let url = settings.transport_url.context(
+        "glance-scrubber needs [DEFAULT] transport_url (GLANCE__DEFAULT__TRANSPORT_URL=rabbit://...) \
+         to reach the registry; glance-all-in-one runs a scrubber in-process",
+    )?;
+    actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+    .block_on(async move { run(args, url, config).await })?;
+    glance_service::exec_if_restart_requested();
+    Ok(())
+}
+
+async fn run(args: Args, url: String, config: ScrubberConfig) -> anyhow::Result<()> {
+    {
+        let transport: Arc<dyn Transport> = Arc::new(
+            Amqp::connect(&url, config.pool_size.min(u16::MAX as usize) as u16)
+                .await
+                .with_context(|| format!("cannot reach the broker at {url}"))?,
+        );
+        let bus = Bus::new(transport.clone());
+        if let Some(id) = &args.restore {
+            let id: ImageId = id
+                .parse()
+                .map_err(|_| anyhow::anyhow!("No image found with ID {id}"))?;
+            let image = glance_scrubber::restore(&bus, id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("Image {} restored to {}", image.id, image.status);
+            return Ok(());
+        }
+        let dir = config.store_dir.clone().context(
+            "glance-scrubber needs [glance_store] filesystem_store_datadir (the API's image store)",
+        )?;
+        let store = Arc::new(
+            FilesystemStore::new(&dir)
+                .with_context(|| format!("cannot use image store dir {}", dir.display()))?,
+        );
+        let scrubber = Scrubber::new(bus, store, config.clone());
+        if !config.daemon {
+            let report = scrubber.run_once().await?;
+            println!(
+                "scrubbed {} of {} due image(s); {} failed and stay pending_delete",
+                report.scrubbed, report.due, report.failed
+            );
+            return Ok(());
+        }
+        let daemon = Daemon::start(scrubber.clone(), true).await?;
+        let lifecycle = ScrubberLifecycle {
+            scrubber: scrubber.clone(),
+            stop: daemon.stop_handle(),
+            config_files: args.config_file.clone(),
+        };
+        glance_service::start_control(
+            transport,
+            Identity::new("scrubber"),
+            scrubber.in_flight(),
+            Arc::new(lifecycle),
+        )
+        .await?;
+        daemon.run_until_stopped().await;
+        tracing::info!("scrubber stopped");
+        Ok(())
+    }
+}
