@@ -37,7 +37,8 @@ impl FilesystemStore {
         &self.dir
     }
 
-    fn location_of(&self, id: ImageId) -> String {
+    /// The location the data of `id` has (or will have) in this store.
+    pub fn location_of(&self, id: ImageId) -> String {
         format!("file://{}", self.dir.join(id.to_string()).display())
     }
 

@@ -3,8 +3,10 @@
 //! store themselves (shared storage at scale).
 
 mod filesystem;
+mod multi;
 
 pub use filesystem::FilesystemStore;
+pub use multi::{Backend, BackendSpec, Stores, StoresError, SINGLE_STORE_ID};
 
 use std::ops::Range;
 use std::pin::Pin;

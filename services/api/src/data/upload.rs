@@ -43,7 +43,8 @@ pub async fn upload(
     }
     let id = image_id(&path)?;
     let mut image = state.gateway.get(&ctx, id).await?;
-    authorize_modify(&ctx, &image, "upload_image")?;
+    let config = state.config();
+    authorize_modify(&config.access.policy, &ctx, &image, "upload_image")?;
     if image.status != ImageStatus::Queued {
         return Err(ApiError::Conflict(format!(
             "Image status transition from {} to saving is not allowed",
@@ -58,7 +59,30 @@ pub async fn upload(
             "Properties disk_format, container_format must be set prior to saving data.".into(),
         ));
     };
+    // With enabled_backends, `X-Image-Meta-Store` picks the store (400 for an unknown one).
+    let target = crate::import::upload_target(&req, &state)?;
     let cap = state.config().image_size_cap;
+    // `user_storage_quota`: what the owner may still store bounds this upload like the
+    // size cap does (Glance's `check_quota`).
+    let cap = match (config.access.quotas.user_storage, image.owner.clone()) {
+        (Some(quota), Some(owner)) => {
+            let used = state.gateway.storage_usage(&ctx, owner, Some(id)).await?;
+            let remaining = quota.saturating_sub(used);
+            let declared_size = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if remaining == 0 || declared_size.is_some_and(|n| n > remaining) {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "The size of the data {} will exceed the limit. {remaining} bytes remaining.",
+                    declared_size.map_or_else(|| "(unknown)".to_owned(), |n| n.to_string())
+                )));
+            }
+            cap.min(remaining)
+        }
+        _ => cap,
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -83,13 +107,21 @@ pub async fn upload(
     // request, including the client going away and the handler being dropped.
     let guard = RestoreGuard::new(state.gateway.clone(), ctx.clone(), saving.clone());
 
-    let received = match receive(&state, &saving, disk_format, payload, cap).await {
+    let received = match receive(&state, &saving, disk_format, payload, cap, target.as_ref()).await
+    {
         Ok(r) => r,
         Err(e) => {
             guard.restore().await;
             return Err(e);
         }
     };
+    // Uploads of one project running side by side may pass the quota together: with the
+    // size known, check again (as Glance's quota `ImageProxy.set_data` does).
+    if let Err(e) = recheck_storage_quota(&state, &ctx, &saving, received.size).await {
+        let _ = state.store.delete(&received.location).await;
+        guard.restore().await;
+        return Err(e);
+    }
 
     let mut active = saving.clone();
     active.status = ImageStatus::Active;
@@ -100,7 +132,10 @@ pub async fn upload(
     active.os_hash_value = Some(received.multihash);
     active.locations = vec![Location {
         url: received.location.clone(),
-        metadata: Default::default(),
+        metadata: target
+            .iter()
+            .map(|b| ("store".to_owned(), b.id.clone()))
+            .collect(),
         status: "active".into(),
     }];
     match state
@@ -129,6 +164,31 @@ pub async fn upload(
     }
 }
 
+async fn recheck_storage_quota(
+    state: &AppState,
+    ctx: &RequestContext,
+    image: &Image,
+    size: u64,
+) -> ApiResult<()> {
+    let (Some(quota), Some(owner)) = (
+        state.config().access.quotas.user_storage,
+        image.owner.clone(),
+    ) else {
+        return Ok(());
+    };
+    let used = state
+        .gateway
+        .storage_usage(ctx, owner, Some(image.id))
+        .await?;
+    if used.saturating_add(size) > quota {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "The size of the data {size} will exceed the limit. {} bytes remaining.",
+            quota.saturating_sub(used)
+        )));
+    }
+    Ok(())
+}
+
 fn too_large(cap: u64) -> ApiError {
     ApiError::PayloadTooLarge(format!(
         "Image exceeds the storage quota: the image size cap is {cap} bytes."
@@ -145,9 +205,10 @@ async fn receive(
     disk_format: glance_domain::DiskFormat,
     mut payload: web::Payload,
     cap: u64,
+    target: Option<&glance_store::Backend>,
 ) -> ApiResult<Received> {
-    let mut writer = state
-        .store
+    let mut writer = target
+        .map_or(&state.store, |b| &b.store)
         .writer(image.id)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot open store for writing: {e}")))?;

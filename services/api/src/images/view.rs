@@ -46,6 +46,16 @@ impl serde::Serialize for ImageView<'_> {
         m.serialize_entry("self", &format!("/v2/images/{id}"))?;
         m.serialize_entry("file", &format!("/v2/images/{id}/file"))?;
         m.serialize_entry("schema", "/v2/schemas/image")?;
+        // Multi-store: the stores holding the data, from the locations' `store` metadata
+        // (which only multi-store uploads and imports write).
+        let stores: Vec<&str> = image
+            .locations
+            .iter()
+            .filter_map(|l| l.metadata.get("store").map(String::as_str))
+            .collect();
+        if !stores.is_empty() {
+            m.serialize_entry("stores", &stores.join(","))?;
+        }
         m.end()
     }
 }

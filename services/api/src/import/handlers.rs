@@ -1,0 +1,394 @@
+//! `POST /v2/images/{id}/import` and the discovery documents `/v2/info/import` and
+//! `/v2/info/stores` (Glance's `ImagesController.import_image` and `InfoController`).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use glance_bus::BusError;
+use glance_domain::{Image, ImageStatus, RequestContext};
+use glance_proto::tasks::{ImportImage, ImportMethod, Task, TaskStatus, IMPORT_KEY};
+use serde_json::{json, Value};
+
+use super::registry::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
+use super::ImportState;
+use crate::error::{ApiError, ApiResult};
+use crate::gateway::authorize_modify;
+use crate::identity::Caller;
+use crate::images::handlers::image_id;
+use crate::AppState;
+
+pub async fn info_import(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "import-methods": {
+            "description": "Import methods available.",
+            "type": "array",
+            "value": state.config().import.methods,
+        }
+    }))
+}
+
+pub async fn info_stores(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let stores = &state.import.stores;
+    if !stores.is_multi() {
+        return Err(ApiError::NotFound(
+            "Multi backend is not supported at this site.".into(),
+        ));
+    }
+    let list: Vec<Value> = stores
+        .backends()
+        .iter()
+        .map(|b| {
+            let mut doc = json!({"id": b.id});
+            if let Some(d) = &b.description {
+                doc["description"] = json!(d);
+            }
+            if b.id == stores.default_id() {
+                doc["default"] = json!("true");
+            }
+            doc
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "stores": list })))
+}
+
+/// The import body, as Glance's deserializer checks it.
+struct ImportRequest {
+    method: ImportMethod,
+    stores: Option<Vec<String>>,
+    all_stores: bool,
+    all_stores_must_succeed: bool,
+    raw: Value,
+}
+
+fn parse_body(body: &[u8], enabled: &[String]) -> ApiResult<ImportRequest> {
+    let raw: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("Malformed JSON in request body: {e}")))?;
+    let name = raw
+        .pointer("/method/name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::BadRequest("Import method name is required".into()))?;
+    if !enabled.iter().any(|m| m == name) {
+        return Err(ApiError::BadRequest(format!(
+            "Import method name '{name}' is not valid"
+        )));
+    }
+    let method = match name {
+        "glance-direct" => ImportMethod::GlanceDirect,
+        "copy-image" => ImportMethod::CopyImage,
+        "web-download" => {
+            let uri = raw
+                .pointer("/method/uri")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::BadRequest("The 'web-download' method needs a 'uri'".into())
+                })?;
+            ImportMethod::WebDownload {
+                uri: uri.to_owned(),
+            }
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "Import method name '{other}' is not valid"
+            )))
+        }
+    };
+    let stores = match raw.get("stores") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|s| {
+                    s.as_str().map(str::to_owned).ok_or_else(|| {
+                        ApiError::BadRequest("'stores' must be a list of store ids".into())
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?,
+        ),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "'stores' must be a list of store ids".into(),
+            ))
+        }
+    };
+    let flag = |key: &str, default: bool| -> ApiResult<bool> {
+        match raw.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(ApiError::BadRequest(format!("'{key}' must be a boolean"))),
+        }
+    };
+    Ok(ImportRequest {
+        all_stores: flag("all_stores", false)?,
+        all_stores_must_succeed: flag("all_stores_must_succeed", true)?,
+        method,
+        stores,
+        raw,
+    })
+}
+
+/// Glance's `get_stores_from_request`.
+fn requested_stores(
+    req: &HttpRequest,
+    body: &ImportRequest,
+    import: &ImportState,
+) -> ApiResult<Vec<String>> {
+    let header = req
+        .headers()
+        .get("x-image-meta-store")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let stores = if body.all_stores {
+        if body.stores.is_some() || header.is_some() {
+            return Err(ApiError::BadRequest(
+                "All_stores parameter can't be used with x-image-meta-store header or stores parameter".into(),
+            ));
+        }
+        import
+            .stores
+            .backends()
+            .iter()
+            .map(|b| b.id.clone())
+            .collect()
+    } else if let Some(stores) = &body.stores {
+        if header.is_some() {
+            return Err(ApiError::BadRequest(
+                "Stores parameter and x-image-meta-store header can't be both specified".into(),
+            ));
+        }
+        stores.clone()
+    } else {
+        vec![header.unwrap_or_else(|| import.stores.default_id().to_owned())]
+    };
+    for id in &stores {
+        if import.stores.get(id).is_none() {
+            return Err(ApiError::Conflict(format!(
+                "Unknown scheme '{id}' found in URI"
+            )));
+        }
+    }
+    Ok(stores)
+}
+
+pub async fn import(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let config = state.config();
+    let import = &state.import;
+    let body = parse_body(&body, &config.import.methods)?;
+    let id = image_id(&path)?;
+    let image = state.gateway.get(&ctx, id).await?;
+    let method = body.method.name();
+    let copy = body.method == ImportMethod::CopyImage;
+
+    if image.status == ImageStatus::Active && !copy {
+        return Err(ApiError::Conflict(
+            "Image with status active cannot be target for import".into(),
+        ));
+    }
+    if image.status != ImageStatus::Active && copy {
+        return Err(ApiError::Conflict(
+            "Only images with status active can be targeted for copying".into(),
+        ));
+    }
+    if image.status != ImageStatus::Queued
+        && matches!(body.method, ImportMethod::WebDownload { .. })
+    {
+        return Err(ApiError::Conflict(format!(
+            "Image needs to be in 'queued' state to use '{method}' method"
+        )));
+    }
+    if image.status != ImageStatus::Uploading && body.method == ImportMethod::GlanceDirect {
+        return Err(ApiError::Conflict(
+            "Image needs to be staged before 'glance-direct' method can be used".into(),
+        ));
+    }
+    if image.container_format.is_none() {
+        return Err(ApiError::Conflict(
+            "'container_format' needs to be set before import".into(),
+        ));
+    }
+    if image.disk_format.is_none() {
+        return Err(ApiError::Conflict(
+            "'disk_format' needs to be set before import".into(),
+        ));
+    }
+    let rule = if copy { "copy_image" } else { "modify_image" };
+    authorize_modify(&config.access.policy, &ctx, &image, rule)?;
+    if let Some(other) = image.properties.get(IMPORT_TASK) {
+        enforce_import_lock(&state, &image, other).await?;
+    }
+
+    let mut stores = Vec::new();
+    if import.stores.is_multi() {
+        stores = requested_stores(&req, &body, import)?;
+        let existing = image_stores(&image);
+        if copy && body.all_stores {
+            stores.retain(|s| !existing.contains(s));
+            if stores.is_empty() {
+                tracing::info!(image_id = %id, "image already in every store; nothing to copy");
+                return Ok(HttpResponse::Accepted().finish());
+            }
+        } else if copy {
+            if let Some(s) = stores.iter().find(|s| existing.contains(s)) {
+                return Err(ApiError::BadRequest(format!(
+                    "Image is already present at store '{s}'"
+                )));
+            }
+        }
+    }
+    if !body.all_stores_must_succeed && !import.stores.is_multi() {
+        return Err(ApiError::BadRequest(
+            "All_stores_must_succeed can only be set with enabled_backends".into(),
+        ));
+    }
+    if let ImportMethod::WebDownload { uri } = &body.method {
+        if !config.import.filter.allows_str(uri) {
+            return Err(ApiError::BadRequest(format!(
+                "URI for web-download does not pass filtering: {uri}"
+            )));
+        }
+    }
+
+    let now = Utc::now();
+    let task = Task {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: Task::IMPORT_TYPE.into(),
+        status: TaskStatus::Pending,
+        input: json!({
+            "image_id": id.to_string(),
+            "import_req": body.raw,
+            "backend": if import.stores.is_multi() { json!(stores) } else { json!([null]) },
+        }),
+        result: None,
+        message: String::new(),
+        owner: ctx.project_id.clone(),
+        expires_at: None,
+        created_at: now,
+        updated_at: now,
+        image_id: Some(id.to_string()),
+        request_id: Some(ctx.request_id.clone()),
+        user_id: ctx.user_id.clone(),
+    };
+    let task = import.tasks.create(&ctx, task).await?;
+
+    // Take the import lock with the status change (Glance's `set_property_atomic` and the
+    // flow's first save): the compare-and-set on status makes a second import lose.
+    let mut locked = image.clone();
+    locked
+        .properties
+        .insert(IMPORT_TASK.into(), task.id.clone());
+    merge_store_list(&mut locked, IMPORTING, &stores, false);
+    merge_store_list(&mut locked, FAILED, &stores, true);
+    if !copy {
+        locked.status = ImageStatus::Importing;
+    }
+    let admin = RequestContext::admin(ctx.request_id.clone());
+    let ttl = config.import.task_ttl_hours;
+    if let Err(e) = state.gateway.save(&admin, locked, Some(image.status)).await {
+        let why = "New operation on image is not permitted as prior operation is still in progress";
+        let _ = import
+            .tasks
+            .save(
+                &admin,
+                Task {
+                    status: TaskStatus::Failure,
+                    message: why.into(),
+                    ..task
+                },
+                None,
+                ttl,
+            )
+            .await;
+        return Err(match e {
+            ApiError::Conflict(_) => ApiError::Conflict(format!(
+                "New operation on image '{id}' is not permitted as prior operation is still in progress"
+            )),
+            other => other,
+        });
+    }
+
+    let work = ImportImage {
+        task_id: task.id.clone(),
+        image_id: id,
+        method: body.method.clone(),
+        stores: stores.clone(),
+        all_stores_must_succeed: body.all_stores_must_succeed,
+        ctx: ctx.clone(),
+    };
+    if let Err(e) = import
+        .bus
+        .publish_work(IMPORT_KEY, Some(ctx.request_id.clone()), &work)
+        .await
+    {
+        // Nobody will run it: give the image back and record why.
+        tracing::error!(error = %e, image_id = %id, "could not publish import work");
+        unlock(&state, &admin, &image, &task.id, &stores).await;
+        let _ = import
+            .tasks
+            .save(
+                &admin,
+                Task {
+                    status: TaskStatus::Failure,
+                    message: format!("No import worker took the import: {e}"),
+                    ..task
+                },
+                None,
+                ttl,
+            )
+            .await;
+        return Err(ApiError::ServiceUnavailable(match e {
+            BusError::NoRoute(_) => "No import worker is running; try again later".into(),
+            other => format!("The import could not be queued: {other}"),
+        }));
+    }
+    tracing::info!(image_id = %id, task_id = %task.id, method, "import accepted");
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// Puts the image back as it was before the lock was taken.
+async fn unlock(
+    state: &AppState,
+    ctx: &RequestContext,
+    before: &Image,
+    task_id: &str,
+    stores: &[String],
+) {
+    let Ok(mut image) = state.gateway.get(ctx, before.id).await else {
+        return;
+    };
+    if image.properties.get(IMPORT_TASK).map(String::as_str) != Some(task_id) {
+        return;
+    }
+    let from = image.status;
+    image.properties.remove(IMPORT_TASK);
+    merge_store_list(&mut image, IMPORTING, stores, true);
+    image.status = before.status;
+    let _ = state.gateway.save(ctx, image, Some(from)).await;
+}
+
+/// Glance's `_enforce_import_lock`: a lock whose task is gone, or finished, or idle for an
+/// hour (two when still pending), may be broken; a live one refuses the import.
+async fn enforce_import_lock(state: &AppState, image: &Image, other: &str) -> ApiResult<()> {
+    let admin = RequestContext::admin(glance_telemetry::new_request_id());
+    let task = match state.import.tasks.get(&admin, other).await {
+        Ok(task) => Some(task),
+        Err(ApiError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let Some(task) = task else {
+        tracing::warn!(image_id = %image.id, task_id = other, "import lock of a task that no longer exists; breaking it");
+        return Ok(());
+    };
+    let mut expiry = chrono::Duration::minutes(60);
+    if task.status == TaskStatus::Pending {
+        expiry = expiry * 2;
+    }
+    if task.status.is_final() || Utc::now() - task.updated_at >= expiry {
+        tracing::warn!(image_id = %image.id, task_id = other, status = %task.status, "breaking a stale import lock");
+        return Ok(());
+    }
+    Err(ApiError::Conflict("Image has active task".into()))
+}

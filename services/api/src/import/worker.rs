@@ -1,0 +1,693 @@
+//! The import worker: an actor in every API process that consumes `glance.v1.import` and
+//! runs each import (Glance's `api_image_import` flow) to success or a recorded failure.
+//!
+//! At-least-once delivery means an import may run twice: after a worker died mid-import
+//! the broker hands the message to another worker, which finds the task `processing` and
+//! runs it again. Every step is idempotent: stores that already hold the image are skipped,
+//! the staged file is only removed at the end, and each image change is a compare-and-set
+//! save under the image's import lock (`os_glance_import_task`). A task that stops making
+//! progress (its heartbeat stops) is failed by any worker's recovery sweep, so an image is
+//! never left `importing` forever.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::web;
+use bytes::Bytes;
+use chrono::Utc;
+use futures::{Stream, StreamExt};
+use glance_bus::{consume_work, BusError, Outcome, Subscription, Transport};
+use glance_domain::{Image, ImageStatus, Location, RequestContext};
+use glance_proto::tasks::{
+    ImportImage, ImportMethod, ListTasks, Task, TaskStatus, IMPORT_KEY, IMPORT_QUEUE,
+};
+use glance_proto::Headers;
+use glance_store::{Backend, Store};
+
+use super::pipeline::{self, Checks, PipelineError, Stored};
+use super::registry::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
+use super::{fetch, ImportState};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Why an import attempt stopped.
+#[derive(Debug)]
+enum Failure {
+    /// Worth another attempt (the registry was unreachable): the message is requeued.
+    Transient(String),
+    /// Final: the task fails and the image is put back.
+    Fatal(String),
+    /// Another task owns the image now: fail this task, touch nothing else.
+    LockLost,
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::ServiceUnavailable(m) => Failure::Transient(m),
+            other => Failure::Fatal(other.to_string()),
+        }
+    }
+}
+
+/// The actor: owns the consumer loop and the stale-task sweep of one process.
+pub struct ImportWorker {
+    runner: Arc<Runner>,
+    subscription: Option<Box<dyn Subscription>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// Stops taking imports; those in hand finish.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopImports;
+
+impl ImportWorker {
+    /// Binds the import queue on `transport` and starts consuming it.
+    pub async fn start(
+        state: web::Data<AppState>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Addr<ImportWorker>, BusError> {
+        transport
+            .declare_work_queue(IMPORT_QUEUE, &[IMPORT_KEY.to_owned()])
+            .await?;
+        let subscription = transport.subscribe(IMPORT_QUEUE).await?;
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let worker = ImportWorker {
+            runner: Arc::new(Runner { state }),
+            subscription: Some(subscription),
+            stop,
+        };
+        if actix_rt::System::try_current().is_some() {
+            return Ok(worker.start());
+        }
+        // Hosted outside an actix system (a plain tokio runtime, as in tests): give the
+        // actor a system of its own on a thread of its own.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("import-worker".into())
+            .spawn(move || {
+                let system = actix_rt::System::new();
+                system.block_on(async move {
+                    let _ = tx.send(worker.start());
+                });
+                let _ = system.run();
+            })
+            .map_err(|e| BusError::Unavailable(format!("cannot start the import worker: {e}")))?;
+        rx.await
+            .map_err(|_| BusError::Unavailable("the import worker did not start".into()))
+    }
+}
+
+impl Actor for ImportWorker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(subscription) = self.subscription.take() else {
+            return;
+        };
+        let runner = self.runner.clone();
+        let config = runner.state.config().import.clone();
+        let stop = self.stop.subscribe();
+        tracing::info!(
+            queue = IMPORT_QUEUE,
+            concurrency = config.worker.concurrency,
+            "import worker consuming"
+        );
+        actix::spawn(consume_work::<ImportImage, _, _>(
+            subscription,
+            config.worker.concurrency,
+            stop,
+            move |work, headers| {
+                let runner = runner.clone();
+                async move { runner.handle(work, headers).await }
+            },
+        ));
+        let sweep = (config.worker.stale_after / 4).max(Duration::from_secs(1));
+        ctx.run_interval(sweep, |act, _| {
+            let runner = act.runner.clone();
+            actix::spawn(async move { runner.recover_stale().await });
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        let _ = self.stop.send(true);
+        Running::Stop
+    }
+}
+
+impl Handler<StopImports> for ImportWorker {
+    type Result = ();
+    fn handle(&mut self, _: StopImports, ctx: &mut Self::Context) {
+        let _ = self.stop.send(true);
+        ctx.stop();
+    }
+}
+
+struct Runner {
+    state: web::Data<AppState>,
+}
+
+/// Everything one run needs, taken from the configuration when it starts.
+struct Run<'a> {
+    ctx: RequestContext,
+    work: &'a ImportWork,
+    import: &'a ImportState,
+    state: &'a AppState,
+    progress: Arc<AtomicU64>,
+}
+
+/// The message and what it implies.
+struct ImportWork {
+    msg: ImportImage,
+    /// `None` is the single store of a deployment without `enabled_backends`.
+    targets: Vec<Option<String>>,
+}
+
+impl ImportWork {
+    fn new(msg: ImportImage, multi: bool) -> Self {
+        let targets = if multi {
+            msg.stores.iter().cloned().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        Self { msg, targets }
+    }
+
+    fn copy(&self) -> bool {
+        self.msg.method == ImportMethod::CopyImage
+    }
+
+    fn store_ids(&self) -> Vec<String> {
+        self.targets.iter().flatten().cloned().collect()
+    }
+}
+
+impl Runner {
+    async fn handle(&self, msg: ImportImage, headers: Headers) -> Outcome {
+        let _busy = self.state.in_flight.enter();
+        let import = &self.state.import;
+        let ttl = self.state.config().import.task_ttl_hours;
+        let request_id = headers
+            .request_id
+            .clone()
+            .unwrap_or_else(|| msg.task_id.clone());
+        let ctx = RequestContext::admin(request_id);
+        let task = match import.tasks.get(&ctx, &msg.task_id).await {
+            Ok(task) => task,
+            Err(ApiError::NotFound(_)) => return Outcome::Reject("no such task".into()),
+            Err(e) => return Outcome::Retry(e.to_string()),
+        };
+        if task.status.is_final() {
+            return Outcome::Done;
+        }
+        let task = if task.status == TaskStatus::Pending {
+            let processing = Task {
+                status: TaskStatus::Processing,
+                ..task
+            };
+            match import
+                .tasks
+                .save(&ctx, processing, Some(TaskStatus::Pending), ttl)
+                .await
+            {
+                Ok(t) => t,
+                Err(ApiError::Conflict(_)) => match import.tasks.get(&ctx, &msg.task_id).await {
+                    Ok(t) if !t.status.is_final() => t,
+                    Ok(_) => return Outcome::Done,
+                    Err(e) => return Outcome::Retry(e.to_string()),
+                },
+                Err(e) => return Outcome::Retry(e.to_string()),
+            }
+        } else {
+            tracing::warn!(task_id = %task.id, "resuming an import another worker left unfinished");
+            task
+        };
+        let work = ImportWork::new(msg, import.stores.is_multi());
+        let run = Run {
+            ctx,
+            work: &work,
+            import,
+            state: &self.state,
+            progress: Arc::default(),
+        };
+        let heartbeat = run.heartbeat(task.clone(), ttl);
+        let outcome = run.run().await;
+        heartbeat.abort();
+        match outcome {
+            Ok(()) => {
+                run.succeed(task, ttl).await;
+                Outcome::Done
+            }
+            Err(Failure::Transient(why)) => Outcome::Retry(why),
+            Err(Failure::Fatal(why)) => {
+                tracing::warn!(task_id = %task.id, image_id = %work.msg.image_id, reason = %why, "import failed");
+                run.fail(task, &why, true, ttl).await;
+                Outcome::Done
+            }
+            Err(Failure::LockLost) => {
+                let why = "Another operation took over the image's import lock";
+                run.fail(task, why, false, ttl).await;
+                Outcome::Done
+            }
+        }
+    }
+
+    /// Fails imports whose worker stopped (no heartbeat for `stale_after`), so their images
+    /// leave `importing`. Any worker may do it; the compare-and-set on the task makes it
+    /// happen once.
+    async fn recover_stale(&self) {
+        let config = self.state.config().import.clone();
+        let ctx = RequestContext::admin(glance_telemetry::new_request_id());
+        let before =
+            Utc::now() - chrono::Duration::from_std(config.worker.stale_after).unwrap_or_default();
+        let stale = self
+            .state
+            .import
+            .tasks
+            .list(ListTasks {
+                ctx: ctx.clone(),
+                status: Some(TaskStatus::Processing),
+                kind: Some(Task::IMPORT_TYPE.into()),
+                updated_before: Some(before),
+                limit: 20,
+                ..Default::default()
+            })
+            .await;
+        for task in stale.unwrap_or_default() {
+            let Some(msg) = work_from_input(&task, &ctx) else {
+                continue;
+            };
+            let work = ImportWork::new(msg, self.state.import.stores.is_multi());
+            let run = Run {
+                ctx: ctx.clone(),
+                work: &work,
+                import: &self.state.import,
+                state: &self.state,
+                progress: Arc::default(),
+            };
+            tracing::warn!(task_id = %task.id, "import stalled; failing it and recovering the image");
+            let why = "The import stopped making progress (its worker died or hung); the image was put back";
+            run.fail(task, why, true, config.task_ttl_hours).await;
+        }
+    }
+}
+
+/// Rebuilds the work of a task from its Glance-shaped input.
+fn work_from_input(task: &Task, ctx: &RequestContext) -> Option<ImportImage> {
+    let input = &task.input;
+    let req = input.get("import_req")?;
+    Some(ImportImage {
+        task_id: task.id.clone(),
+        image_id: input.get("image_id")?.as_str()?.parse().ok()?,
+        method: serde_json::from_value(req.get("method")?.clone()).ok()?,
+        stores: input
+            .get("backend")
+            .and_then(|b| serde_json::from_value::<Vec<Option<String>>>(b.clone()).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect(),
+        all_stores_must_succeed: req
+            .get("all_stores_must_succeed")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true),
+        ctx: ctx.clone(),
+    })
+}
+
+impl Run<'_> {
+    fn image_id(&self) -> glance_domain::ImageId {
+        self.work.msg.image_id
+    }
+
+    /// The image, if this task still holds its import lock.
+    async fn image(&self) -> Result<Image, Failure> {
+        let image = match self.state.gateway.get(&self.ctx, self.image_id()).await {
+            Ok(image) => image,
+            Err(ApiError::NotFound(_)) => {
+                return Err(Failure::Fatal(
+                    "Image has been deleted, aborting import.".into(),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if image.properties.get(IMPORT_TASK) != Some(&self.work.msg.task_id) {
+            return Err(Failure::LockLost);
+        }
+        Ok(image)
+    }
+
+    /// Saves `change(image)` with a compare-and-set on status, retrying a few lost races
+    /// (a concurrent PATCH of an unrelated property).
+    async fn update(&self, change: impl Fn(&mut Image)) -> Result<Image, Failure> {
+        for _ in 0..5 {
+            let mut image = self.image().await?;
+            let from = image.status;
+            change(&mut image);
+            match self.state.gateway.save(&self.ctx, image, Some(from)).await {
+                Ok(saved) => return Ok(saved),
+                Err(ApiError::Conflict(_)) => continue,
+                Err(ApiError::NotFound(_)) => {
+                    return Err(Failure::Fatal(
+                        "Image has been deleted, aborting import.".into(),
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Failure::Transient(
+            "the image kept changing under the import".into(),
+        ))
+    }
+
+    /// Saves the task every quarter of `stale_after` with the bytes copied so far, so the
+    /// recovery sweep can tell a slow import from a dead one.
+    fn heartbeat(&self, task: Task, ttl: u32) -> tokio::task::JoinHandle<()> {
+        let tasks = self.import.tasks.clone();
+        let ctx = self.ctx.clone();
+        let progress = self.progress.clone();
+        let every = (self.state.config().import.worker.stale_after / 4).max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let copied = progress.load(Ordering::Relaxed) >> 20;
+                let beat = Task {
+                    status: TaskStatus::Processing,
+                    message: format!("Copied {copied} MiB"),
+                    ..task.clone()
+                };
+                if let Err(e) = tasks
+                    .save(&ctx, beat, Some(TaskStatus::Processing), ttl)
+                    .await
+                {
+                    tracing::warn!(error = %e, "import heartbeat not saved");
+                }
+            }
+        })
+    }
+
+    async fn run(&self) -> Result<(), Failure> {
+        let config = self.state.config();
+        let stores = &self.import.stores;
+        let staging = stores.staging();
+        let image = self.image().await?;
+        let staged = staging.location_of(image.id);
+
+        // Where the bytes come from: the staging area (filled now for web-download), or
+        // for copy-image the store the image is already in.
+        let source: Option<(Backend, String)> = match &self.work.msg.method {
+            ImportMethod::GlanceDirect => {
+                if staging.size(&staged).await.is_err() {
+                    return Err(Failure::Fatal(
+                        "Staged image data not found: stage the data again".into(),
+                    ));
+                }
+                None
+            }
+            ImportMethod::WebDownload { uri } => {
+                let http = fetch::client(&config.import.filter, &config.import.worker);
+                let body = fetch::open(
+                    &http,
+                    &config.import.filter,
+                    uri,
+                    config.image_size_cap,
+                    config.import.worker.read_timeout,
+                )
+                .await
+                .map_err(|e| Failure::Fatal(e.to_string()))?;
+                let checks = Checks {
+                    cap: config.image_size_cap,
+                    inspect: None,
+                    strict_format: false,
+                    // The download is checked when it is imported from staging.
+                    expect: &Image::new(image.id, None, image.created_at),
+                    hashing_algorithm: &config.hashing_algorithm,
+                };
+                pipeline::store_stream(self.count(body), &**staging, checks)
+                    .await
+                    .map_err(|e| Failure::Fatal(e.to_string()))?;
+                self.progress.store(0, Ordering::Relaxed);
+                None
+            }
+            ImportMethod::CopyImage => {
+                let mut found = None;
+                for location in image.locations.iter().filter(|l| l.status == "active") {
+                    if let Some(b) = stores
+                        .owner_of(
+                            &location.url,
+                            location.metadata.get("store").map(String::as_str),
+                        )
+                        .await
+                    {
+                        found = Some((b.clone(), location.url.clone()));
+                        break;
+                    }
+                }
+                Some(found.ok_or_else(|| {
+                    Failure::Fatal("The image has no data in any configured store".into())
+                })?)
+            }
+        };
+
+        let last = self.work.targets.len().saturating_sub(1);
+        for (idx, target) in self.work.targets.iter().enumerate() {
+            let image = self.image().await?;
+            let done = match target {
+                Some(id) => image_stores(&image).contains(id),
+                None => !image.locations.is_empty(),
+            };
+            let set_active =
+                !self.work.copy() && (!self.work.msg.all_stores_must_succeed || idx == last);
+            if done {
+                // A previous attempt got this far before it died.
+                self.stored_elsewhere(target, set_active).await?;
+                continue;
+            }
+            let backend = match target {
+                Some(id) => stores
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| Failure::Fatal(format!("Store {id} is not configured here")))?,
+                None => stores.default_backend().clone(),
+            };
+            let result = match &source {
+                Some((from, location)) => {
+                    self.store_from(&*from.store, location, &backend, &image, false)
+                        .await
+                }
+                None => {
+                    self.store_from(&**staging, &staged, &backend, &image, true)
+                        .await
+                }
+            };
+            match result {
+                Ok(stored) => self.record(target, stored, set_active).await?,
+                Err(e) if self.work.msg.all_stores_must_succeed => {
+                    return Err(Failure::Fatal(match target {
+                        Some(id) => format!("Import to store {id} failed: {e}"),
+                        None => e.to_string(),
+                    }))
+                }
+                Err(e) => {
+                    tracing::warn!(store = ?target, error = %e, "import to one store failed; continuing as all_stores_must_succeed is false");
+                    let failed = target.clone().into_iter().collect::<Vec<_>>();
+                    self.update(|image| {
+                        merge_store_list(image, IMPORTING, &failed, true);
+                        merge_store_list(image, FAILED, &failed, false);
+                    })
+                    .await?;
+                }
+            }
+        }
+        let image = self.image().await?;
+        if !self.work.copy() {
+            let _ = staging.delete(&staged).await;
+            if image.status != ImageStatus::Active {
+                return Err(Failure::Fatal("None of the uploads finished!".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn count<S>(&self, source: S) -> impl Stream<Item = Result<Bytes, PipelineError>> + Send
+    where
+        S: Stream<Item = Result<Bytes, PipelineError>> + Send,
+    {
+        let progress = self.progress.clone();
+        source.inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                progress.fetch_add(c.len() as u64, Ordering::Relaxed);
+            }
+        })
+    }
+
+    async fn store_from(
+        &self,
+        from: &dyn glance_store::Store,
+        location: &str,
+        to: &Backend,
+        image: &Image,
+        new_data: bool,
+    ) -> Result<Stored, PipelineError> {
+        let config = self.state.config();
+        let source = pipeline::read_store(from, location).await?;
+        let checks = Checks {
+            cap: config.image_size_cap,
+            inspect: if new_data { image.disk_format } else { None },
+            strict_format: config.require_image_format_match,
+            expect: image,
+            hashing_algorithm: &config.hashing_algorithm,
+        };
+        pipeline::store_stream(self.count(source), &*to.store, checks).await
+    }
+
+    /// Records data now in `target`: its location, the checksums if the image had none,
+    /// and `active` when this was the store that completes the import.
+    async fn record(
+        &self,
+        target: &Option<String>,
+        stored: Stored,
+        set_active: bool,
+    ) -> Result<(), Failure> {
+        let saved = self
+            .update(|image| {
+                if image.checksum.is_none() {
+                    image.checksum = Some(stored.md5.clone());
+                    image.os_hash_algo = Some(stored.os_hash_algo.clone());
+                    image.os_hash_value = Some(stored.multihash.clone());
+                    image.size = Some(stored.size as i64);
+                    image.virtual_size = stored.virtual_size.map(|v| v as i64);
+                }
+                let mut metadata = std::collections::BTreeMap::new();
+                if let Some(id) = target {
+                    metadata.insert("store".to_owned(), id.clone());
+                    merge_store_list(image, IMPORTING, std::slice::from_ref(id), true);
+                }
+                image.locations.push(Location {
+                    url: stored.location.clone(),
+                    metadata,
+                    status: "active".into(),
+                });
+                if set_active {
+                    image.status = ImageStatus::Active;
+                }
+            })
+            .await;
+        if saved.is_err() {
+            // Not recorded, so nobody will ever delete it: do it now.
+            if let Some(b) = target
+                .as_deref()
+                .and_then(|id| self.import.stores.get(id))
+                .or(Some(self.import.stores.default_backend()))
+            {
+                let _ = b.store.delete(&stored.location).await;
+            }
+        }
+        saved.map(|_| ())
+    }
+
+    /// A store a previous attempt already filled: finish its bookkeeping.
+    async fn stored_elsewhere(
+        &self,
+        target: &Option<String>,
+        set_active: bool,
+    ) -> Result<(), Failure> {
+        self.update(|image| {
+            if let Some(id) = target {
+                merge_store_list(image, IMPORTING, std::slice::from_ref(id), true);
+            }
+            if set_active {
+                image.status = ImageStatus::Active;
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn succeed(&self, task: Task, ttl: u32) {
+        if let Err(e) = self
+            .update(|image| {
+                image.properties.remove(IMPORT_TASK);
+            })
+            .await
+        {
+            tracing::warn!(error = ?e, "could not drop the import lock");
+        }
+        let done = Task {
+            status: TaskStatus::Success,
+            result: Some(serde_json::json!({"image_id": self.image_id().to_string()})),
+            message: String::new(),
+            ..task
+        };
+        if let Err(e) = self.import.tasks.save(&self.ctx, done, None, ttl).await {
+            tracing::warn!(error = %e, "could not record the import's success");
+        }
+        tracing::info!(image_id = %self.image_id(), method = self.work.msg.method.name(), "image imported");
+    }
+
+    /// Glance's revert: the stores this import wrote to are dropped, its stores move from
+    /// importing to failed, the image goes back to `queued` (not for copy-image), the lock
+    /// is released and the task records why.
+    async fn fail(&self, task: Task, why: &str, restore_image: bool, ttl: u32) {
+        if restore_image {
+            let targets = self.work.store_ids();
+            let copy = self.work.copy();
+            let dropped = std::sync::Mutex::new(Vec::new());
+            let restored = self
+                .update(|image| {
+                    let (gone, kept): (Vec<Location>, Vec<Location>) =
+                        std::mem::take(&mut image.locations)
+                            .into_iter()
+                            .partition(|l| match l.metadata.get("store") {
+                                Some(store) => targets.contains(store),
+                                None => !copy,
+                            });
+                    image.locations = kept;
+                    *dropped.lock().expect("not poisoned") = gone;
+                    merge_store_list(image, IMPORTING, &targets, true);
+                    merge_store_list(image, FAILED, &targets, false);
+                    if image.locations.is_empty() {
+                        image.checksum = None;
+                        image.os_hash_algo = None;
+                        image.os_hash_value = None;
+                        image.size = None;
+                        image.virtual_size = None;
+                    }
+                    if !copy && image.status != ImageStatus::Queued {
+                        image.status = ImageStatus::Queued;
+                        image.size = None;
+                        image.virtual_size = None;
+                    }
+                    image.properties.remove(IMPORT_TASK);
+                })
+                .await;
+            match restored {
+                Ok(_) => {
+                    for location in dropped.into_inner().expect("not poisoned") {
+                        let _ = self.import.stores.delete(&location.url).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, "could not put the image back after a failed import")
+                }
+            }
+            if !copy {
+                let staging = self.import.stores.staging();
+                let _ = staging.delete(&staging.location_of(self.image_id())).await;
+            }
+        }
+        let failed = Task {
+            status: TaskStatus::Failure,
+            message: why.to_owned(),
+            ..task
+        };
+        if let Err(e) = self.import.tasks.save(&self.ctx, failed, None, ttl).await {
+            tracing::warn!(error = %e, "could not record the import's failure");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The Tasks API: `GET /v2/tasks`, `GET /v2/tasks/{id}` and `GET /v2/images/{id}/tasks`
+//! (Glance's `api/v2/tasks.py` and `ImagesController.get_task_info`).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use glance_domain::RequestContext;
+use glance_proto::tasks::{ListTasks, Task, TaskStatus};
+use serde_json::{json, Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::identity::Caller;
+use crate::images::handlers::image_id;
+use crate::images::view::timestamp;
+use crate::{not_allowed, AppState};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v2/tasks")
+            .route(web::get().to(list))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v2/tasks/{id}")
+            .route(web::get().to(show))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v2/images/{id}/tasks")
+            .route(web::get().to(image_tasks))
+            .default_service(not_allowed("GET")),
+    );
+}
+
+/// Glance's default `tasks_api_access` is `role:admin`: the Tasks API is for operators;
+/// users see their image's tasks under `/v2/images/{id}/tasks`.
+fn require_admin(ctx: &RequestContext) -> ApiResult<()> {
+    if ctx.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "You are not authorized to complete tasks_api_access action.".into(),
+        ))
+    }
+}
+
+/// A task as Glance renders it; the list leaves out `input`, `result` and `message`.
+pub fn render(task: &Task, full: bool) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(task.id));
+    m.insert("type".into(), json!(task.kind));
+    m.insert("status".into(), json!(task.status.as_str()));
+    m.insert("owner".into(), json!(task.owner));
+    if let Some(expires) = &task.expires_at {
+        m.insert("expires_at".into(), json!(timestamp(expires)));
+    }
+    m.insert("created_at".into(), json!(timestamp(&task.created_at)));
+    m.insert("updated_at".into(), json!(timestamp(&task.updated_at)));
+    if full {
+        m.insert("input".into(), task.input.clone());
+        m.insert("result".into(), task.result.clone().unwrap_or(Value::Null));
+        m.insert("message".into(), json!(task.message));
+        m.insert("image_id".into(), json!(task.image_id));
+        m.insert("request_id".into(), json!(task.request_id));
+        m.insert("user_id".into(), json!(task.user_id));
+    }
+    m.insert("self".into(), json!(format!("/v2/tasks/{}", task.id)));
+    m.insert("schema".into(), json!("/v2/schemas/task"));
+    Value::Object(m)
+}
+
+async fn show(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    require_admin(&ctx)?;
+    let task = state.import.tasks.get(&ctx, &path).await?;
+    Ok(HttpResponse::Ok().json(render(&task, true)))
+}
+
+async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+) -> ApiResult<HttpResponse> {
+    require_admin(&ctx)?;
+    let config = state.config();
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut list = ListTasks {
+        ctx: ctx.clone(),
+        limit: config.limit_param_default,
+        ..Default::default()
+    };
+    for (key, value) in query.iter() {
+        match key.as_str() {
+            "limit" => {
+                let n: i64 = value
+                    .parse()
+                    .map_err(|_| ApiError::BadRequest("limit param must be an integer".into()))?;
+                if n < 0 {
+                    return Err(ApiError::BadRequest("limit param must be positive".into()));
+                }
+                list.limit = (n as u32).min(config.api_limit_max);
+            }
+            "marker" => list.marker = Some(value.clone()),
+            "status" => {
+                list.status =
+                    Some(value.parse::<TaskStatus>().map_err(|_| {
+                        ApiError::BadRequest(format!("Invalid status value: {value}"))
+                    })?)
+            }
+            "type" => list.kind = Some(value.clone()),
+            "sort_dir" => match value.as_str() {
+                "asc" => list.ascending = true,
+                "desc" => list.ascending = false,
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "Invalid sort direction: {other}"
+                    )))
+                }
+            },
+            "sort_key" if value == "created_at" => {}
+            "sort_key" => return Err(ApiError::BadRequest(format!("Invalid sort key: {value}"))),
+            _ => {}
+        }
+    }
+    if list.limit == 0 {
+        return Ok(HttpResponse::Ok().json(json!({
+            "tasks": [], "first": "/v2/tasks", "schema": "/v2/schemas/tasks"
+        })));
+    }
+    let limit = list.limit;
+    let tasks = state.import.tasks.list(list).await?;
+    let mut doc = json!({
+        "tasks": tasks.iter().map(|t| render(t, false)).collect::<Vec<_>>(),
+        "first": "/v2/tasks",
+        "schema": "/v2/schemas/tasks",
+    });
+    if tasks.len() as u32 == limit {
+        if let Some(last) = tasks.last() {
+            doc["next"] = json!(format!("/v2/tasks?marker={}&limit={limit}", last.id));
+        }
+    }
+    Ok(HttpResponse::Ok().json(doc))
+}
+
+/// The tasks of one image the caller may see (API 2.12).
+async fn image_tasks(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = image_id(&path)?;
+    // 404 unless the caller may see the image.
+    state.gateway.get(&ctx, id).await?;
+    let tasks = state.import.tasks.for_image(&ctx, id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "tasks": tasks.iter().map(|t| render(t, true)).collect::<Vec<_>>(),
+    })))
+}
