@@ -1,4 +1,5 @@
-//! `GET /v2/images/{id}/file`: the stored bytes, whole or one `Range`.
+//! `GET /v2/images/{id}/file`: the stored bytes, whole or one `Range`, from this node's
+//! image cache when it holds them (a whole download of a miss fills it).
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -18,6 +19,12 @@ pub async fn download(
 ) -> ApiResult<HttpResponse> {
     let id = image_id(&path)?;
     let image = state.gateway.get(&ctx, id).await?;
+    crate::gateway::authorize_modify(
+        &state.config().access.policy,
+        &ctx,
+        &image,
+        "download_image",
+    )?;
     if image.status == ImageStatus::Deactivated && !ctx.is_admin {
         return Err(ApiError::Forbidden(
             "The requested image has been deactivated. Image data download is prohibited.".into(),
@@ -26,6 +33,19 @@ pub async fn download(
     let Some(location) = image.locations.first() else {
         return Ok(HttpResponse::NoContent().finish());
     };
+    let range_header = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let cache = state
+        .cache
+        .as_ref()
+        .filter(|_| image.status == ImageStatus::Active);
+    if let Some(node) = cache {
+        if let Some(hit) = crate::cache::serve_hit(node, &image, range_header).await? {
+            return Ok(hit);
+        }
+    }
     let size = match image.size {
         Some(s) if s >= 0 => s as u64,
         _ => state
@@ -34,20 +54,34 @@ pub async fn download(
             .await
             .map_err(|e| ApiError::NotFound(format!("Image data for {id} is missing: {e}")))?,
     };
-    let range = match req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(spec) => Some(parse_range(spec, size)?),
-        None => None,
-    };
+    let range = range_header
+        .map(|spec| parse_range(spec, size))
+        .transpose()?;
     let stream = state
         .store
         .read(&location.url, range.clone())
         .await
         .map_err(|e| ApiError::NotFound(format!("Image data for {id} is missing: {e}")))?
         .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()));
+    // A whole download of an active image also fills this node's cache on the way.
+    let stream = match cache.filter(|_| range.is_none()) {
+        Some(node) => crate::cache::start_tee(node, &image, stream).await,
+        None => Box::pin(stream),
+    };
+    let len = range.as_ref().map(|r| r.end - r.start).unwrap_or(size);
+    let stream = {
+        let gateway = state.gateway.clone();
+        let image = image.clone();
+        let peer = req.peer_addr().map(|a| a.ip().to_string());
+        // Glance's `image.send`, once the body has gone (or the client has).
+        CountedBody::new(stream, move |sent| {
+            actix_web::rt::spawn(async move {
+                gateway
+                    .notify_sent(&ctx, &image, sent, len, peer.as_deref())
+                    .await;
+            });
+        })
+    };
 
     let mut res = match &range {
         Some(r) => {
@@ -64,8 +98,52 @@ pub async fn download(
     if let Some(md5) = &image.checksum {
         res.insert_header(("Content-MD5", md5.as_str()));
     }
-    let len = range.map(|r| r.end - r.start).unwrap_or(size);
     Ok(res.no_chunking(len).streaming(stream))
+}
+
+/// A body stream that counts the bytes it yields and reports the count once, when it is
+/// dropped: at the end of the body, or when the client went away mid-way.
+struct CountedBody<S, F: FnOnce(u64)> {
+    inner: S,
+    sent: u64,
+    on_end: Option<F>,
+}
+
+impl<S, F: FnOnce(u64)> CountedBody<S, F> {
+    fn new(inner: S, on_end: F) -> Self {
+        Self {
+            inner,
+            sent: 0,
+            on_end: Some(on_end),
+        }
+    }
+}
+
+impl<S, F> futures::Stream for CountedBody<S, F>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, actix_web::Error>> + Unpin,
+    F: FnOnce(u64) + Unpin,
+{
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = std::pin::Pin::new(&mut self.inner).poll_next(cx);
+        if let std::task::Poll::Ready(Some(Ok(chunk))) = &next {
+            self.sent += chunk.len() as u64;
+        }
+        next
+    }
+}
+
+impl<S, F: FnOnce(u64)> Drop for CountedBody<S, F> {
+    fn drop(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(self.sent);
+        }
+    }
 }
 
 /// One byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) clamped to `size`, as a half-open

@@ -1,0 +1,128 @@
+//! Glance's older cache-management routes (its `cachemanage` filter), which
+//! `glance-cache-manage` and operators' scripts speak: `/v2/cached_images` and
+//! `/v2/queued_images`, under the `manage_image_cache` policy.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use glance_cache::blocking;
+use glance_domain::ImageId;
+
+use super::handlers::{all_nodes, cached_images, queued_images};
+use super::{authorize, io_error, node};
+use crate::error::{ApiError, ApiResult};
+use crate::identity::Caller;
+use crate::AppState;
+
+const RULE: &str = "manage_image_cache";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v2/cached_images")
+            .route(web::get().to(list_cached))
+            .route(web::delete().to(delete_all_cached))
+            .default_service(crate::not_allowed("GET, DELETE")),
+    )
+    .service(
+        web::resource("/v2/cached_images/{id}")
+            .route(web::delete().to(delete_cached))
+            .default_service(crate::not_allowed("DELETE")),
+    )
+    .service(
+        web::resource("/v2/queued_images")
+            .route(web::get().to(list_queued))
+            .route(web::delete().to(delete_all_queued))
+            .default_service(crate::not_allowed("GET, DELETE")),
+    )
+    .service(
+        web::resource("/v2/queued_images/{id}")
+            .route(web::put().to(queue))
+            .route(web::delete().to(delete_queued))
+            .default_service(crate::not_allowed("PUT, DELETE")),
+    );
+}
+
+fn parse_id(raw: &str) -> ApiResult<ImageId> {
+    raw.parse()
+        .map_err(|_| ApiError::NotFound(format!("Image {raw} not found.")))
+}
+
+async fn list_cached(state: web::Data<AppState>, Caller(ctx): Caller) -> ApiResult<HttpResponse> {
+    authorize(&state, &ctx, RULE)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "cached_images": cached_images(&state).await?,
+    })))
+}
+
+async fn list_queued(state: web::Data<AppState>, Caller(ctx): Caller) -> ApiResult<HttpResponse> {
+    authorize(&state, &ctx, RULE)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "queued_images": queued_images(&state).await?,
+    })))
+}
+
+async fn delete_all_cached(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+) -> ApiResult<HttpResponse> {
+    authorize(&state, &ctx, RULE)?;
+    let cache = node(&state)?.cache.clone();
+    let n = blocking(move || cache.delete_all_cached())
+        .await
+        .map_err(io_error)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "num_deleted": n })))
+}
+
+async fn delete_all_queued(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+) -> ApiResult<HttpResponse> {
+    authorize(&state, &ctx, RULE)?;
+    let cache = node(&state)?.cache.clone();
+    let n = blocking(move || cache.delete_all_queued())
+        .await
+        .map_err(io_error)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "num_deleted": n })))
+}
+
+async fn delete_cached(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    authorize(&state, &ctx, RULE)?;
+    let id = parse_id(&path)?;
+    let cache = node(&state)?.cache.clone();
+    blocking(move || cache.delete_cached(id))
+        .await
+        .map_err(io_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete_queued(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    authorize(&state, &ctx, RULE)?;
+    let id = parse_id(&path)?;
+    let cache = node(&state)?.cache.clone();
+    blocking(move || cache.delete_queued(id))
+        .await
+        .map_err(io_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// As in Glance, queueing here does not look the image up (the worker does, and drops a
+/// request for an image that is not there or not active); unlike Glance, the request
+/// reaches the node's workers at once instead of waiting for a prefetcher run.
+async fn queue(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    authorize(&state, &ctx, RULE)?;
+    let id = parse_id(&path)?;
+    let node = node(&state)?.clone();
+    node.enqueue(id, all_nodes(&req), &ctx.request_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

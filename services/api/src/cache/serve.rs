@@ -1,0 +1,116 @@
+//! The download path's use of the cache: serve a hit from the entry file, or tee a miss
+//! into a new entry while it streams to the client.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::HttpResponse;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use glance_cache::{blocking, read_file, tee, Expected};
+use glance_domain::Image;
+
+use super::NodeCache;
+use crate::data::download::parse_range;
+use crate::error::ApiResult;
+
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, actix_web::Error>>>>;
+
+/// An incomplete file written to within this long means a tee or fetch is under way, so a
+/// concurrent first download does not start a second copy.
+const IN_PROGRESS: Duration = Duration::from_secs(30);
+
+/// Serves `image` from this node's cache when it holds a verified copy of the image's
+/// current data: the same status, headers and range handling as the store path. An entry
+/// that no longer matches the record (the data changed) is evicted and `None` returned.
+pub async fn serve_hit(
+    node: &NodeCache,
+    image: &Image,
+    range: Option<&str>,
+) -> ApiResult<Option<HttpResponse>> {
+    let cache = node.cache.clone();
+    let id = image.id;
+    let expected = Expected::of(image);
+    let opened = blocking(move || {
+        let entry = cache.entry(id)?;
+        if entry.checksum.is_none() && entry.os_hash_value.is_none() {
+            // Not verified (no record yet, or a file put there by hand): not served.
+            return None;
+        }
+        let same = |have: &Option<String>, want: &Option<String>| match (have, want) {
+            (Some(h), Some(w)) => h.eq_ignore_ascii_case(w),
+            _ => true,
+        };
+        let matches = same(&entry.checksum, &expected.md5)
+            && same(&entry.os_hash_value, &expected.hash_value)
+            && expected.size.is_none_or(|s| s == entry.size);
+        if !matches {
+            tracing::info!(image_id = %id, "cached data no longer matches the image; evicted");
+            let _ = cache.delete_cached(id);
+            return None;
+        }
+        let file = std::fs::File::open(cache.path(id)).ok()?;
+        let size = file.metadata().ok()?.len();
+        (size == entry.size).then_some((file, size))
+    })
+    .await;
+    let Some((file, size)) = opened else {
+        return Ok(None);
+    };
+    let range = range.map(|spec| parse_range(spec, size)).transpose()?;
+    let cache = node.cache.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = cache.record_hit(id) {
+            tracing::warn!(image_id = %id, error = %e, "cannot record a cache hit");
+        }
+    });
+    tracing::debug!(image_id = %id, "served from the image cache");
+    let body = read_file(file, range.clone().unwrap_or(0..size))
+        .map(|r| r.map_err(actix_web::error::ErrorInternalServerError));
+    let mut res = match &range {
+        Some(r) => {
+            let mut b = HttpResponse::PartialContent();
+            b.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{}", r.start, r.end - 1, size),
+            ));
+            b
+        }
+        None => HttpResponse::Ok(),
+    };
+    res.content_type("application/octet-stream");
+    if let Some(md5) = &image.checksum {
+        res.insert_header(("Content-MD5", md5.as_str()));
+    }
+    let len = range.map(|r| r.end - r.start).unwrap_or(size);
+    Ok(Some(res.no_chunking(len).streaming(body)))
+}
+
+/// Tees a whole download of `image` into a new entry, unless the image cannot be verified
+/// or another writer is already caching it; otherwise passes the stream on untouched.
+pub async fn start_tee<S>(node: &NodeCache, image: &Image, stream: S) -> BodyStream
+where
+    S: Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
+{
+    let expected = Expected::of(image);
+    if !expected.verifiable() {
+        return Box::pin(stream);
+    }
+    let cache = node.cache.clone();
+    let id = image.id;
+    let writer = blocking(move || {
+        if cache.is_cached(id) || cache.is_being_cached(id, IN_PROGRESS) {
+            return None;
+        }
+        cache
+            .writer(id, expected)
+            .map_err(|e| tracing::warn!(image_id = %id, error = %e, "cannot start a cache entry"))
+            .ok()
+    })
+    .await;
+    match writer {
+        Some(writer) => Box::pin(tee(stream, writer).0),
+        None => Box::pin(stream),
+    }
+}

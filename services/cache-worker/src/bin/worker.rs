@@ -1,0 +1,65 @@
+//! `glance-cache-worker`: fills one API node's image cache from its prefetch queue. Run it
+//! on the API node's host with the same configuration (`image_cache_dir`, `[glance_cache]
+//! node_id`, the broker and the store); run two or more and they share the queue.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use glance_bus::Bus;
+use glance_cache_worker::{Fetcher, Setup, WorkerLifecycle};
+use glance_service::{Identity, InFlight};
+
+#[derive(Parser)]
+#[command(
+    name = "glance-cache-worker",
+    version,
+    about = "Glance image cache worker"
+)]
+struct Args {
+    /// Configuration file (Glance INI format); repeatable, later files win.
+    #[arg(long = "config-file")]
+    config_file: Vec<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    glance_telemetry::init("info");
+    let args = Args::parse();
+    let setup = Setup::load(&args.config_file)?;
+    let store = setup.store()?;
+    actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+    .block_on(async move {
+        let transport = setup.transport().await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let in_flight = InFlight::default();
+        let node = setup.cache_settings.node_id.clone();
+        glance_service::start_control(
+            transport.clone(),
+            Identity::new("cache-worker"),
+            in_flight.clone(),
+            Arc::new(WorkerLifecycle {
+                cache: setup.cache.clone(),
+                node: node.clone(),
+                stop: stop_tx,
+            }),
+        )
+        .await?;
+        let fetcher = Fetcher {
+            bus: Bus::new(transport.clone()),
+            store,
+            cache: setup.cache.clone(),
+            rate_limit: setup.cache_settings.fetch_rate_limit,
+        };
+        tracing::info!(%node, "glance-cache-worker started");
+        glance_cache_worker::run(transport, fetcher, setup.cache_settings, in_flight, stop_rx)
+            .await?;
+        Ok::<(), anyhow::Error>(())
+    })?;
+    glance_service::exec_if_restart_requested();
+    Ok(())
+}

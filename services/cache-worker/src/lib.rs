@@ -1,0 +1,70 @@
+//! Cache workers fill an API node's image cache without the API's help.
+//!
+//! Each API node declares a durable work queue `glance.v1.cache.<node>` bound to
+//! `cache.prefetch.<node>` and `cache.prefetch.all`. `PUT /v2/cache/{id}` publishes a
+//! [`Prefetch`](glance_proto::cache::Prefetch) there; a `glance-cache-worker` on the same
+//! host (same `image_cache_dir`) takes it, asks the registry for the image record, reads
+//! the store, verifies the checksums and promotes the entry, and only then acknowledges. A
+//! worker killed mid-fetch leaves an incomplete file for the cleaner and its message goes
+//! back to the queue for another worker. The same workers prune and clean on a timer; the
+//! `glance-cache-prefetcher`, `-pruner` and `-cleaner` programs do one pass and exit.
+
+mod fetch;
+mod worker;
+
+pub use fetch::{Fetched, Fetcher};
+pub use worker::{run, spawn_embedded, WorkerLifecycle};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use glance_cache::{CacheSettings, ImageCache};
+use glance_config::{RawConfig, Settings};
+use glance_store::{FilesystemStore, Store};
+
+/// What every cache program reads from configuration.
+pub struct Setup {
+    pub settings: Settings,
+    pub cache_settings: CacheSettings,
+    pub cache: ImageCache,
+}
+
+impl Setup {
+    pub fn load(config_files: &[PathBuf]) -> anyhow::Result<Self> {
+        let raw = RawConfig::load(config_files)?;
+        let settings = Settings::from_raw(&raw)?;
+        let cache_settings = CacheSettings::from_raw(&raw)?;
+        let dir = cache_settings.dir.clone().context(
+            "the image cache needs [DEFAULT] image_cache_dir (GLANCE__DEFAULT__IMAGE_CACHE_DIR), \
+             the same directory as the API node it serves",
+        )?;
+        let cache = ImageCache::open(&dir)
+            .with_context(|| format!("cannot use image cache dir {}", dir.display()))?;
+        Ok(Self {
+            settings,
+            cache_settings,
+            cache,
+        })
+    }
+
+    pub fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let dir = self.settings.filesystem_store_datadir.clone().context(
+            "reading images needs [glance_store] filesystem_store_datadir (the API nodes' store)",
+        )?;
+        let store = FilesystemStore::new(&dir)
+            .with_context(|| format!("cannot use image store dir {}", dir.display()))?;
+        Ok(Arc::new(store))
+    }
+
+    pub async fn transport(&self) -> anyhow::Result<Arc<dyn glance_bus::Transport>> {
+        let url = self.settings.transport_url.clone().context(
+            "cache workers reach the registry and their queue over the broker: set [DEFAULT] \
+             transport_url (GLANCE__DEFAULT__TRANSPORT_URL=rabbit://...)",
+        )?;
+        let amqp = glance_bus::Amqp::connect(&url, 16)
+            .await
+            .with_context(|| format!("cannot reach the broker at {url}"))?;
+        Ok(Arc::new(amqp))
+    }
+}
