@@ -10,7 +10,7 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /var/lib/glance glance \
- && mkdir -p /var/lib/glance/images && chown -R glance /var/lib/glance
+ && mkdir -p /var/lib/glance/images /var/lib/glance/image-cache && chown -R glance /var/lib/glance
 COPY --from=build /out/ /usr/local/bin/
 USER glance
 WORKDIR /var/lib/glance

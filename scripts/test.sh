@@ -386,9 +386,9 @@ run_compose_check() {
 # The HTTP suite again, every spawned app on a fresh database of the throwaway PostgreSQL.
 run_tests_on_postgres() {
     if cargo nextest --version >/dev/null 2>&1; then
-        show env GLANCE_TEST_DATABASE=postgres cargo nextest run -p glance-tests --no-fail-fast -E 'binary(images_api)'
+        show env GLANCE_TEST_DATABASE=postgres cargo nextest run -p glance-tests --no-fail-fast -E 'binary(images_api) | binary(sharing)'
     else
-        show env GLANCE_TEST_DATABASE=postgres cargo test -p glance-tests --no-fail-fast --test images_api
+        show env GLANCE_TEST_DATABASE=postgres cargo test -p glance-tests --no-fail-fast --test images_api --test sharing
     fi
 }
 
@@ -488,6 +488,8 @@ main() {
     if step build show cargo build --release --bin glance-all-in-one; then
         step smoke show env GLANCE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/glance-all-in-one" GLANCE_VENV="$ROOT/target/venv" \
             bash tests/smoke/glanceclient_smoke.sh || true
+        step smoke-sharing show env GLANCE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/glance-all-in-one" GLANCE_VENV="$ROOT/target/venv" \
+            bash tests/smoke/sharing_smoke.sh || true
     else
         SUMMARY+=("FAILED  smoke (not run: no release binary)")
         FAILED+=(smoke)

@@ -5,10 +5,13 @@
 //! and routing names are defined here, once, and carry the contract's major version so two
 //! incompatible releases never consume each other's messages.
 
+pub mod cache;
 pub mod control;
 mod envelope;
 pub mod events;
 pub mod registry;
+pub mod scrub;
+pub mod tasks;
 
 pub use envelope::{Envelope, Headers};
 

@@ -37,10 +37,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str, &str)]) -> TestApp {
     if let Some(url) = fresh_database_url().await {
         raw.set("database", "connection", &url);
     }
-    let settings = Settings::from_raw(&raw).expect("valid test settings");
+    Settings::from_raw(&raw).expect("valid test settings");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let port = listener.local_addr().unwrap().port();
-    let app = glance_all_in_one::build(&settings, data_dir.path(), listener)
+    let app = glance_all_in_one::build_from_raw(&raw, data_dir.path(), listener)
         .await
         .expect("service builds");
     let join = tokio::spawn(async move {

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use glance_api::{ApiConfig, Application};
 use glance_bus::{Bus, InProcess, Transport};
-use glance_config::{AuthStrategy, Settings};
+use glance_config::{AuthStrategy, RawConfig, Settings};
 use glance_registry::Registry;
-use glance_store::FilesystemStore;
 
 /// Where everything lives when the configuration does not say otherwise.
 pub fn sqlite_url(data_dir: &Path) -> String {
@@ -36,8 +35,36 @@ pub fn default_auth(bind_host: &str) -> AuthStrategy {
 
 /// Builds every service against one in-process bus and starts the registry. The returned
 /// application serves HTTP on `listener` once awaited.
+///
+/// Only the core [`Settings`]: the options features read from the raw configuration
+/// (policy and token files, quotas, ...) keep their defaults. Prefer [`build_from_raw`].
 pub async fn build(
     settings: &Settings,
+    data_dir: &Path,
+    listener: TcpListener,
+) -> anyhow::Result<Application> {
+    let config = ApiConfig::from_settings(settings, default_auth(&settings.bind_host));
+    let scrubber = glance_scrubber::ScrubberConfig::default();
+    build_with(settings, config, scrubber, data_dir, listener).await
+}
+
+/// [`build`] from the whole configuration, so every feature's options apply.
+pub async fn build_from_raw(
+    raw: &RawConfig,
+    data_dir: &Path,
+    listener: TcpListener,
+) -> anyhow::Result<Application> {
+    let settings = Settings::from_raw(raw)?;
+    let config =
+        ApiConfig::from_raw(raw, default_auth(&settings.bind_host)).map_err(anyhow::Error::msg)?;
+    let scrubber = glance_scrubber::ScrubberConfig::from_raw(raw)?;
+    build_with(&settings, config, scrubber, data_dir, listener).await
+}
+
+async fn build_with(
+    settings: &Settings,
+    config: ApiConfig,
+    scrubber: glance_scrubber::ScrubberConfig,
     data_dir: &Path,
     listener: TcpListener,
 ) -> anyhow::Result<Application> {
@@ -64,10 +91,35 @@ pub async fn build(
         .filesystem_store_datadir
         .clone()
         .unwrap_or_else(|| data_dir.join("images"));
-    let store = FilesystemStore::new(&images_dir)
-        .with_context(|| format!("cannot use image store dir {}", images_dir.display()))?;
+    // With enabled_backends each store has its own directory; staging defaults under the
+    // data dir.
+    let stores = config
+        .import
+        .open_stores(&images_dir, &data_dir.join("staging"))?;
 
-    let config = ApiConfig::from_settings(settings, default_auth(&settings.bind_host));
-    let app = Application::build(config, Bus::new(transport), Arc::new(store), listener)?;
+    // The node's image cache lives under the data dir unless configured, with a cache
+    // worker in this process: queueing an image fills the cache with nothing else running.
+    let mut config = config;
+    if config.cache.dir.is_none() {
+        config.cache.dir = Some(data_dir.join("cache"));
+    }
+    config.cache_enabled = true;
+    let bus = Bus::new(transport);
+    let delayed_delete = config.delayed_delete;
+    let import_worker = config.import.worker.enabled;
+    let app = Application::build(config, bus.clone(), stores, listener)?;
+    if import_worker {
+        // Imports run in this process, consuming the in-process work queue.
+        glance_api::import::ImportWorker::start(app.state(), bus.transport().clone()).await?;
+    }
+    // The scrubber in this process: its wakeups under delayed delete, and always its job
+    // consumer, which removes data an immediate delete could not.
+    let scrubber = glance_scrubber::Scrubber::new(bus.clone(), app.state().store.clone(), scrubber);
+    let scrubber = glance_scrubber::daemon::Daemon::start(scrubber, delayed_delete).await?;
+    tokio::spawn(scrubber.run_until_stopped());
+    if let Some(node) = &app.state().cache {
+        let store = app.state().store.clone();
+        glance_cache_worker::spawn_embedded(bus, store, node.cache.clone(), node.settings.clone());
+    }
     Ok(app)
 }

@@ -25,7 +25,7 @@ struct Args {
     /// Directory for the database and image data.
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
-    /// noauth or trusted-headers ([DEFAULT] auth_strategy).
+    /// noauth, trusted-headers or tokens ([DEFAULT] auth_strategy).
     #[arg(long)]
     auth_strategy: Option<String>,
     /// Configuration file in Glance's INI format; repeatable, later files win.
@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
             .expect("tokio runtime")
     })
     .block_on(async move {
-        let app = glance_all_in_one::build(&settings, &args.data_dir, listener).await?;
+        let app = glance_all_in_one::build_from_raw(&raw, &args.data_dir, listener).await?;
         tracing::info!(%addr, data_dir = %args.data_dir.display(), "glance-all-in-one serving");
         app.run_until_stopped().await?;
         Ok(())

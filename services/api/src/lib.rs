@@ -4,13 +4,22 @@
 //! [`Store`] for image bytes; `main.rs` files only wire configuration into it, so tests and
 //! the all-in-one binary start exactly the server operators run.
 
+pub mod access;
+pub mod cache;
 pub mod data;
 pub mod error;
 pub mod gateway;
 pub mod identity;
 pub mod images;
+pub mod import;
 pub mod lifecycle;
+pub mod members;
+pub mod notify;
+pub mod policy;
+pub mod protections;
 pub mod schemas;
+pub mod tasks;
+pub mod tokens;
 pub mod versions;
 
 use std::net::TcpListener;
@@ -39,7 +48,15 @@ pub struct ApiConfig {
     pub disk_formats: Vec<String>,
     pub container_formats: Vec<String>,
     pub cache_enabled: bool,
+    /// The node-local image cache and its workers' options (see [`cache`]).
+    pub cache: glance_cache::CacheSettings,
     pub workers: usize,
+    /// Policy, token file, property protections and quotas (see [`access`]).
+    pub access: Arc<access::Access>,
+    /// Which notifications to publish (see [`notify`]).
+    pub notifications: notify::NotifyConfig,
+    /// Import methods, stores, web-download filtering, tasks (see [`import`]).
+    pub import: Arc<import::ImportConfig>,
 }
 
 impl Default for ApiConfig {
@@ -63,10 +80,33 @@ impl ApiConfig {
             disk_formats: s.disk_formats.clone(),
             container_formats: s.container_formats.clone(),
             cache_enabled: s.image_cache_dir.is_some(),
+            cache: cache::settings_from(s),
             workers: s
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            access: Arc::default(),
+            notifications: notify::NotifyConfig::default(),
+            import: Arc::default(),
         }
+    }
+
+    /// Everything the API reads from configuration: the core [`Settings`] and each
+    /// feature's own options (which may name files, read here, so a bad file refuses the
+    /// whole configuration).
+    pub fn from_raw(
+        raw: &glance_config::RawConfig,
+        default_auth: AuthStrategy,
+    ) -> Result<Self, String> {
+        let settings = Settings::from_raw(raw).map_err(|e| e.to_string())?;
+        let mut config = Self::from_settings(&settings, default_auth);
+        config.access = Arc::new(access::Access::from_raw(raw)?);
+        config.cache = glance_cache::CacheSettings::from_raw(raw).map_err(|e| e.to_string())?;
+        config.notifications = notify::NotifyConfig::from_raw(raw);
+        config.import = Arc::new(import::ImportConfig::from_raw(raw)?);
+        if config.auth_strategy == AuthStrategy::Tokens && config.access.tokens.is_none() {
+            return Err("auth_strategy = tokens needs [glance_auth] token_file".into());
+        }
+        Ok(config)
     }
 }
 
@@ -75,8 +115,14 @@ pub struct AppState {
     /// Swapped whole on `glance-control reload`; a request keeps the config it started with.
     config: RwLock<Arc<ApiConfig>>,
     pub gateway: Gateway,
+    /// Every configured store behind one [`Store`]: reads go to the store that holds the
+    /// location, writes to the default one. Typed access to each is in `import.stores`.
     pub store: Arc<dyn Store>,
     pub in_flight: InFlight,
+    /// Stores by id, staging and task records (see [`import`]).
+    pub import: import::ImportState,
+    /// This node's image cache, when `image_cache_dir` is set.
+    pub cache: Option<Arc<cache::NodeCache>>,
 }
 
 impl AppState {
@@ -100,7 +146,7 @@ impl Application {
     pub fn build(
         config: ApiConfig,
         bus: Bus,
-        store: Arc<dyn Store>,
+        stores: glance_store::Stores,
         listener: TcpListener,
     ) -> std::io::Result<Application> {
         let port = listener.local_addr()?.port();
@@ -108,11 +154,20 @@ impl Application {
             tracing::warn!("auth_strategy is noauth: every caller is an admin");
         }
         let workers = config.workers;
+        let node_cache = cache::NodeCache::open(&config.cache, bus.clone())?;
+        if let Some(node) = &node_cache {
+            node.spawn_start();
+        }
+        let store: Arc<dyn Store> = Arc::new(stores.clone());
+        let import = import::ImportState::new(bus.clone(), stores);
+        let gateway = Gateway::new(bus).with_notifications(config.notifications.clone());
         let state = web::Data::new(AppState {
             config: RwLock::new(Arc::new(config)),
-            gateway: Gateway::new(bus),
+            gateway,
             store,
             in_flight: InFlight::default(),
+            cache: node_cache,
+            import,
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -149,7 +204,7 @@ impl Application {
     }
 }
 
-fn not_allowed(allow: &'static str) -> actix_web::Route {
+pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
     web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) })
 }
 
@@ -208,6 +263,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(img::delete_tag))
             .default_service(not_allowed("PUT, DELETE")),
     )
+    .configure(members::routes)
+    .configure(cache::routes)
+    .configure(images::actions::routes)
+    .configure(import::routes)
+    .configure(tasks::routes)
     .default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::NotFound(
             "The resource could not be found.".into(),

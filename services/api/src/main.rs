@@ -12,7 +12,6 @@ use glance_api::{ApiConfig, Application};
 use glance_bus::{Amqp, Bus};
 use glance_config::AuthStrategy;
 use glance_proto::names::REGISTRY_QUEUE;
-use glance_store::FilesystemStore;
 
 /// Request handling allocates many small, short-lived objects (JSON trees, rows);
 /// mimalloc serves them faster than glibc malloc under concurrency.
@@ -36,9 +35,20 @@ fn main() -> anyhow::Result<()> {
         "glance-api needs [DEFAULT] transport_url (GLANCE__DEFAULT__TRANSPORT_URL=rabbit://...) to \
          reach the registry; to run everything in one process use glance-all-in-one",
     )?;
-    let images_dir = settings.filesystem_store_datadir.clone().context(
-        "glance-api needs [glance_store] filesystem_store_datadir (shared with the other API nodes)",
-    )?;
+    let config =
+        ApiConfig::from_raw(&raw, AuthStrategy::TrustedHeaders).map_err(anyhow::Error::msg)?;
+    // The image store (or each of enabled_backends) and the staging area must be shared
+    // storage: any API node may serve a download or run an import.
+    let images_dir = match (&settings.filesystem_store_datadir, config.import.backends.first()) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(first)) => first.dir.clone(),
+        (None, None) => anyhow::bail!(
+            "glance-api needs [glance_store] filesystem_store_datadir (shared with the other API nodes)"
+        ),
+    };
+    let stores = config
+        .import
+        .open_stores(&images_dir, &images_dir.join(".staging"))?;
     let listener = TcpListener::bind((settings.bind_host.as_str(), settings.bind_port))
         .with_context(|| {
             format!(
@@ -46,7 +56,6 @@ fn main() -> anyhow::Result<()> {
                 settings.bind_host, settings.bind_port
             )
         })?;
-    let config = ApiConfig::from_settings(&settings, AuthStrategy::TrustedHeaders);
     actix_web::rt::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -58,15 +67,18 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot reach the broker at {url}"))?;
         amqp.ensure_queue(REGISTRY_QUEUE).await?;
-        let store = FilesystemStore::new(&images_dir)
-            .with_context(|| format!("cannot use image store dir {}", images_dir.display()))?;
         let transport: Arc<dyn glance_bus::Transport> = Arc::new(amqp);
-        let app = Application::build(
-            config,
-            Bus::new(transport.clone()),
-            Arc::new(store),
-            listener,
-        )?;
+        let import_worker = config.import.worker.clone();
+        let app = Application::build(config, Bus::new(transport.clone()), stores, listener)?;
+        if import_worker.enabled {
+            // Its own connection, prefetching no more than it runs at once, so imports
+            // queue at the broker for whichever API node is free rather than here.
+            let prefetch = u16::try_from(import_worker.concurrency).unwrap_or(u16::MAX);
+            let work = Amqp::connect(&url, prefetch)
+                .await
+                .with_context(|| format!("cannot reach the broker at {url}"))?;
+            glance_api::import::ImportWorker::start(app.state(), Arc::new(work)).await?;
+        }
         let lifecycle = glance_api::lifecycle::ApiLifecycle {
             state: app.state(),
             server: app.handle(),

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use glance_bus::{serve_until, Router, Transport};
 use glance_db::{Database, ImageRepo};
 use glance_proto::names::REGISTRY_QUEUE;
-use glance_proto::registry::{CreateImage, DeleteImage, GetImage, ListImages, SaveImage};
+use glance_proto::registry::{
+    AddMember, CreateImage, DeleteImage, GetImage, ListImages, ListMembers, RemoveMember,
+    SaveImage, StorageUsage, UpdateMember,
+};
 
 /// A built registry, ready to serve.
 pub struct Registry {
@@ -77,8 +80,9 @@ impl Registry {
         let create = repo.clone();
         let save = repo.clone();
         let delete = repo.clone();
-        let list = repo;
-        Router::new()
+        let list = repo.clone();
+        let members = repo;
+        let router = Router::new()
             .route::<GetImage, _, _>(move |r| {
                 let repo = get.clone();
                 async move { repo.get(&r.ctx, r.id, r.include_deleted).await }
@@ -98,6 +102,59 @@ impl Registry {
             .route::<ListImages, _, _>(move |r| {
                 let repo = list.clone();
                 async move { repo.list(&r).await }
+            });
+        let router = glance_scrub_routes(router, members.clone());
+        let tasks = glance_db::TaskRepo::new(members.database().clone());
+        Self::task_routes(Self::member_routes(router, members), tasks)
+    }
+
+    /// Tasks (interoperable import and the Tasks API).
+    fn task_routes(router: Router, repo: glance_db::TaskRepo) -> Router {
+        use glance_proto::tasks::{CreateTask, GetTask, ListTasks, SaveTask};
+        let (create, get, list, save) = (repo.clone(), repo.clone(), repo.clone(), repo);
+        router
+            .route::<CreateTask, _, _>(move |r| {
+                let repo = create.clone();
+                async move { repo.create(r.task).await }
+            })
+            .route::<GetTask, _, _>(move |r| {
+                let repo = get.clone();
+                async move { repo.get(&r.ctx, &r.id).await }
+            })
+            .route::<ListTasks, _, _>(move |r| {
+                let repo = list.clone();
+                async move { repo.list(&r).await }
+            })
+            .route::<SaveTask, _, _>(move |r| {
+                let repo = save.clone();
+                async move { repo.save(&r.ctx, r.task, r.from_status, r.ttl_hours).await }
+            })
+    }
+
+    /// Image members and storage usage (the members API and `user_storage_quota`).
+    fn member_routes(router: Router, repo: ImageRepo) -> Router {
+        let (list, add, update, remove, usage) =
+            (repo.clone(), repo.clone(), repo.clone(), repo.clone(), repo);
+        router
+            .route::<ListMembers, _, _>(move |r| {
+                let repo = list.clone();
+                async move { repo.list_members(&r.ctx, r.image_id).await }
+            })
+            .route::<AddMember, _, _>(move |r| {
+                let repo = add.clone();
+                async move { repo.create_member(r.image_id, &r.member_id).await }
+            })
+            .route::<UpdateMember, _, _>(move |r| {
+                let repo = update.clone();
+                async move { repo.update_member(r.image_id, &r.member_id, r.status).await }
+            })
+            .route::<RemoveMember, _, _>(move |r| {
+                let repo = remove.clone();
+                async move { repo.remove_member(r.image_id, &r.member_id).await }
+            })
+            .route::<StorageUsage, _, _>(move |r| {
+                let repo = usage.clone();
+                async move { repo.storage_usage(&r.owner, r.except).await }
             })
     }
 
@@ -116,4 +173,38 @@ impl Registry {
         tracing::info!("registry stopped");
         Ok(())
     }
+}
+
+/// The scrubber's requests (`glance_proto::scrub`): due `pending_delete` images, the
+/// backlog, finishing a scrub and restoring an image.
+fn glance_scrub_routes(router: Router, repo: ImageRepo) -> Router {
+    use glance_proto::scrub::{
+        ClaimScrub, FinishScrub, ListPendingDelete, RestoreImage, ScrubBacklog,
+    };
+    let (pending, backlog, claim, finish, restore) =
+        (repo.clone(), repo.clone(), repo.clone(), repo.clone(), repo);
+    router
+        .route::<ClaimScrub, _, _>(move |r| {
+            let repo = claim.clone();
+            async move { repo.claim_scrub(&r.ctx, r.image_id).await }
+        })
+        .route::<ListPendingDelete, _, _>(move |r| {
+            let repo = pending.clone();
+            async move {
+                repo.pending_delete(&r.ctx, r.deleted_before, r.limit, r.marker)
+                    .await
+            }
+        })
+        .route::<ScrubBacklog, _, _>(move |r| {
+            let repo = backlog.clone();
+            async move { repo.scrub_backlog(&r.ctx).await }
+        })
+        .route::<FinishScrub, _, _>(move |r| {
+            let repo = finish.clone();
+            async move { repo.finish_scrub(&r.ctx, r.image_id).await }
+        })
+        .route::<RestoreImage, _, _>(move |r| {
+            let repo = restore.clone();
+            async move { repo.restore(&r.ctx, r.image_id).await }
+        })
 }

@@ -19,6 +19,7 @@ mod error;
 mod migration;
 mod reads;
 mod repo;
+mod tasks;
 mod url;
 
 pub use database::{Database, PoolConfig};
@@ -26,3 +27,4 @@ pub use error::DbError;
 pub use migration::Migrator;
 pub use repo::ImageRepo;
 pub use sea_orm::DbBackend;
+pub use tasks::TaskRepo;

@@ -13,3 +13,5 @@ pub mod image_location;
 pub mod image_member;
 pub mod image_property;
 pub mod image_tag;
+pub mod task;
+pub mod task_info;

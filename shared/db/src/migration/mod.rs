@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_initial_schema;
 mod m20261129_000002_list_indexes;
+mod m20261129_000013_tasks;
 
 /// Every migration this release knows, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_initial_schema::Migration),
             Box::new(m20261129_000002_list_indexes::Migration),
+            Box::new(m20261129_000013_tasks::Migration),
         ]
     }
 }

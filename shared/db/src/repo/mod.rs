@@ -5,6 +5,9 @@ mod cache;
 mod children;
 mod convert;
 mod list;
+mod members;
+mod purge;
+mod scrub;
 mod write;
 
 use std::sync::Arc;
