@@ -370,6 +370,23 @@ async fn staging_over_the_size_cap_is_refused_and_the_image_stays_queued() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_staged_image_removes_its_staged_data() {
+    let app = spawn_app_with(&[]).await;
+    let id = new_image(&app).await;
+    assert_eq!(stage(&app, &id, payload(5000)).await.status(), 204);
+    let staged = app.data_dir.path().join("staging").join(&id);
+    assert!(staged.exists(), "staged data at {}", staged.display());
+    let res = app
+        .client
+        .delete(format!("{}/v2/images/{id}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(!staged.exists(), "staged data left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn expired_tasks_disappear_from_the_tasks_api() {
     let app = spawn_app_with(&[("task", "task_time_to_live", "0")]).await;
     let id = new_image(&app).await;

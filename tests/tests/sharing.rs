@@ -406,6 +406,20 @@ async fn the_storage_quota_counts_a_projects_stored_images() {
     let second = create(&app, a(), body.clone()).await;
     let (status, err) = upload(&app, a(), &second, vec![1u8; 2000]).await;
     assert_eq!(status, 413, "{err}");
+    // Chunked, with no size declared: cut off mid-stream, and the 413 names the quota.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..2).map(|_| Ok(vec![1u8; 1500])).collect();
+    let (status, err) = send(
+        app.client
+            .put(app.url(&format!("/v2/images/{second}/file")))
+            .headers(a())
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks))),
+    )
+    .await;
+    assert_eq!(status, 413, "{err}");
+    assert!(err.to_string().contains("storage quota"), "{err}");
+    assert!(err.to_string().contains("1096 bytes remaining"), "{err}");
     // The failed upload left the image queued, and what still fits is accepted.
     assert_eq!(image_as(&app, a(), &second).await["status"], "queued");
     assert_eq!(upload(&app, a(), &second, vec![1u8; 1000]).await.0, 204);

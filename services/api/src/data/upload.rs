@@ -61,7 +61,7 @@ pub async fn upload(
     };
     // With enabled_backends, `X-Image-Meta-Store` picks the store (400 for an unknown one).
     let target = crate::import::upload_target(&req, &state)?;
-    let cap = state.config().image_size_cap;
+    let size_cap = Limit::SizeCap(state.config().image_size_cap);
     // `user_storage_quota`: what the owner may still store bounds this upload like the
     // size cap does (Glance's `check_quota`).
     let cap = match (config.access.quotas.user_storage, image.owner.clone()) {
@@ -79,17 +79,21 @@ pub async fn upload(
                     declared_size.map_or_else(|| "(unknown)".to_owned(), |n| n.to_string())
                 )));
             }
-            cap.min(remaining)
+            if remaining < size_cap.bytes() {
+                Limit::Quota(remaining)
+            } else {
+                size_cap
+            }
         }
-        _ => cap,
+        _ => size_cap,
     };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > cap) {
-        return Err(too_large(cap));
+    if declared.is_some_and(|n| n > cap.bytes()) {
+        return Err(cap.exceeded());
     }
 
     image.status = ImageStatus::Saving;
@@ -189,10 +193,31 @@ async fn recheck_storage_quota(
     Ok(())
 }
 
-fn too_large(cap: u64) -> ApiError {
-    ApiError::PayloadTooLarge(format!(
-        "Image exceeds the storage quota: the image size cap is {cap} bytes."
-    ))
+/// What bounds an upload: the size cap, or what is left of the owner's storage quota when
+/// that is less. Each says so in its 413.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    SizeCap(u64),
+    Quota(u64),
+}
+
+impl Limit {
+    fn bytes(self) -> u64 {
+        match self {
+            Limit::SizeCap(n) | Limit::Quota(n) => n,
+        }
+    }
+
+    fn exceeded(self) -> ApiError {
+        ApiError::PayloadTooLarge(match self {
+            Limit::SizeCap(cap) => {
+                format!("Image exceeds the storage quota: the image size cap is {cap} bytes.")
+            }
+            Limit::Quota(remaining) => format!(
+                "The size of the data will exceed the limit of the storage quota. {remaining} bytes remaining."
+            ),
+        })
+    }
 }
 
 fn format_error(e: FormatError) -> ApiError {
@@ -204,7 +229,7 @@ async fn receive(
     image: &Image,
     disk_format: glance_domain::DiskFormat,
     mut payload: web::Payload,
-    cap: u64,
+    cap: Limit,
     target: Option<&glance_store::Backend>,
 ) -> ApiResult<Received> {
     let mut writer = target
@@ -224,8 +249,8 @@ async fn receive(
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("Error receiving image data: {e}")))?;
         size += chunk.len() as u64;
-        if size > cap {
-            return Err(too_large(cap));
+        if size > cap.bytes() {
+            return Err(cap.exceeded());
         }
         match inspector.feed(&chunk) {
             Ok(()) => {}

@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use glance_domain::{Image, ImageId, ImageStatus};
+use glance_store::Store as _;
 use serde_json::Value;
 
 use super::patch::{self, Op};
@@ -248,6 +249,16 @@ pub async fn delete(
     // Under delayed delete the image waits in pending_delete, its locations kept, until a
     // scrubber run finds it due (`[DEFAULT] scrub_time`) and removes the data.
     let deleted = state.gateway.delete(&ctx, id, target).await?;
+    if matches!(
+        image.status,
+        ImageStatus::Uploading | ImageStatus::Importing
+    ) {
+        // Staged data of a glance-direct import that will never run (Glance unlinks it too).
+        let staging = state.import.stores.staging();
+        if let Err(e) = staging.delete(&staging.location_of(id)).await {
+            tracing::debug!(image_id = %id, error = %e, "no staged data removed");
+        }
+    }
     if !delayed {
         let mut left = Vec::new();
         for location in &deleted.locations {
