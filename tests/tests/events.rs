@@ -344,3 +344,108 @@ async fn sharing_an_image_publishes_member_notifications() {
     assert_eq!(removed["deleted"], true);
     assert!(removed["deleted_at"].is_string());
 }
+
+/// An import's task notifications (Glance's `task.create`, `task.processing`,
+/// `task.success`), published by the API that accepted it and the worker that ran it, all
+/// under the import request's id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_glance_direct_import_publishes_task_notifications() {
+    let Some(mesh) = mesh().await else { return };
+    let _registry = mesh.registry("registry");
+    let (_api, api) = mesh.api("api").await;
+    let transport: Arc<dyn Transport> = Arc::new(Amqp::connect(&mesh.amqp, 64).await.unwrap());
+    let mut sub = transport
+        .subscribe_events(&["task.#".to_owned()], None)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let image: Value = http
+        .post(format!("{api}/v2/images"))
+        .json(&json!({"name": "task-events", "disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = image["id"].as_str().unwrap().to_owned();
+    let res = http
+        .put(format!("{api}/v2/images/{id}/stage"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![5u8; 8192])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+    let res = http
+        .post(format!("{api}/v2/images/{id}/import"))
+        .json(&json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    let import_request = res.headers()["x-openstack-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    // The task events about this image, up to the task's end.
+    let mut events: Vec<(Notification, Option<String>)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let delivery = tokio::time::timeout(left, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("the import did not end within 60 s; saw {events:?}"))
+            .expect("subscription open");
+        let request_id = delivery.envelope.headers.request_id.clone();
+        let n: Notification = serde_json::from_value(delivery.envelope.payload).unwrap();
+        delivery.responder.ack().await.unwrap();
+        if n.payload["image_id"] != id.as_str() {
+            continue; // other tests share the broker
+        }
+        let end = matches!(n.event_type.as_str(), "task.success" | "task.failure");
+        events.push((n, request_id));
+        if end {
+            break;
+        }
+    }
+    let types: Vec<&str> = events.iter().map(|(n, _)| n.event_type.as_str()).collect();
+    assert_eq!(types, ["task.create", "task.processing", "task.success"]);
+
+    let task_id = events[0].0.payload["id"].as_str().unwrap().to_owned();
+    let statuses: Vec<&str> = events
+        .iter()
+        .map(|(n, _)| n.payload["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["pending", "processing", "success"]);
+    for (n, request_id) in &events {
+        let p = &n.payload;
+        assert_eq!(n.priority, "INFO");
+        assert_eq!(p["id"], task_id.as_str(), "one task: {p}");
+        assert_eq!(p["type"], "api_image_import");
+        assert_eq!(p["deleted"], false);
+        assert!(p.get("input").is_none(), "the input may hold credentials");
+        for key in ["owner", "result", "message", "expires_at", "deleted_at"] {
+            assert!(p.get(key).is_some(), "{key} missing from {p}");
+        }
+        assert!(
+            p["created_at"].as_str().is_some_and(|s| s.ends_with('Z')),
+            "{p}"
+        );
+        assert_eq!(request_id.as_deref(), Some(import_request.as_str()));
+    }
+    // A finished task expires: its expiry is in the success notification.
+    assert!(events[2].0.payload["expires_at"].is_string(), "{events:?}");
+
+    // The Tasks API knows the same task, finished.
+    let task: Value = http
+        .get(format!("{api}/v2/tasks/{task_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(task["status"], "success", "{task}");
+}

@@ -1,13 +1,15 @@
 //! `glance-manage db purge` and `db purge_images_table` on SQLite and PostgreSQL: only
 //! soft-deleted rows older than the cutoff go, children first, at most `max_rows` per table
-//! per run, and never an image still waiting for the scrubber.
+//! per run, and never an image still waiting for the scrubber. Expired (soft-deleted) tasks
+//! go with `purge`, their `task_info` first.
 
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use glance_db::{Database, ImageRepo};
+use glance_db::{Database, ImageRepo, TaskRepo};
 use glance_domain::{Image, ImageId, ImageStatus, Location, RequestContext};
 use glance_proto::registry::RegistryError;
+use glance_proto::tasks::{ListTasks, Task, TaskStatus};
 
 fn admin() -> RequestContext {
     RequestContext::admin("req-purge-test")
@@ -31,6 +33,40 @@ async fn image(repo: &ImageRepo, n: usize) -> ImageId {
     repo.create(&admin(), image).await.unwrap().id
 }
 
+/// A finished import task; `expired` ones get an `expires_at` in the past.
+async fn task(tasks: &TaskRepo, n: usize, expired: bool) -> String {
+    let now = Utc::now();
+    let task = Task {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: Task::IMPORT_TYPE.into(),
+        status: TaskStatus::Success,
+        input: serde_json::json!({"n": n}),
+        result: Some(serde_json::json!({"image_id": "x"})),
+        message: String::new(),
+        owner: Some("p1".into()),
+        expires_at: expired.then(|| now - chrono::Duration::hours(1)),
+        created_at: now,
+        updated_at: now,
+        image_id: None,
+        request_id: None,
+        user_id: None,
+    };
+    tasks.create(task).await.unwrap().id
+}
+
+/// Listing soft-deletes the expired tasks (Glance's `task_get_all`).
+async fn expire_tasks(tasks: &TaskRepo) -> usize {
+    let listed = tasks
+        .list(&ListTasks {
+            ctx: admin(),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    listed.len()
+}
+
 fn counts(purged: &[(&'static str, u64)]) -> BTreeMap<&'static str, u64> {
     purged.iter().copied().collect()
 }
@@ -38,7 +74,19 @@ fn counts(purged: &[(&'static str, u64)]) -> BTreeMap<&'static str, u64> {
 async fn purges_in_batches_children_first(url: &str) {
     let db = Database::connect(url).await.unwrap();
     db.migrate_up().await.unwrap();
+    let tasks = TaskRepo::new(db.clone());
     let repo = ImageRepo::new(db);
+
+    // Four expired tasks and one that has not expired.
+    for n in 0..4 {
+        task(&tasks, n, true).await;
+    }
+    let live_task = task(&tasks, 10, false).await;
+    assert_eq!(
+        expire_tasks(&tasks).await,
+        1,
+        "only the live task is listed"
+    );
 
     // Four deleted images (8 properties, 4 tags, 4 locations soft-deleted), one live image
     // that lost a property, one image waiting for the scrubber.
@@ -76,6 +124,8 @@ async fn purges_in_batches_children_first(url: &str) {
             ("image_tags", 3),
             ("image_locations", 3),
             ("image_members", 0),
+            ("task_info", 3),
+            ("tasks", 3),
         ])
     );
     let rest = counts(&repo.purge_deleted_rows(0, None).await.unwrap());
@@ -86,8 +136,19 @@ async fn purges_in_batches_children_first(url: &str) {
             ("image_tags", 1),
             ("image_locations", 1),
             ("image_members", 0),
+            ("task_info", 1),
+            ("tasks", 1),
         ])
     );
+    let again = repo.purge_deleted_rows(0, None).await.unwrap();
+    assert!(again.iter().all(|(_, rows)| *rows == 0), "{again:?}");
+    let kept = tasks.get(&admin(), &live_task).await.unwrap();
+    assert_eq!(
+        kept.input,
+        serde_json::json!({"n": 10}),
+        "its task_info stays"
+    );
+    assert_eq!(kept.result, Some(serde_json::json!({"image_id": "x"})));
 
     // Then the images, in batches; the pending_delete and live images stay.
     assert_eq!(
@@ -162,7 +223,12 @@ async fn glance_manage_db_purge_reports_counts() {
     {
         let db = Database::connect(&url).await.unwrap();
         db.migrate_up().await.unwrap();
+        let tasks = TaskRepo::new(db.clone());
         let repo = ImageRepo::new(db);
+        for n in 0..2 {
+            task(&tasks, n, true).await;
+        }
+        assert_eq!(expire_tasks(&tasks).await, 0);
         for n in 0..2 {
             let id = image(&repo, n).await;
             repo.delete(&admin(), id, ImageStatus::Deleted)
@@ -199,6 +265,8 @@ async fn glance_manage_db_purge_reports_counts() {
         "{text}"
     );
     assert!(text.contains("Purged 2 row(s) from image_tags"), "{text}");
+    assert!(text.contains("Purged 2 row(s) from task_info"), "{text}");
+    assert!(text.contains("Purged 2 row(s) from tasks"), "{text}");
     let (ok, text) = manage(&["db", "purge", "--age-in-days", "0", "--max-rows", "-1"]);
     assert!(
         ok && text.contains("Purged 1 row(s) from image_properties"),

@@ -1,6 +1,7 @@
-//! Glance's notifications (`image.create`, `image.delete`, ...) on the bus's event exchange,
-//! with Glance's payloads (`glance/notifier.py`), so cache workers on every node and an
-//! operator's own consumers learn what happened to an image.
+//! Glance's notifications (`image.create`, `image.delete`, ..., `task.create`,
+//! `task.success`, ...) on the bus's event exchange, with Glance's payloads
+//! (`glance/notifier.py`), so cache workers on every node and an operator's own consumers
+//! learn what happened to an image or an import task.
 //!
 //! Publishing is best effort: a refused or slow publish is logged and the request goes on.
 
@@ -13,6 +14,7 @@ use glance_config::RawConfig;
 use glance_domain::{Image, RequestContext};
 use glance_proto::events::Notification;
 use glance_proto::registry::ImageMember;
+use glance_proto::tasks::Task;
 use serde_json::{json, Value};
 
 /// Longest a request waits for the bus to take one notification.
@@ -124,6 +126,12 @@ impl Notifier {
             .await;
     }
 
+    /// `task.create` when a task is added, then `task.processing`, `task.success` or
+    /// `task.failure` as it moves (Glance's `TaskRepoProxy` and `TaskProxy`).
+    pub async fn task(&self, ctx: &RequestContext, event_type: &str, task: &Task) {
+        self.info(ctx, event_type, task_payload(task)).await;
+    }
+
     pub fn allows(&self, event_type: &str) -> bool {
         self.config.allows(event_type)
     }
@@ -191,6 +199,29 @@ pub fn image_payload(image: &Image) -> Value {
         "os_hidden": image.os_hidden,
         "os_hash_algo": image.os_hash_algo,
         "os_hash_value": image.os_hash_value,
+    })
+}
+
+/// Glance's `format_task_notification`. As in Glance, the input (a web-download URI may
+/// carry credentials), result and message are left out (`null`); we add the image, request
+/// and user the task belongs to, which Glance's payload lacks. An unset `expires_at` is
+/// `null` (Glance's `isotime(None)` would print the current time).
+pub fn task_payload(task: &Task) -> Value {
+    json!({
+        "id": task.id,
+        "type": task.kind,
+        "status": task.status.as_str(),
+        "result": null,
+        "owner": task.owner,
+        "message": null,
+        "expires_at": task.expires_at.map(isotime),
+        "created_at": isotime(task.created_at),
+        "updated_at": isotime(task.updated_at),
+        "deleted": false,
+        "deleted_at": null,
+        "image_id": task.image_id,
+        "request_id": task.request_id,
+        "user_id": task.user_id,
     })
 }
 
@@ -289,5 +320,46 @@ mod tests {
         }
         assert!(payload.get("locations").is_none());
         assert_eq!(payload["status"], "queued");
+    }
+
+    #[test]
+    fn the_task_payload_has_glances_fields_and_no_input() {
+        let now = Utc::now();
+        let task = Task {
+            id: "t1".into(),
+            kind: Task::IMPORT_TYPE.into(),
+            status: glance_proto::tasks::TaskStatus::Failure,
+            input: json!({"import_req": {"method": {"uri": "http://user:secret@host/x"}}}),
+            result: None,
+            message: "it broke".into(),
+            owner: Some("p1".into()),
+            expires_at: None,
+            created_at: now,
+            updated_at: now,
+            image_id: Some("i1".into()),
+            request_id: Some("req-1".into()),
+            user_id: Some("u1".into()),
+        };
+        let payload = task_payload(&task);
+        for key in [
+            "id",
+            "type",
+            "status",
+            "result",
+            "owner",
+            "message",
+            "expires_at",
+            "created_at",
+            "updated_at",
+            "deleted",
+            "deleted_at",
+        ] {
+            assert!(payload.get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(payload["type"], "api_image_import");
+        assert_eq!(payload["status"], "failure");
+        assert_eq!(payload["image_id"], "i1");
+        assert!(payload.get("input").is_none());
+        assert!(!payload.to_string().contains("secret"));
     }
 }

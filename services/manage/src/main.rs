@@ -37,8 +37,9 @@ enum DbCommand {
     /// Exit non-zero if migrations are pending (for deploy scripts).
     Check,
     /// Hard-delete soft-deleted rows older than --age-in-days from the child tables
-    /// (image_properties, image_tags, image_locations, image_members), at most --max-rows
-    /// per table, oldest first. The images table is left alone: see purge_images_table.
+    /// (image_properties, image_tags, image_locations, image_members) and of expired tasks
+    /// (task_info, then tasks), at most --max-rows per table, oldest first. The images
+    /// table is left alone: see purge_images_table.
     Purge(PurgeArgs),
     /// Hard-delete soft-deleted rows of the images table older than --age-in-days, at most
     /// --max-rows. Fails while child rows still reference them: run `purge` first.

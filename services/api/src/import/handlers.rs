@@ -273,6 +273,8 @@ pub async fn import(
         user_id: ctx.user_id.clone(),
     };
     let task = import.tasks.create(&ctx, task).await?;
+    let notifier = state.gateway.notifier();
+    notifier.task(&ctx, "task.create", &task).await;
 
     // Take the import lock with the status change (Glance's `set_property_atomic` and the
     // flow's first save): the compare-and-set on status makes a second import lose.
@@ -289,19 +291,14 @@ pub async fn import(
     let ttl = config.import.task_ttl_hours;
     if let Err(e) = state.gateway.save(&admin, locked, Some(image.status)).await {
         let why = "New operation on image is not permitted as prior operation is still in progress";
-        let _ = import
-            .tasks
-            .save(
-                &admin,
-                Task {
-                    status: TaskStatus::Failure,
-                    message: why.into(),
-                    ..task
-                },
-                None,
-                ttl,
-            )
-            .await;
+        let failed = Task {
+            status: TaskStatus::Failure,
+            message: why.into(),
+            ..task
+        };
+        if let Ok(failed) = import.tasks.save(&admin, failed, None, ttl).await {
+            notifier.task(&ctx, "task.failure", &failed).await;
+        }
         return Err(match e {
             ApiError::Conflict(_) => ApiError::Conflict(format!(
                 "New operation on image '{id}' is not permitted as prior operation is still in progress"
@@ -326,19 +323,14 @@ pub async fn import(
         // Nobody will run it: give the image back and record why.
         tracing::error!(error = %e, image_id = %id, "could not publish import work");
         unlock(&state, &admin, &image, &task.id, &stores).await;
-        let _ = import
-            .tasks
-            .save(
-                &admin,
-                Task {
-                    status: TaskStatus::Failure,
-                    message: format!("No import worker took the import: {e}"),
-                    ..task
-                },
-                None,
-                ttl,
-            )
-            .await;
+        let failed = Task {
+            status: TaskStatus::Failure,
+            message: format!("No import worker took the import: {e}"),
+            ..task
+        };
+        if let Ok(failed) = import.tasks.save(&admin, failed, None, ttl).await {
+            notifier.task(&ctx, "task.failure", &failed).await;
+        }
         return Err(ApiError::ServiceUnavailable(match e {
             BusError::NoRoute(_) => "No import worker is running; try again later".into(),
             other => format!("The import could not be queued: {other}"),

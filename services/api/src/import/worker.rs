@@ -213,7 +213,11 @@ impl Runner {
                 .save(&ctx, processing, Some(TaskStatus::Pending), ttl)
                 .await
             {
-                Ok(t) => t,
+                Ok(t) => {
+                    let notifier = self.state.gateway.notifier();
+                    notifier.task(&ctx, "task.processing", &t).await;
+                    t
+                }
                 Err(ApiError::Conflict(_)) => match import.tasks.get(&ctx, &msg.task_id).await {
                     Ok(t) if !t.status.is_final() => t,
                     Ok(_) => return Outcome::Done,
@@ -624,8 +628,9 @@ impl Run<'_> {
             message: String::new(),
             ..task
         };
-        if let Err(e) = self.import.tasks.save(&self.ctx, done, None, ttl).await {
-            tracing::warn!(error = %e, "could not record the import's success");
+        match self.import.tasks.save(&self.ctx, done, None, ttl).await {
+            Ok(done) => self.notify("task.success", &done).await,
+            Err(e) => tracing::warn!(error = %e, "could not record the import's success"),
         }
         tracing::info!(image_id = %self.image_id(), method = self.work.msg.method.name(), "image imported");
     }
@@ -686,8 +691,15 @@ impl Run<'_> {
             message: why.to_owned(),
             ..task
         };
-        if let Err(e) = self.import.tasks.save(&self.ctx, failed, None, ttl).await {
-            tracing::warn!(error = %e, "could not record the import's failure");
+        match self.import.tasks.save(&self.ctx, failed, None, ttl).await {
+            Ok(failed) => self.notify("task.failure", &failed).await,
+            Err(e) => tracing::warn!(error = %e, "could not record the import's failure"),
         }
+    }
+
+    /// A task notification, under the request id of the import's request.
+    async fn notify(&self, event_type: &str, task: &Task) {
+        let notifier = self.state.gateway.notifier();
+        notifier.task(&self.ctx, event_type, task).await;
     }
 }

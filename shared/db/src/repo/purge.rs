@@ -2,6 +2,10 @@
 //! older than a cutoff, oldest first, at most `max_rows` per table per run (Glance's
 //! `purge_deleted_rows` and `purge_deleted_rows_from_images`).
 //!
+//! `purge` also removes tasks that expired (they are soft-deleted when they expire):
+//! `task_info` rows first, since they have no `deleted_at` of their own and go with their
+//! task, then the `tasks` rows, as Glance does.
+//!
 //! As in Glance since OSSN-0075, `purge` never touches `images` (a purged row would let its
 //! UUID be reused); `purge_images_table` does, and fails while child rows still reference a
 //! row it would remove: run `purge` first. Images still waiting for the scrubber
@@ -27,7 +31,8 @@ pub const CHILD_TABLES: [&str; 4] = [
 pub type Purged = (&'static str, u64);
 
 impl ImageRepo {
-    /// Purges the child tables (not `images`). `max_rows = None` means no limit.
+    /// Purges the task info of deleted tasks, the image child tables and `tasks` (not
+    /// `images`). `max_rows = None` means no limit.
     pub async fn purge_deleted_rows(
         &self,
         age_in_days: u32,
@@ -35,7 +40,12 @@ impl ImageRepo {
     ) -> RegistryResult<Vec<Purged>> {
         let cutoff = cutoff(age_in_days);
         let mut purged = Vec::new();
-        for table in CHILD_TABLES {
+        let rows = self
+            .delete_where("task_info", "task_id", deleted_task_info(cutoff, max_rows))
+            .await?;
+        tracing::info!(table = "task_info", rows, "purged");
+        purged.push(("task_info", rows));
+        for table in CHILD_TABLES.into_iter().chain(["tasks"]) {
             let ids = oldest_deleted(table, cutoff, max_rows, None);
             let rows = self.delete_ids(table, ids).await?;
             tracing::info!(table, rows, "purged");
@@ -103,10 +113,20 @@ impl ImageRepo {
     }
 
     async fn delete_ids(&self, table: &'static str, ids: SelectStatement) -> RegistryResult<u64> {
+        self.delete_where(table, "id", ids).await
+    }
+
+    /// `DELETE FROM table WHERE key IN (ids)`.
+    async fn delete_where(
+        &self,
+        table: &'static str,
+        key: &'static str,
+        ids: SelectStatement,
+    ) -> RegistryResult<u64> {
         let mut delete = Query::delete();
         delete
             .from_table(Alias::new(table))
-            .and_where(Expr::col(Alias::new("id")).in_subquery(ids));
+            .and_where(Expr::col(Alias::new(key)).in_subquery(ids));
         let writer = self.db.writer();
         let result = writer
             .execute(writer.get_database_backend().build(&delete))
@@ -118,6 +138,28 @@ impl ImageRepo {
 
 fn cutoff(age_in_days: u32) -> DateTime<Utc> {
     now() - chrono::Duration::days(i64::from(age_in_days))
+}
+
+/// The `task_info` rows of the tasks the `tasks` purge will take (same cutoff, order and
+/// limit), so a batch removes a task together with its info.
+fn deleted_task_info(cutoff: DateTime<Utc>, max_rows: Option<u64>) -> SelectStatement {
+    let (info, tasks) = (Alias::new("task_info"), Alias::new("tasks"));
+    let mut select = Query::select();
+    select
+        .column((info.clone(), Alias::new("task_id")))
+        .from(info.clone())
+        .inner_join(
+            tasks.clone(),
+            Expr::col((tasks.clone(), Alias::new("id"))).equals((info, Alias::new("task_id"))),
+        )
+        .and_where(Expr::col((tasks.clone(), Alias::new("deleted_at"))).is_not_null())
+        .and_where(Expr::col((tasks.clone(), Alias::new("deleted_at"))).lt(cutoff))
+        .order_by((tasks.clone(), Alias::new("deleted_at")), Order::Asc)
+        .order_by((tasks, Alias::new("id")), Order::Asc);
+    if let Some(n) = max_rows {
+        select.limit(n);
+    }
+    select
 }
 
 /// `SELECT id FROM table WHERE deleted_at < cutoff [AND status <> skip] ORDER BY deleted_at
