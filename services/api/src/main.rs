@@ -39,16 +39,11 @@ fn main() -> anyhow::Result<()> {
         ApiConfig::from_raw(&raw, AuthStrategy::TrustedHeaders).map_err(anyhow::Error::msg)?;
     // The image store (or each of enabled_backends) and the staging area must be shared
     // storage: any API node may serve a download or run an import.
-    let images_dir = match (&settings.filesystem_store_datadir, config.import.backends.first()) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(first)) => first.dir.clone(),
-        (None, None) => anyhow::bail!(
-            "glance-api needs [glance_store] filesystem_store_datadir (shared with the other API nodes)"
-        ),
-    };
     let stores = config
         .import
-        .open_stores(&images_dir, &images_dir.join(".staging"))?;
+        .stores
+        .open_shared()
+        .context("glance-api cannot open its image stores")?;
     let listener = TcpListener::bind((settings.bind_host.as_str(), settings.bind_port))
         .with_context(|| {
             format!(

@@ -21,13 +21,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use glance_cache::{CacheSettings, ImageCache};
 use glance_config::{RawConfig, Settings};
-use glance_store::{FilesystemStore, Store};
+use glance_store::{Store, StoresConfig};
 
 /// What every cache program reads from configuration.
 pub struct Setup {
     pub settings: Settings,
     pub cache_settings: CacheSettings,
     pub cache: ImageCache,
+    /// The API nodes' stores (`enabled_backends` or the single store).
+    pub stores: StoresConfig,
 }
 
 impl Setup {
@@ -35,6 +37,7 @@ impl Setup {
         let raw = RawConfig::load(config_files)?;
         let settings = Settings::from_raw(&raw)?;
         let cache_settings = CacheSettings::from_raw(&raw)?;
+        let stores = StoresConfig::from_raw(&raw).map_err(anyhow::Error::msg)?;
         let dir = cache_settings.dir.clone().context(
             "the image cache needs [DEFAULT] image_cache_dir (GLANCE__DEFAULT__IMAGE_CACHE_DIR), \
              the same directory as the API node it serves",
@@ -45,16 +48,17 @@ impl Setup {
             settings,
             cache_settings,
             cache,
+            stores,
         })
     }
 
+    /// Every store the API nodes write to, so an image in any of them can be read.
     pub fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
-        let dir = self.settings.filesystem_store_datadir.clone().context(
-            "reading images needs [glance_store] filesystem_store_datadir (the API nodes' store)",
-        )?;
-        let store = FilesystemStore::new(&dir)
-            .with_context(|| format!("cannot use image store dir {}", dir.display()))?;
-        Ok(Arc::new(store))
+        let stores = self
+            .stores
+            .open_shared()
+            .context("reading images needs the API nodes' image stores")?;
+        Ok(Arc::new(stores))
     }
 
     pub async fn transport(&self) -> anyhow::Result<Arc<dyn glance_bus::Transport>> {

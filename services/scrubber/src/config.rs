@@ -1,6 +1,5 @@
 //! The scrubber's options, read from the layered configuration (Glance's names).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use glance_config::{ConfigError, RawConfig};
@@ -15,8 +14,6 @@ pub struct ScrubberConfig {
     pub wakeup_time: Duration,
     /// `[DEFAULT] daemon`.
     pub daemon: bool,
-    /// `[glance_store] filesystem_store_datadir`.
-    pub store_dir: Option<PathBuf>,
     /// `[scrubber] test_delete_delay_ms`: tests use it to catch a scrubber mid-job.
     pub delete_delay: Duration,
 }
@@ -48,9 +45,6 @@ impl ScrubberConfig {
             pool_size: pool_size as usize,
             wakeup_time: Duration::from_secs(wakeup_time),
             daemon: r.boolean("DEFAULT", "daemon")?,
-            store_dir: r
-                .opt_string("glance_store", "filesystem_store_datadir")
-                .map(PathBuf::from),
             delete_delay: Duration::from_millis(number("scrubber", "test_delete_delay_ms")?),
         })
     }

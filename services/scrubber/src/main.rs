@@ -17,7 +17,7 @@ use glance_domain::ImageId;
 use glance_scrubber::daemon::{Daemon, StopHandle};
 use glance_scrubber::{Scrubber, ScrubberConfig};
 use glance_service::{Identity, Lifecycle};
-use glance_store::FilesystemStore;
+use glance_store::StoresConfig;
 
 #[derive(Parser)]
 #[command(name = "glance-scrubber", version, about = "Glance scrub service")]
@@ -47,6 +47,7 @@ impl Lifecycle for ScrubberLifecycle {
     fn reload(&self) -> Result<String, String> {
         let raw = glance_config::RawConfig::load(&self.config_files).map_err(|e| e.to_string())?;
         ScrubberConfig::from_raw(&raw).map_err(|e| e.to_string())?;
+        StoresConfig::from_raw(&raw)?;
         Ok("configuration is valid; scrubber changes take effect on restart".into())
     }
 
@@ -64,6 +65,8 @@ fn main() -> anyhow::Result<()> {
     let raw = glance_config::RawConfig::load(&args.config_file)?;
     let settings = glance_config::Settings::from_raw(&raw)?;
     let mut config = ScrubberConfig::from_raw(&raw)?;
+    // Every store the API writes to (enabled_backends), so data in any of them is scrubbed.
+    let stores = StoresConfig::from_raw(&raw).map_err(anyhow::Error::msg)?;
     config.daemon |= args.daemon;
     if args.restore.is_some() && config.daemon {
         bail!("--restore and --daemon should not be set together");
@@ -78,12 +81,17 @@ fn main() -> anyhow::Result<()> {
             .build()
             .expect("tokio runtime")
     })
-    .block_on(async move { run(args, url, config).await })?;
+    .block_on(async move { run(args, url, config, stores).await })?;
     glance_service::exec_if_restart_requested();
     Ok(())
 }
 
-async fn run(args: Args, url: String, config: ScrubberConfig) -> anyhow::Result<()> {
+async fn run(
+    args: Args,
+    url: String,
+    config: ScrubberConfig,
+    stores: StoresConfig,
+) -> anyhow::Result<()> {
     {
         let transport: Arc<dyn Transport> = Arc::new(
             Amqp::connect(&url, config.pool_size.min(u16::MAX as usize) as u16)
@@ -101,12 +109,10 @@ async fn run(args: Args, url: String, config: ScrubberConfig) -> anyhow::Result<
             println!("Image {} restored to {}", image.id, image.status);
             return Ok(());
         }
-        let dir = config.store_dir.clone().context(
-            "glance-scrubber needs [glance_store] filesystem_store_datadir (the API's image store)",
-        )?;
         let store = Arc::new(
-            FilesystemStore::new(&dir)
-                .with_context(|| format!("cannot use image store dir {}", dir.display()))?,
+            stores
+                .open_shared()
+                .context("glance-scrubber cannot open the API's image stores")?,
         );
         let scrubber = Scrubber::new(bus, store, config.clone());
         if !config.daemon {

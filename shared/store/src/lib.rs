@@ -2,9 +2,11 @@
 //! configuration. Image bytes never travel on the bus: services that need them open the
 //! store themselves (shared storage at scale).
 
+mod config;
 mod filesystem;
 mod multi;
 
+pub use config::{glance_list, StoresConfig};
 pub use filesystem::FilesystemStore;
 pub use multi::{Backend, BackendSpec, Stores, StoresError, SINGLE_STORE_ID};
 

@@ -42,6 +42,10 @@ pub enum StoresError {
     UnsupportedDriver(String, String),
     #[error("default_backend '{0}' is not one of enabled_backends")]
     UnknownDefault(String),
+    #[error(
+        "no image store: set [glance_store] filesystem_store_datadir (GLANCE__GLANCE_STORE__FILESYSTEM_STORE_DATADIR, the API nodes' shared store) or [DEFAULT] enabled_backends"
+    )]
+    NoStore,
     #[error("store '{id}': cannot use {dir}: {source}")]
     Dir {
         id: String,
