@@ -7,6 +7,7 @@
 //! transport.
 
 pub mod amqp;
+mod deliveries;
 mod in_process;
 pub mod router;
 mod topic;

@@ -4,7 +4,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use glance_proto::{Envelope, Rpc};
-use tracing::Instrument;
 
 use crate::{BusError, Delivery, Transport};
 
@@ -153,66 +152,32 @@ pub async fn serve_subscription(
 }
 
 async fn serve_subscription_until(
-    mut sub: Box<dyn crate::Subscription>,
+    sub: Box<dyn crate::Subscription>,
     router: Router,
     concurrency: usize,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let concurrency = concurrency.max(1);
-    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let router = Arc::new(router);
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let stopped = async {
-            // A dropped sender can never say stop: wait forever rather than spin.
-            if stop.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        let next = tokio::select! {
-            next = sub.next() => next,
-            _ = stopped => continue,
-        };
-        let Some(Delivery {
-            envelope,
-            responder,
-        }) = next
-        else {
-            break;
-        };
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closes");
+    crate::deliveries::run(sub, concurrency, stop, "handle", |delivery: Delivery| {
         let router = router.clone();
-        let span = tracing::info_span!(
-            "bus.handle",
-            kind = %envelope.headers.kind,
-            request_id = envelope.headers.request_id.as_deref().unwrap_or("-"),
-        );
-        tokio::spawn(
-            async move {
-                let _permit = permit;
-                match router.dispatch(envelope).await {
-                    Ok(reply) => {
-                        if let Err(e) = responder.reply(reply).await {
-                            tracing::warn!(error = %e, "could not send reply");
-                        }
-                    }
-                    Err(e) => {
-                        // A message we can never handle must not loop forever.
-                        tracing::error!(error = %e, "dropping unhandleable message");
-                        let _ = responder.reject(false).await;
+        async move {
+            let Delivery {
+                envelope,
+                responder,
+            } = delivery;
+            match router.dispatch(envelope).await {
+                Ok(reply) => {
+                    if let Err(e) = responder.reply(reply).await {
+                        tracing::warn!(error = %e, "could not send reply");
                     }
                 }
+                Err(e) => {
+                    // A message we can never handle must not loop forever.
+                    tracing::error!(error = %e, "dropping unhandleable message");
+                    let _ = responder.reject(false).await;
+                }
             }
-            .instrument(span),
-        );
-    }
-    // Unsubscribe first so the broker hands new messages to others, then drain.
-    drop(sub);
-    let _ = permits.acquire_many(concurrency as u32).await;
+        }
+    })
+    .await
 }
