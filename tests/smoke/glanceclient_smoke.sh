@@ -17,64 +17,8 @@ BIN=${GLANCE_BIN:-$ROOT/target/release/glance-all-in-one}
 VENV=${GLANCE_VENV:-$ROOT/target/venv}
 SIZE=$((2 * 1024 * 1024))
 
-PASSED=0
-FAILED=0
-TMP=""
-SERVER_PID=""
-URL=""
-
-ok() {
-    PASSED=$((PASSED + 1))
-    printf 'ok - %s\n' "$1"
-}
-
-# not_ok WHAT [DETAIL...]: the details go out as `#` lines under the failed check.
-not_ok() {
-    FAILED=$((FAILED + 1))
-    printf 'not ok - %s\n' "$1"
-    shift
-    if [[ $# -gt 0 ]]; then
-        printf '%s\n' "$@" | sed 's/^/#   /'
-    fi
-}
-
-# expect WHAT EXPECTED ACTUAL [OUTPUT]
-expect() {
-    if [[ $3 == "$2" ]]; then
-        ok "$1"
-    else
-        not_ok "$1" "expected: $2" "actual:   $3" ${4:+"output:" "$4"}
-    fi
-}
-
-finish() {
-    printf 'smoke: %d passed, %d failed\n' "$PASSED" "$FAILED"
-    [[ $FAILED -eq 0 ]]
-    exit
-}
-
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-    local rc=$?
-    if [[ -n $SERVER_PID ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null
-        for _ in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null
-        wait "$SERVER_PID" 2>/dev/null
-    fi
-    [[ -n $TMP ]] && rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=tests/smoke/lib.sh
+source "$ROOT/tests/smoke/lib.sh"
 
 # The value of one row of glanceclient's `| Property | Value |` table on stdin. Long values
 # wrap onto rows whose first cell is empty; those are joined back on.
@@ -112,30 +56,7 @@ export OS_IMAGE_API_VERSION=2
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/glance-smoke.XXXXXX")
 mkdir -p "$TMP/home" "$TMP/data"
 
-started=0
-for attempt in 1 2 3; do
-    PORT=$(free_port)
-    URL="http://127.0.0.1:$PORT"
-    "$BIN" --bind "127.0.0.1:$PORT" --data-dir "$TMP/data" --auth-strategy noauth \
-        >"$TMP/server.log" 2>&1 </dev/null &
-    SERVER_PID=$!
-    deadline=$((SECONDS + 30))
-    while ((SECONDS < deadline)); do
-        if curl -sf -o /dev/null "$URL/versions"; then
-            started=1
-            break 2
-        fi
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.2
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-    SERVER_PID=""
-    # A port taken between free_port and bind is worth another try; anything else is not.
-    grep -qi 'address already in use\|cannot listen' "$TMP/server.log" || break
-    echo "# port $PORT was taken, retrying (attempt $attempt)"
-done
-if [[ $started == 0 ]]; then
+if ! start_server --auth-strategy noauth; then
     mapfile -t log < <(tail -n 60 "$TMP/server.log")
     not_ok "glance-all-in-one answers GET /versions within 30s" "server log (last 60 lines):" "${log[@]}"
     finish

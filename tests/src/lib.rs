@@ -147,6 +147,26 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Creates a raw/bare image named `name` and uploads `data` (which must answer 204);
+    /// returns its id.
+    pub async fn active_image(&self, name: &str, data: Vec<u8>) -> String {
+        let img = self
+            .create_image(
+                serde_json::json!({"name": name, "disk_format": "raw", "container_format": "bare"}),
+            )
+            .await;
+        let id = img["id"].as_str().unwrap().to_owned();
+        assert_eq!(self.upload(&id, data).await.status(), 204);
+        id
+    }
+
+    /// `GET /v2/cache`, which must answer 200.
+    pub async fn cache_state(&self) -> Value {
+        let res = self.client.get(self.url("/v2/cache")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
     /// Stops the server now (rather than at drop).
     pub fn stop(mut self) {
         if let Some(h) = self.handle.0.take() {
@@ -162,4 +182,14 @@ pub fn digests(data: &[u8]) -> (String, String) {
         hex::encode(md5::Md5::digest(data)),
         hex::encode(sha2::Sha512::digest(data)),
     )
+}
+
+/// The image ids in a `GET /v2/cache` answer's `cached_images`.
+pub fn cached_ids(state: &Value) -> Vec<String> {
+    state["cached_images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["image_id"].as_str().unwrap().to_owned())
+        .collect()
 }

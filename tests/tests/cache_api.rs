@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use glance_tests::{digests, spawn_app, spawn_app_with, TestApp};
+use glance_tests::{cached_ids, digests, spawn_app, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 
 fn sample(len: usize, seed: u8) -> Vec<u8> {
@@ -14,35 +14,11 @@ fn sample(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-async fn active_image(app: &TestApp, data: Vec<u8>) -> String {
-    let img = app
-        .create_image(json!({"name": "c", "disk_format": "raw", "container_format": "bare"}))
-        .await;
-    let id = img["id"].as_str().unwrap().to_owned();
-    assert_eq!(app.upload(&id, data).await.status(), 204);
-    id
-}
-
-async fn cache_state(app: &TestApp) -> Value {
-    let res = app.client.get(app.url("/v2/cache")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
-}
-
-fn cached_ids(state: &Value) -> Vec<String> {
-    state["cached_images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["image_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Polls `/v2/cache` until `pred` holds (the embedded worker and eviction are asynchronous).
 async fn wait_for(app: &TestApp, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let state = cache_state(app).await;
+        let state = app.cache_state().await;
         if pred(&state) {
             return state;
         }
@@ -67,8 +43,8 @@ async fn the_first_download_fills_the_cache_and_the_second_is_a_hit() {
     let app = spawn_app().await;
     let data = sample(3_500_000, 1);
     let (md5, _) = digests(&data);
-    let id = active_image(&app, data.clone()).await;
-    assert!(cached_ids(&cache_state(&app).await).is_empty());
+    let id = app.active_image("c", data.clone()).await;
+    assert!(cached_ids(&app.cache_state().await).is_empty());
 
     let res = download(&app, &id).await;
     assert_eq!(res.status(), 200);
@@ -130,7 +106,7 @@ async fn the_first_download_fills_the_cache_and_the_second_is_a_hit() {
 async fn a_client_that_leaves_half_way_leaves_no_entry() {
     let app = spawn_app().await;
     let data = sample(40_000_000, 2);
-    let id = active_image(&app, data).await;
+    let id = app.active_image("c", data).await;
     let mut res = download(&app, &id).await;
     assert_eq!(res.status(), 200);
     let first = res.chunk().await.unwrap().unwrap();
@@ -145,14 +121,14 @@ async fn a_client_that_leaves_half_way_leaves_no_entry() {
         assert!(Instant::now() < deadline, "the incomplete file stayed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(cached_ids(&cache_state(&app).await).is_empty());
+    assert!(cached_ids(&app.cache_state().await).is_empty());
 }
 
 #[tokio::test]
 async fn queueing_an_image_prefetches_it_with_the_embedded_worker() {
     let app = spawn_app().await;
     let data = sample(2_000_000, 3);
-    let id = active_image(&app, data.clone()).await;
+    let id = app.active_image("c", data.clone()).await;
     let res = app
         .client
         .put(app.url(&format!("/v2/cache/{id}")))
@@ -188,8 +164,8 @@ async fn queueing_an_image_prefetches_it_with_the_embedded_worker() {
 #[tokio::test]
 async fn deleting_and_clearing_entries() {
     let app = spawn_app().await;
-    let a = active_image(&app, sample(1000, 4)).await;
-    let b = active_image(&app, sample(1000, 5)).await;
+    let a = app.active_image("c", sample(1000, 4)).await;
+    let b = app.active_image("c", sample(1000, 5)).await;
     for id in [&a, &b] {
         download(&app, id).await.bytes().await.unwrap();
     }
@@ -202,7 +178,7 @@ async fn deleting_and_clearing_entries() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    assert_eq!(cached_ids(&cache_state(&app).await), vec![b.clone()]);
+    assert_eq!(cached_ids(&app.cache_state().await), vec![b.clone()]);
     let res = app
         .client
         .delete(app.url(&format!("/v2/cache/{}", uuid::Uuid::new_v4())))
@@ -220,9 +196,9 @@ async fn deleting_and_clearing_entries() {
     };
     assert_eq!(clear("everything").await.unwrap().status(), 400);
     assert_eq!(clear("queue").await.unwrap().status(), 204);
-    assert_eq!(cached_ids(&cache_state(&app).await), vec![b.clone()]);
+    assert_eq!(cached_ids(&app.cache_state().await), vec![b.clone()]);
     assert_eq!(clear("cache").await.unwrap().status(), 204);
-    assert!(cached_ids(&cache_state(&app).await).is_empty());
+    assert!(cached_ids(&app.cache_state().await).is_empty());
 
     // No header: both.
     download(&app, &b).await.bytes().await.unwrap();
@@ -234,13 +210,13 @@ async fn deleting_and_clearing_entries() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    assert!(cached_ids(&cache_state(&app).await).is_empty());
+    assert!(cached_ids(&app.cache_state().await).is_empty());
 }
 
 #[tokio::test]
 async fn the_older_cache_management_routes_work() {
     let app = spawn_app().await;
-    let id = active_image(&app, sample(5000, 6)).await;
+    let id = app.active_image("c", sample(5000, 6)).await;
     download(&app, &id).await.bytes().await.unwrap();
     wait_for(&app, "the entry", |s| cached_ids(s).len() == 1).await;
 
@@ -271,7 +247,7 @@ async fn the_older_cache_management_routes_work() {
     .await;
 
     // Queue markers and their removal.
-    let other = active_image(&app, sample(100, 7)).await;
+    let other = app.active_image("c", sample(100, 7)).await;
     let queue_dir = app.data_dir.path().join("cache").join("queue");
     std::fs::write(queue_dir.join(&other), b"").unwrap();
     let queued: Value = app
@@ -327,8 +303,8 @@ async fn the_older_cache_management_routes_work() {
 #[tokio::test]
 async fn deleting_or_deactivating_an_image_evicts_it() {
     let app = spawn_app().await;
-    let gone = active_image(&app, sample(1000, 8)).await;
-    let dark = active_image(&app, sample(1000, 9)).await;
+    let gone = app.active_image("c", sample(1000, 8)).await;
+    let dark = app.active_image("c", sample(1000, 9)).await;
     for id in [&gone, &dark] {
         download(&app, id).await.bytes().await.unwrap();
     }
@@ -362,9 +338,9 @@ async fn prune_clean_and_nodes() {
     ])
     .await;
     let ids = [
-        active_image(&app, sample(1000, 10)).await,
-        active_image(&app, sample(1000, 11)).await,
-        active_image(&app, sample(1000, 12)).await,
+        app.active_image("c", sample(1000, 10)).await,
+        app.active_image("c", sample(1000, 11)).await,
+        app.active_image("c", sample(1000, 12)).await,
     ];
     for id in &ids {
         download(&app, id).await.bytes().await.unwrap();
@@ -392,7 +368,7 @@ async fn prune_clean_and_nodes() {
         report,
         json!({"total_files_pruned": 1, "total_bytes_pruned": 1000})
     );
-    let mut left = cached_ids(&cache_state(&app).await);
+    let mut left = cached_ids(&app.cache_state().await);
     left.sort();
     let mut want = vec![ids[0].clone(), ids[2].clone()];
     want.sort();

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use glance_tests::{spawn_app, spawn_app_with, TestApp};
-use serde_json::{json, Value};
+use serde_json::json;
 
 async fn manage(app: &TestApp, args: &[&str], stdin: &str) -> Output {
     let mut cmd = Command::new(common::bin("glance-cache-manage"));
@@ -38,30 +38,10 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-async fn active_image(app: &TestApp, len: usize) -> String {
-    let img = app
-        .create_image(json!({"name": "m", "disk_format": "raw", "container_format": "bare"}))
-        .await;
-    let id = img["id"].as_str().unwrap().to_owned();
-    assert_eq!(app.upload(&id, vec![5u8; len]).await.status(), 204);
-    id
-}
-
-async fn cache_state(app: &TestApp) -> Value {
-    app.client
-        .get(app.url("/v2/cache"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn wait_cached(app: &TestApp, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let state = cache_state(app).await;
+        let state = app.cache_state().await;
         if state["cached_images"]
             .as_array()
             .unwrap()
@@ -89,11 +69,11 @@ async fn every_verb_against_a_running_service() {
     assert!(stdout(&out).contains("No queued images."));
 
     // queue-image asks first: "no" (or nothing) does nothing.
-    let id = active_image(&app, 4096).await;
+    let id = app.active_image("m", vec![5u8; 4096]).await;
     let out = manage(&app, &["queue-image", &id], "n\n").await;
     assert!(out.status.success());
     assert!(stdout(&out).contains(&format!("Queue image {id} for caching?")));
-    assert_eq!(cache_state(&app).await["cached_images"], json!([]));
+    assert_eq!(app.cache_state().await["cached_images"], json!([]));
     // "yes": the embedded worker caches it.
     let out = manage(&app, &["queue-image", &id], "y\n").await;
     assert!(
@@ -134,8 +114,8 @@ async fn every_verb_against_a_running_service() {
 
     let out = manage(&app, &["-f", "delete-cached-image", &id], "").await;
     assert!(out.status.success());
-    assert_eq!(cache_state(&app).await["cached_images"], json!([]));
-    let id2 = active_image(&app, 100).await;
+    assert_eq!(app.cache_state().await["cached_images"], json!([]));
+    let id2 = app.active_image("m", vec![5u8; 100]).await;
     for i in [&id, &id2] {
         app.client
             .get(app.url(&format!("/v2/images/{i}/file")))
@@ -151,7 +131,7 @@ async fn every_verb_against_a_running_service() {
     let out = manage(&app, &["delete-all-cached-images"], "\n").await;
     assert!(out.status.success());
     assert_eq!(
-        cache_state(&app).await["cached_images"]
+        app.cache_state().await["cached_images"]
             .as_array()
             .unwrap()
             .len(),
@@ -203,7 +183,7 @@ async fn glanceclient_cache_commands_work() {
         return;
     }
     let app = spawn_app().await;
-    let id = active_image(&app, 70_000).await;
+    let id = app.active_image("m", vec![5u8; 70_000]).await;
     let run = |args: Vec<String>| {
         let glance = glance.clone();
         let url = app.address.clone();
@@ -235,7 +215,7 @@ async fn glanceclient_cache_commands_work() {
     );
     let out = run(vec!["cache-delete".into(), id.clone()]).await;
     assert!(out.status.success());
-    assert_eq!(cache_state(&app).await["cached_images"], json!([]));
+    assert_eq!(app.cache_state().await["cached_images"], json!([]));
     let out = run(vec!["cache-queue".into(), id.clone()]).await;
     assert!(out.status.success());
     wait_cached(&app, &id).await;
@@ -250,7 +230,7 @@ async fn glanceclient_cache_commands_work() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(cache_state(&app).await["cached_images"], json!([]));
+    assert_eq!(app.cache_state().await["cached_images"], json!([]));
     let out = run(vec!["cache-clear".into()]).await;
     assert!(out.status.success());
 }

@@ -9,9 +9,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{bin, mesh, Mesh, Proc};
+use common::{cached, create_image, mesh, upload_data, wait_until, Mesh, Proc};
 use serde_json::{json, Value};
 
 struct Node {
@@ -46,70 +46,18 @@ impl Node {
 }
 
 async fn api(mesh: &Mesh, node: &Node, tag: &str) -> (Proc, String) {
-    let port = common::free_port();
-    let mut cmd = mesh.command("glance-api");
-    node.configure(&mut cmd);
-    cmd.env("GLANCE__DEFAULT__BIND_HOST", "127.0.0.1")
-        .env("GLANCE__DEFAULT__BIND_PORT", port.to_string());
-    let proc = mesh.spawn("glance-api", tag, cmd);
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{url}/versions")).await.is_err() {
-        assert!(Instant::now() < deadline, "{tag} did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (proc, url)
+    mesh.api_configured(tag, |cmd| node.configure(cmd)).await
 }
 
 async fn upload(http: &reqwest::Client, api: &str, data: Vec<u8>) -> String {
-    let img: Value = http
-        .post(format!("{api}/v2/images"))
-        .json(&json!({"name": "cached", "disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = img["id"].as_str().unwrap().to_owned();
-    let res = http
-        .put(format!("{api}/v2/images/{id}/file"))
-        .header("content-type", "application/octet-stream")
-        .body(data)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    let id = create_image(
+        http,
+        api,
+        json!({"name": "cached", "disk_format": "raw", "container_format": "bare"}),
+    )
+    .await;
+    upload_data(http, api, &id, None, data).await;
     id
-}
-
-async fn cached(http: &reqwest::Client, api: &str) -> Vec<String> {
-    let state: Value = http
-        .get(format!("{api}/v2/cache"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    state["cached_images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["image_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The pid in an incomplete file's name (`<id>.<pid>-<nonce>`).
@@ -123,17 +71,6 @@ fn writer_pids(dir: &Path, id: &str) -> Vec<u32> {
             rest.split('-').next()?.parse().ok()
         })
         .collect()
-}
-
-fn count_in_logs(mesh: &Mesh, tags: &[&str], needle: &str) -> usize {
-    tags.iter()
-        .map(|t| {
-            std::fs::read_to_string(mesh.logs.path().join(format!("{t}.log")))
-                .unwrap_or_default()
-                .matches(needle)
-                .count()
-        })
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,11 +95,15 @@ async fn two_workers_share_a_node_queue_and_a_killed_fetch_is_redone() {
     // Whichever worker took it is writing its incomplete file: kill that one.
     let incomplete = node.dir("incomplete");
     let mut fetching = Vec::new();
-    eventually("a worker to start the fetch", 30, || {
-        fetching = writer_pids(&incomplete, &big_id);
-        let found = !fetching.is_empty();
-        async move { found }
-    })
+    wait_until(
+        "a worker to start the fetch",
+        Duration::from_secs(30),
+        || {
+            fetching = writer_pids(&incomplete, &big_id);
+            let found = !fetching.is_empty();
+            async move { found }
+        },
+    )
     .await;
     let victim_pid = fetching[0];
     let (victim, survivor) = if w1.child.id() == victim_pid {
@@ -178,13 +119,15 @@ async fn two_workers_share_a_node_queue_and_a_killed_fetch_is_redone() {
     );
 
     // The message goes back to the queue; the other worker fetches it whole.
-    eventually("the survivor to cache the image", 60, || async {
-        cached(&http, &api_url).await == vec![big_id.clone()]
-    })
+    wait_until(
+        "the survivor to cache the image",
+        Duration::from_secs(60),
+        || async { cached(&http, &api_url).await == vec![big_id.clone()] },
+    )
     .await;
     assert_eq!(std::fs::read(node.dir(&big_id)).unwrap(), big);
     assert_eq!(
-        count_in_logs(&mesh, &[survivor], "prefetched into the image cache"),
+        mesh.count_in_logs(&[survivor], "prefetched into the image cache"),
         1
     );
     let res = http
@@ -220,27 +163,17 @@ async fn two_workers_share_a_node_queue_and_a_killed_fetch_is_redone() {
             .unwrap();
         assert_eq!(res.status(), 202);
     }
-    eventually("four more entries", 60, || async {
+    wait_until("four more entries", Duration::from_secs(60), || async {
         cached(&http, &api_url).await.len() == 5
     })
     .await;
     assert_eq!(
-        count_in_logs(
-            &mesh,
-            &["worker-1", "worker-2"],
-            "prefetched into the image cache"
-        ),
+        mesh.count_in_logs(&["worker-1", "worker-2"], "prefetched into the image cache"),
         5
     );
 
     // glance-control reaches the live worker, which reports the node's figures.
-    let out = Command::new(bin("glance-control"))
-        .args(["cache-worker", "status"])
-        .env("GLANCE__DEFAULT__TRANSPORT_URL", &mesh.amqp)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = mesh.control(&["cache-worker", "status"]);
     let line = text
         .lines()
         .find(|l| l.contains(&format!("node={}", node.id)))
@@ -296,9 +229,11 @@ async fn a_delete_on_one_node_evicts_on_every_node_and_prefetch_can_reach_the_fl
         assert_eq!(got.as_ref(), &data[..]);
     }
     for api in [&api1, &api2] {
-        eventually("both nodes to cache it", 20, || async {
-            cached(&http, api).await == vec![id.clone()]
-        })
+        wait_until(
+            "both nodes to cache it",
+            Duration::from_secs(20),
+            || async { cached(&http, api).await == vec![id.clone()] },
+        )
         .await;
     }
     // Either node can say who holds the image.
@@ -321,9 +256,11 @@ async fn a_delete_on_one_node_evicts_on_every_node_and_prefetch_can_reach_the_fl
         .unwrap();
     assert_eq!(res.status(), 204);
     for api in [&api1, &api2] {
-        eventually("eviction on every node", 20, || async {
-            cached(&http, api).await.is_empty()
-        })
+        wait_until(
+            "eviction on every node",
+            Duration::from_secs(20),
+            || async { cached(&http, api).await.is_empty() },
+        )
         .await;
     }
     assert!(!n2.dir(&id).exists());
@@ -352,7 +289,7 @@ async fn a_delete_on_one_node_evicts_on_every_node_and_prefetch_can_reach_the_fl
         .await
         .unwrap();
     assert_eq!(res.status(), 202);
-    eventually("node 2 to prefetch", 30, || async {
+    wait_until("node 2 to prefetch", Duration::from_secs(30), || async {
         cached(&http, &api2).await == vec![other.clone()]
     })
     .await;

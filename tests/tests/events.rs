@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::mesh;
+use common::{create_image, delete_image, mesh, upload_data};
 use glance_bus::{Amqp, Transport};
 use glance_proto::events::Notification;
 use serde_json::{json, Value};
@@ -19,22 +19,44 @@ async fn events_until(
     id: &str,
     last: &str,
 ) -> Vec<(Notification, Option<String>)> {
+    notifications_until(
+        sub,
+        last,
+        Duration::from_secs(30),
+        |n| {
+            let about = n.payload.get("id").or_else(|| n.payload.get("image_id"));
+            about.and_then(Value::as_str) == Some(id)
+        },
+        |n| n.event_type == last,
+    )
+    .await
+}
+
+/// The notifications `keep` selects (other tests share the broker), acknowledged, up to
+/// and including the first one that is the `end`, with their request ids; fails the test
+/// if that takes longer than `within`.
+async fn notifications_until(
+    sub: &mut Box<dyn glance_bus::Subscription>,
+    what: &str,
+    within: Duration,
+    keep: impl Fn(&Notification) -> bool,
+    end: impl Fn(&Notification) -> bool,
+) -> Vec<(Notification, Option<String>)> {
     let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let delivery = tokio::time::timeout(left, sub.next())
             .await
-            .unwrap_or_else(|_| panic!("no {last} within 30 s; saw {seen:?}"))
+            .unwrap_or_else(|_| panic!("no {what} within {within:?}; saw {seen:?}"))
             .expect("subscription open");
         let request_id = delivery.envelope.headers.request_id.clone();
         let n: Notification = serde_json::from_value(delivery.envelope.payload).unwrap();
         delivery.responder.ack().await.unwrap();
-        let about = n.payload.get("id").or_else(|| n.payload.get("image_id"));
-        if about.and_then(Value::as_str) != Some(id) {
-            continue; // other tests share the broker
+        if !keep(&n) {
+            continue;
         }
-        let done = n.event_type == last;
+        let done = end(&n);
         seen.push((n, request_id));
         if done {
             return seen;
@@ -85,14 +107,7 @@ async fn an_image_lifecycle_publishes_glances_notifications_in_order() {
     let image: Value = created.json().await.unwrap();
     let id = image["id"].as_str().unwrap().to_owned();
     let data = vec![7u8; 4096];
-    let res = http
-        .put(format!("{api}/v2/images/{id}/file"))
-        .header("content-type", "application/octet-stream")
-        .body(data)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    upload_data(&http, &api, &id, None, data).await;
     let res = http
         .patch(format!("{api}/v2/images/{id}"))
         .header(
@@ -115,12 +130,7 @@ async fn an_image_lifecycle_publishes_glances_notifications_in_order() {
     assert_eq!(body.len(), 4096);
     // `image.send` is published when the body is gone, so wait for it before deleting.
     let mut events = events_until(&mut sub, &id, "image.send").await;
-    let res = http
-        .delete(format!("{api}/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    delete_image(&http, &api, &id).await;
     events.extend(events_until(&mut sub, &id, "image.delete").await);
     let types: Vec<&str> = events.iter().map(|(n, _)| n.event_type.as_str()).collect();
     assert_eq!(
@@ -299,16 +309,12 @@ async fn sharing_an_image_publishes_member_notifications() {
         .await
         .unwrap();
     let http = reqwest::Client::new();
-    let image: Value = http
-        .post(format!("{api}/v2/images"))
-        .json(&json!({"name": "shared", "visibility": "shared"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = image["id"].as_str().unwrap().to_owned();
+    let id = create_image(
+        &http,
+        &api,
+        json!({"name": "shared", "visibility": "shared"}),
+    )
+    .await;
     let res = http
         .post(format!("{api}/v2/images/{id}/members"))
         .json(&json!({"member": "project-b"}))
@@ -322,12 +328,7 @@ async fn sharing_an_image_publishes_member_notifications() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    let res = http
-        .delete(format!("{api}/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    delete_image(&http, &api, &id).await;
 
     let events = events_until(&mut sub, &id, "image.delete").await;
     let types: Vec<&str> = events.iter().map(|(n, _)| n.event_type.as_str()).collect();
@@ -359,16 +360,12 @@ async fn a_glance_direct_import_publishes_task_notifications() {
         .await
         .unwrap();
     let http = reqwest::Client::new();
-    let image: Value = http
-        .post(format!("{api}/v2/images"))
-        .json(&json!({"name": "task-events", "disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = image["id"].as_str().unwrap().to_owned();
+    let id = create_image(
+        &http,
+        &api,
+        json!({"name": "task-events", "disk_format": "raw", "container_format": "bare"}),
+    )
+    .await;
     let res = http
         .put(format!("{api}/v2/images/{id}/stage"))
         .header("content-type", "application/octet-stream")
@@ -390,26 +387,14 @@ async fn a_glance_direct_import_publishes_task_notifications() {
         .to_owned();
 
     // The task events about this image, up to the task's end.
-    let mut events: Vec<(Notification, Option<String>)> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let delivery = tokio::time::timeout(left, sub.next())
-            .await
-            .unwrap_or_else(|_| panic!("the import did not end within 60 s; saw {events:?}"))
-            .expect("subscription open");
-        let request_id = delivery.envelope.headers.request_id.clone();
-        let n: Notification = serde_json::from_value(delivery.envelope.payload).unwrap();
-        delivery.responder.ack().await.unwrap();
-        if n.payload["image_id"] != id.as_str() {
-            continue; // other tests share the broker
-        }
-        let end = matches!(n.event_type.as_str(), "task.success" | "task.failure");
-        events.push((n, request_id));
-        if end {
-            break;
-        }
-    }
+    let events = notifications_until(
+        &mut sub,
+        "end of the import",
+        Duration::from_secs(60),
+        |n| n.payload["image_id"] == id.as_str(),
+        |n| matches!(n.event_type.as_str(), "task.success" | "task.failure"),
+    )
+    .await;
     let types: Vec<&str> = events.iter().map(|(n, _)| n.event_type.as_str()).collect();
     assert_eq!(types, ["task.create", "task.processing", "task.success"]);
 

@@ -913,39 +913,20 @@ async fn glanceclient_creates_images_via_import() {
 // Import workers in two glance-api processes over RabbitMQ.
 
 async fn api_with(mesh: &common::Mesh, tag: &str, env: &[(&str, &str)]) -> (common::Proc, String) {
-    let port = common::free_port();
-    let mut cmd = mesh.command("glance-api");
-    cmd.env("GLANCE__DEFAULT__BIND_HOST", "127.0.0.1")
-        .env("GLANCE__DEFAULT__BIND_PORT", port.to_string())
-        .env("GLANCE__IMPORT_FILTERING_OPTS__ALLOWED_PORTS", "");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let proc = mesh.spawn("glance-api", tag, cmd);
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{url}/versions")).await.is_err() {
-        assert!(Instant::now() < deadline, "{tag} did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (proc, url)
-}
-
-fn log_of(mesh: &common::Mesh, tag: &str) -> String {
-    std::fs::read_to_string(mesh.logs.path().join(format!("{tag}.log"))).unwrap_or_default()
+    mesh.api_configured(tag, |cmd| {
+        cmd.env("GLANCE__IMPORT_FILTERING_OPTS__ALLOWED_PORTS", "")
+            .envs(env.iter().copied());
+    })
+    .await
 }
 
 async fn new_image_at(base: &str) -> String {
-    let img: Value = reqwest::Client::new()
-        .post(format!("{base}/v2/images"))
-        .json(&json!({"name": "mesh-import", "disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    img["id"].as_str().unwrap().to_owned()
+    common::create_image(
+        &reqwest::Client::new(),
+        base,
+        json!({"name": "mesh-import", "disk_format": "raw", "container_format": "bare"}),
+    )
+    .await
 }
 
 /// The two cross-process cases run in one test, one after the other: they share the
@@ -1009,7 +990,7 @@ async fn two_api_processes_share_the_imports() {
         assert_eq!(task["status"], "success", "{task}");
         assert_active_with(&image, &data);
     }
-    let imported = |tag: &str| log_of(&mesh, tag).matches("image imported").count();
+    let imported = |tag: &str| mesh.log(tag).matches("image imported").count();
     let (by_a, by_b) = (imported("api-a"), imported("api-b"));
     assert_eq!(by_a + by_b, ids.len());
     assert!(
@@ -1063,8 +1044,8 @@ async fn an_import_survives_its_worker_being_killed() {
         origin.hits("/slow.img") >= 2,
         "the survivor downloaded again"
     );
-    assert!(log_of(&mesh, "api-survivor").contains("image imported"));
-    assert!(!log_of(&mesh, "api-victim").contains("image imported"));
+    assert!(mesh.log("api-survivor").contains("image imported"));
+    assert!(!mesh.log("api-victim").contains("image imported"));
 }
 
 /// A worker that hangs with its broker connection open keeps its message, so no other

@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{bin, mesh, Mesh};
+use common::{create_image, delete_image, mesh, upload_data};
 
 use serde_json::{json, Value};
 
@@ -22,25 +21,14 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
     let http = reqwest::Client::new();
 
     // Create and upload through one API, download through the other.
-    let img: Value = http
-        .post(format!("{api1}/v2/images"))
-        .json(&json!({"name": "mesh", "disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = img["id"].as_str().unwrap().to_owned();
+    let id = create_image(
+        &http,
+        &api1,
+        json!({"name": "mesh", "disk_format": "raw", "container_format": "bare"}),
+    )
+    .await;
     let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
-    let res = http
-        .put(format!("{api1}/v2/images/{id}/file"))
-        .header("content-type", "application/octet-stream")
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    upload_data(&http, &api1, &id, None, data.clone()).await;
     let got = http
         .get(format!("{api2}/v2/images/{id}/file"))
         .send()
@@ -125,7 +113,7 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
     );
 
     // glance-control sees every live instance: two APIs and the surviving registry.
-    let status = control(&mesh, &["all", "status"]);
+    let status = mesh.control(&["all", "status"]);
     assert_eq!(status.matches("\napi ").count(), 2, "{status}");
     assert_eq!(status.matches("\nregistry ").count(), 1, "{status}");
 
@@ -135,22 +123,16 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
         "[DEFAULT]\nimage_size_cap = 1000\n",
     )
     .unwrap();
-    let reloaded = control(&mesh, &["api", "reload"]);
+    let reloaded = mesh.control(&["api", "reload"]);
     assert_eq!(reloaded.matches("reloaded").count(), 2, "{reloaded}");
-    let small: Value = http
-        .post(format!("{api2}/v2/images"))
-        .json(&json!({"disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let small = create_image(
+        &http,
+        &api2,
+        json!({"disk_format": "raw", "container_format": "bare"}),
+    )
+    .await;
     let res = http
-        .put(format!(
-            "{api2}/v2/images/{}/file",
-            small["id"].as_str().unwrap()
-        ))
+        .put(format!("{api2}/v2/images/{small}/file"))
         .header("content-type", "application/octet-stream")
         .body(vec![0u8; 2000])
         .send()
@@ -164,7 +146,7 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
         "[DEFAULT]\nimage_size_cap = lots\n",
     )
     .unwrap();
-    let refused = control_status(&mesh, &["api", "reload"]);
+    let refused = mesh.control_status(&["api", "reload"]);
     assert!(
         !refused.0,
         "a bad config must fail the reload: {}",
@@ -180,7 +162,7 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or_else(|| panic!("api-2 (pid {pid2}) not in status:\n{status}"))
         .to_owned();
-    control(&mesh, &["api", "shutdown", "--instance", &instance]);
+    mesh.control(&["api", "shutdown", "--instance", &instance]);
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
         if let Some(exit) = a2.child.try_wait().unwrap() {
@@ -195,37 +177,11 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
     assert!(exit.success(), "api-2 exited with {exit}");
 
     // Delete through the first API; the image is gone.
-    let res = http
-        .delete(format!("{api1}/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    delete_image(&http, &api1, &id).await;
     let res = http
         .get(format!("{api1}/v2/images/{id}"))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
-}
-
-/// Runs glance-control, returning (success, stdout + stderr).
-fn control_status(mesh: &Mesh, args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin("glance-control"))
-        .args(args)
-        .env("GLANCE__DEFAULT__TRANSPORT_URL", &mesh.amqp)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn control(mesh: &Mesh, args: &[&str]) -> String {
-    let (ok, text) = control_status(mesh, args);
-    assert!(ok, "glance-control {args:?} failed:\n{text}");
-    text
 }

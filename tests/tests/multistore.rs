@@ -9,9 +9,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{free_port, mesh, Mesh, Proc};
+use common::{cached, create_image, delete_image, mesh, upload_data, wait_until, Mesh, Proc};
 use serde_json::{json, Value};
 
 /// Two store directories, `fast` (the default) and `cheap`.
@@ -67,39 +67,15 @@ impl TwoStores {
     }
 }
 
-async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Creates an image and uploads `data` into the store `store`; returns its id.
 async fn upload_to(http: &reqwest::Client, api: &str, store: &str, data: Vec<u8>) -> String {
-    let img: Value = http
-        .post(format!("{api}/v2/images"))
-        .json(&json!({"name": "cheap", "disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = img["id"].as_str().unwrap().to_owned();
-    let res = http
-        .put(format!("{api}/v2/images/{id}/file"))
-        .header("content-type", "application/octet-stream")
-        .header("x-image-meta-store", store)
-        .body(data)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    let id = create_image(
+        http,
+        api,
+        json!({"name": "cheap", "disk_format": "raw", "container_format": "bare"}),
+    )
+    .await;
+    upload_data(http, api, &id, Some(store), data).await;
     let res = http
         .get(format!("{api}/v2/images/{id}"))
         .send()
@@ -113,23 +89,6 @@ async fn upload_to(http: &reqwest::Client, api: &str, store: &str, data: Vec<u8>
     id
 }
 
-async fn cached(http: &reqwest::Client, api: &str) -> Vec<String> {
-    let state: Value = http
-        .get(format!("{api}/v2/cache"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    state["cached_images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["image_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 async fn prefetch(http: &reqwest::Client, api: &str, id: &str) {
     let res = http
         .put(format!("{api}/v2/cache/{id}"))
@@ -137,15 +96,6 @@ async fn prefetch(http: &reqwest::Client, api: &str, id: &str) {
         .await
         .unwrap();
     assert_eq!(res.status(), 202);
-}
-
-async fn delete(http: &reqwest::Client, api: &str, id: &str) {
-    let res = http
-        .delete(format!("{api}/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
 }
 
 fn data() -> Vec<u8> {
@@ -161,21 +111,13 @@ fn assert_only_in_cheap(stores: &TwoStores, id: &str) {
 }
 
 async fn api(mesh: &Mesh, stores: &TwoStores, cache_dir: &Path, node: &str) -> (Proc, String) {
-    let port = free_port();
-    let mut cmd = mesh.command("glance-api");
-    stores.configure(&mut cmd);
-    cmd.env("GLANCE__DEFAULT__BIND_HOST", "127.0.0.1")
-        .env("GLANCE__DEFAULT__BIND_PORT", port.to_string())
-        .env("GLANCE__DEFAULT__DELAYED_DELETE", "true")
-        .env("GLANCE__DEFAULT__IMAGE_CACHE_DIR", cache_dir)
-        .env("GLANCE__GLANCE_CACHE__NODE_ID", node);
-    let proc = mesh.spawn("glance-api", "api", cmd);
-    let url = format!("http://127.0.0.1:{port}");
-    eventually("glance-api to start", 30, || async {
-        reqwest::get(format!("{url}/versions")).await.is_ok()
+    mesh.api_configured("api", |cmd| {
+        stores.configure(cmd);
+        cmd.env("GLANCE__DEFAULT__DELAYED_DELETE", "true")
+            .env("GLANCE__DEFAULT__IMAGE_CACHE_DIR", cache_dir)
+            .env("GLANCE__GLANCE_CACHE__NODE_ID", node);
     })
-    .await;
-    (proc, url)
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -199,14 +141,16 @@ async fn the_cache_worker_and_the_scrubber_reach_a_non_default_store() {
         .env("GLANCE__GLANCE_CACHE__NODE_ID", &node);
     let _worker = mesh.spawn("glance-cache-worker", "cache-worker", worker);
     prefetch(&http, &url, &id).await;
-    eventually("the worker to cache the image", 60, || async {
-        cached(&http, &url).await.contains(&id)
-    })
+    wait_until(
+        "the worker to cache the image",
+        Duration::from_secs(60),
+        || async { cached(&http, &url).await.contains(&id) },
+    )
     .await;
     assert_eq!(std::fs::read(cache_dir.path().join(&id)).unwrap(), data);
 
     // A one-shot glance-scrubber removes the data of the pending_delete image from `cheap`.
-    delete(&http, &url, &id).await;
+    delete_image(&http, &url, &id).await;
     assert!(
         stores.dir("cheap").join(&id).exists(),
         "delayed delete kept no data"
@@ -248,18 +192,24 @@ async fn the_all_in_one_prefetches_and_scrubs_a_non_default_store() {
     assert_only_in_cheap(&stores, &id);
 
     prefetch(&app.client, &app.address, &id).await;
-    eventually("the embedded worker to cache the image", 30, || async {
-        cached(&app.client, &app.address).await.contains(&id)
-    })
+    wait_until(
+        "the embedded worker to cache the image",
+        Duration::from_secs(30),
+        || async { cached(&app.client, &app.address).await.contains(&id) },
+    )
     .await;
     let in_cache = std::fs::read(app.data_dir.path().join("cache").join(&id)).unwrap();
     assert_eq!(in_cache, data);
 
-    delete(&app.client, &app.address, &id).await;
+    delete_image(&app.client, &app.address, &id).await;
     let file = stores.dir("cheap").join(&id);
-    eventually("the embedded scrubber to remove the data", 30, || {
-        let file = file.clone();
-        async move { !file.exists() }
-    })
+    wait_until(
+        "the embedded scrubber to remove the data",
+        Duration::from_secs(30),
+        || {
+            let file = file.clone();
+            async move { !file.exists() }
+        },
+    )
     .await;
 }

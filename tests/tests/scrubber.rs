@@ -4,35 +4,15 @@
 
 mod common;
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{bin, free_port, mesh, Mesh, Proc};
+use common::{create_image, delete_image, mesh, upload_data, wait_until, Mesh, Proc};
 use glance_bus::{Amqp, Bus};
 use glance_domain::{ImageId, ImageStatus, RequestContext};
 use glance_proto::registry::{GetImage, RegistryError};
 use serde_json::{json, Value};
-
-async fn api_with(mesh: &Mesh, tag: &str, env: &[(&str, &str)]) -> (Proc, String) {
-    let port = free_port();
-    let mut cmd = mesh.command("glance-api");
-    cmd.env("GLANCE__DEFAULT__BIND_HOST", "127.0.0.1")
-        .env("GLANCE__DEFAULT__BIND_PORT", port.to_string());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let proc = mesh.spawn("glance-api", tag, cmd);
-    let url = format!("http://127.0.0.1:{port}");
-    wait_until(&format!("{tag} starts"), Duration::from_secs(30), || {
-        let url = url.clone();
-        async move { reqwest::get(format!("{url}/versions")).await.is_ok() }
-    })
-    .await;
-    (proc, url)
-}
 
 /// A scrubber daemon waking every second, for images deleted at least `scrub_time` ago.
 fn scrubber(mesh: &Mesh, tag: &str, scrub_time: &str, delete_delay_ms: &str) -> Proc {
@@ -43,32 +23,6 @@ fn scrubber(mesh: &Mesh, tag: &str, scrub_time: &str, delete_delay_ms: &str) -> 
         .env("GLANCE__DEFAULT__SCRUB_POOL_SIZE", "2")
         .env("GLANCE__SCRUBBER__TEST_DELETE_DELAY_MS", delete_delay_ms);
     mesh.spawn("glance-scrubber", tag, cmd)
-}
-
-async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn log_of(mesh: &Mesh, tag: &str) -> String {
-    std::fs::read_to_string(mesh.logs.path().join(format!("{tag}.log"))).unwrap_or_default()
-}
-
-fn control(mesh: &Mesh, args: &[&str]) -> String {
-    let out = Command::new(bin("glance-control"))
-        .args(args)
-        .env("GLANCE__DEFAULT__TRANSPORT_URL", &mesh.amqp)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "glance-control {args:?} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 struct Registry(Bus);
@@ -103,41 +57,20 @@ struct Api {
 impl Api {
     /// Creates and uploads an image; returns its id.
     async fn image(&self, name: &str, data: &[u8]) -> String {
-        let img: Value = self
-            .http
-            .post(format!("{}/v2/images", self.url))
-            .json(
-                &json!({"name": name, "disk_format": "raw", "container_format": "bare",
-                          "tags": ["keep"], "os_distro": "debian"}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = img["id"].as_str().unwrap().to_owned();
-        let res = self
-            .http
-            .put(format!("{}/v2/images/{id}/file", self.url))
-            .header("content-type", "application/octet-stream")
-            .body(data.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 204);
+        let id = create_image(
+            &self.http,
+            &self.url,
+            json!({"name": name, "disk_format": "raw", "container_format": "bare",
+                      "tags": ["keep"], "os_distro": "debian"}),
+        )
+        .await;
+        upload_data(&self.http, &self.url, &id, None, data.to_vec()).await;
         assert!(self.file(&id).exists());
         id
     }
 
     async fn delete(&self, id: &str) {
-        let res = self
-            .http
-            .delete(format!("{}/v2/images/{id}", self.url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 204);
+        delete_image(&self.http, &self.url, id).await;
     }
 
     async fn get(&self, id: &str) -> reqwest::Response {
@@ -157,7 +90,9 @@ impl Api {
 async fn delayed_delete_is_scrubbed_restored_and_retried_across_processes() {
     let Some(mesh) = mesh().await else { return };
     let _registry = mesh.registry("registry");
-    let (_api, url) = api_with(&mesh, "api", &[("GLANCE__DEFAULT__DELAYED_DELETE", "true")]).await;
+    let (_api, url) = mesh
+        .api_with("api", &[("GLANCE__DEFAULT__DELAYED_DELETE", "true")])
+        .await;
     let api = Api {
         http: reqwest::Client::new(),
         url,
@@ -255,7 +190,7 @@ async fn delayed_delete_is_scrubbed_restored_and_retried_across_processes() {
         "both scrubbers report an empty backlog",
         Duration::from_secs(30),
         || async {
-            let status = control(&mesh, &["scrubber", "status"]);
+            let status = mesh.control(&["scrubber", "status"]);
             status.matches("\nscrubber ").count() == 2
                 && status.matches("backlog_images=0 ").count() == 2
         },
@@ -272,7 +207,7 @@ async fn delayed_delete_is_scrubbed_restored_and_retried_across_processes() {
         "a scrubber meets the store error",
         Duration::from_secs(30),
         || async {
-            let logs = log_of(&mesh, "scrubber-1") + &log_of(&mesh, "scrubber-2");
+            let logs = mesh.log("scrubber-1") + &mesh.log("scrubber-2");
             logs.lines()
                 .any(|l| l.contains(&e) && l.contains("store delete of"))
         },
@@ -299,7 +234,7 @@ async fn delayed_delete_is_scrubbed_restored_and_retried_across_processes() {
         "the slow scrubber takes the job",
         Duration::from_secs(30),
         || async {
-            log_of(&mesh, "scrubber-slow")
+            mesh.log("scrubber-slow")
                 .lines()
                 .any(|l| l.contains(&f) && l.contains("scrubbing image"))
         },
@@ -336,35 +271,16 @@ async fn the_all_in_one_scrubs_delayed_deletes_in_process() {
         ("DEFAULT", "wakeup_time", "1"),
     ])
     .await;
-    let img: Value = app
-        .client
-        .post(format!("{}/v2/images", app.address))
-        .json(&json!({"name": "embedded", "disk_format": "raw", "container_format": "bare"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = img["id"].as_str().unwrap().to_owned();
-    let res = app
-        .client
-        .put(format!("{}/v2/images/{id}/file", app.address))
-        .header("content-type", "application/octet-stream")
-        .body(vec![1u8; 10_000])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    let id = create_image(
+        &app.client,
+        &app.address,
+        json!({"name": "embedded", "disk_format": "raw", "container_format": "bare"}),
+    )
+    .await;
+    upload_data(&app.client, &app.address, &id, None, vec![1u8; 10_000]).await;
     let file = app.data_dir.path().join("images").join(&id);
     assert!(file.exists());
-    let res = app
-        .client
-        .delete(format!("{}/v2/images/{id}", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    delete_image(&app.client, &app.address, &id).await;
     let res = app
         .client
         .get(format!("{}/v2/images/{id}", app.address))
@@ -389,7 +305,7 @@ async fn the_all_in_one_scrubs_delayed_deletes_in_process() {
 async fn data_an_immediate_delete_could_not_remove_is_retried_by_a_scrubber() {
     let Some(mesh) = mesh().await else { return };
     let _registry = mesh.registry("registry");
-    let (_api, url) = api_with(&mesh, "api", &[]).await;
+    let (_api, url) = mesh.api_with("api", &[]).await;
     let api = Api {
         http: reqwest::Client::new(),
         url,
@@ -398,7 +314,7 @@ async fn data_an_immediate_delete_could_not_remove_is_retried_by_a_scrubber() {
     let registry = Registry::connect(&mesh).await;
     let _s = scrubber(&mesh, "scrubber", "0", "0");
     wait_until("the scrubber is up", Duration::from_secs(30), || async {
-        log_of(&mesh, "scrubber").contains("scrubber consuming")
+        mesh.log("scrubber").contains("scrubber consuming")
     })
     .await;
 
@@ -412,7 +328,7 @@ async fn data_an_immediate_delete_could_not_remove_is_retried_by_a_scrubber() {
         "the scrubber meets the store error",
         Duration::from_secs(30),
         || async {
-            log_of(&mesh, "scrubber")
+            mesh.log("scrubber")
                 .lines()
                 .any(|l| l.contains(&h) && l.contains("store delete of"))
         },

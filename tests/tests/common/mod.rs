@@ -2,10 +2,14 @@
 //! and a fresh PostgreSQL database.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use serde_json::Value;
 
 pub struct Proc {
     pub child: Child,
@@ -95,22 +99,139 @@ impl Mesh {
     }
 
     pub async fn api(&self, tag: &str) -> (Proc, String) {
+        self.api_configured(tag, |_| {}).await
+    }
+
+    /// A `glance-api` with these extra environment variables.
+    pub async fn api_with(&self, tag: &str, env: &[(&str, &str)]) -> (Proc, String) {
+        self.api_configured(tag, |cmd| {
+            cmd.envs(env.iter().copied());
+        })
+        .await
+    }
+
+    /// A `glance-api` on a free loopback port, its command `configure`d further, once it
+    /// answers `GET /versions` (within 30 s); returns it with its base URL.
+    pub async fn api_configured(
+        &self,
+        tag: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> (Proc, String) {
         let port = free_port();
         let mut cmd = self.command("glance-api");
+        configure(&mut cmd);
         cmd.env("GLANCE__DEFAULT__BIND_HOST", "127.0.0.1")
             .env("GLANCE__DEFAULT__BIND_PORT", port.to_string());
         let proc = self.spawn("glance-api", tag, cmd);
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if reqwest::get(format!("{url}/versions")).await.is_ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{tag} did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_until(&format!("{tag} to start"), Duration::from_secs(30), || {
+            reqwest::get(format!("{url}/versions")).map(|r| r.is_ok())
+        })
+        .await;
         (proc, url)
     }
+
+    /// What the process spawned as `tag` has logged so far.
+    pub fn log(&self, tag: &str) -> String {
+        std::fs::read_to_string(self.logs.path().join(format!("{tag}.log"))).unwrap_or_default()
+    }
+
+    /// How often `needle` occurs in the logs of the processes spawned as `tags`.
+    pub fn count_in_logs(&self, tags: &[&str], needle: &str) -> usize {
+        tags.iter()
+            .map(|t| self.log(t).matches(needle).count())
+            .sum()
+    }
+
+    /// Runs `glance-control` against this mesh's broker: (success, stdout + stderr).
+    pub fn control_status(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(bin("glance-control"))
+            .args(args)
+            .env("GLANCE__DEFAULT__TRANSPORT_URL", &self.amqp)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// Runs `glance-control`, which must succeed; returns its output.
+    pub fn control(&self, args: &[&str]) -> String {
+        let (ok, text) = self.control_status(args);
+        assert!(ok, "glance-control {args:?} failed:\n{text}");
+        text
+    }
+}
+
+/// Polls `check` every 100 ms until it holds; fails the test after `within`.
+pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates an image from `body` through the API at `api`; returns its id.
+pub async fn create_image(http: &reqwest::Client, api: &str, body: Value) -> String {
+    let img: Value = http
+        .post(format!("{api}/v2/images"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    img["id"].as_str().unwrap().to_owned()
+}
+
+/// Uploads `data` as image `id`'s data (into `store` if given), which must answer 204.
+pub async fn upload_data(
+    http: &reqwest::Client,
+    api: &str,
+    id: &str,
+    store: Option<&str>,
+    data: Vec<u8>,
+) {
+    let mut req = http
+        .put(format!("{api}/v2/images/{id}/file"))
+        .header("content-type", "application/octet-stream");
+    if let Some(store) = store {
+        req = req.header("x-image-meta-store", store);
+    }
+    let res = req.body(data).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+}
+
+/// Deletes image `id`, which must answer 204.
+pub async fn delete_image(http: &reqwest::Client, api: &str, id: &str) {
+    let res = http
+        .delete(format!("{api}/v2/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+}
+
+/// The ids of the images in the cache of the node behind `api` (`GET /v2/cache`).
+pub async fn cached(http: &reqwest::Client, api: &str) -> Vec<String> {
+    let state: Value = http
+        .get(format!("{api}/v2/cache"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    glance_tests::cached_ids(&state)
 }
 
 pub async fn mesh() -> Option<Mesh> {
