@@ -41,20 +41,6 @@ impl Gateway {
         &self.notifier
     }
 
-    /// `image.send` once a download has ended (the download handler calls this).
-    pub async fn notify_sent(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        bytes_sent: u64,
-        expected: u64,
-        destination_ip: Option<&str>,
-    ) {
-        self.notifier
-            .image_sent(ctx, image, bytes_sent, expected, destination_ip)
-            .await;
-    }
-
     /// Asks the scrubbers to remove `locations` of image `id` (data a delete could not
     /// remove at once). Without a scrubber to take the job, the data is orphaned: logged.
     pub async fn schedule_scrub(&self, ctx: &RequestContext, id: ImageId, locations: Vec<String>) {

@@ -32,7 +32,30 @@ pub struct Setup {
     pub stores: StoresConfig,
 }
 
+/// The command line every cache program takes.
+#[derive(clap::Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file (Glance INI format); repeatable, later files win.
+    #[arg(long = "config-file")]
+    config_file: Vec<PathBuf>,
+}
+
 impl Setup {
+    /// How a cache program starts: logging at `log_level`, its command line (`--config-file`,
+    /// shown under `name` and `about`), then its configuration.
+    pub fn from_command_line(
+        name: &'static str,
+        about: &'static str,
+        log_level: &str,
+    ) -> anyhow::Result<Self> {
+        use clap::{CommandFactory, FromArgMatches};
+        glance_telemetry::init(log_level);
+        let matches = Args::command().name(name).about(about).get_matches();
+        let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        Self::load(&args.config_file)
+    }
+
     pub fn load(config_files: &[PathBuf]) -> anyhow::Result<Self> {
         let raw = RawConfig::load(config_files)?;
         let settings = Settings::from_raw(&raw)?;

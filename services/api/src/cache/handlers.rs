@@ -132,7 +132,7 @@ async fn clear(
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn parse_id(raw: &str) -> ApiResult<ImageId> {
+pub(super) fn parse_id(raw: &str) -> ApiResult<ImageId> {
     raw.parse()
         .map_err(|_| ApiError::NotFound(format!("Image {raw} not found.")))
 }

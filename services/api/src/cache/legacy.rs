@@ -3,12 +3,12 @@
 //! `/v2/queued_images`, under the `manage_image_cache` policy.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use glance_cache::blocking;
+use glance_cache::{blocking, ImageCache};
 use glance_domain::ImageId;
 
-use super::handlers::{all_nodes, cached_images, queued_images};
+use super::handlers::{all_nodes, cached_images, parse_id, queued_images};
 use super::{authorize, io_error, node};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::identity::Caller;
 use crate::AppState;
 
@@ -40,11 +40,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn parse_id(raw: &str) -> ApiResult<ImageId> {
-    raw.parse()
-        .map_err(|_| ApiError::NotFound(format!("Image {raw} not found.")))
-}
-
 async fn list_cached(state: web::Data<AppState>, Caller(ctx): Caller) -> ApiResult<HttpResponse> {
     authorize(&state, &ctx, RULE)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -59,53 +54,53 @@ async fn list_queued(state: web::Data<AppState>, Caller(ctx): Caller) -> ApiResu
     })))
 }
 
-async fn delete_all_cached(
-    state: web::Data<AppState>,
-    Caller(ctx): Caller,
-) -> ApiResult<HttpResponse> {
-    authorize(&state, &ctx, RULE)?;
-    let cache = node(&state)?.cache.clone();
-    let n = blocking(move || cache.delete_all_cached())
-        .await
-        .map_err(io_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "num_deleted": n })))
+async fn delete_all_cached(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    delete_all(&state, caller, ImageCache::delete_all_cached).await
 }
 
-async fn delete_all_queued(
-    state: web::Data<AppState>,
-    Caller(ctx): Caller,
-) -> ApiResult<HttpResponse> {
-    authorize(&state, &ctx, RULE)?;
-    let cache = node(&state)?.cache.clone();
-    let n = blocking(move || cache.delete_all_queued())
-        .await
-        .map_err(io_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "num_deleted": n })))
+async fn delete_all_queued(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    delete_all(&state, caller, ImageCache::delete_all_queued).await
 }
 
 async fn delete_cached(
     state: web::Data<AppState>,
-    Caller(ctx): Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    authorize(&state, &ctx, RULE)?;
-    let id = parse_id(&path)?;
-    let cache = node(&state)?.cache.clone();
-    blocking(move || cache.delete_cached(id))
-        .await
-        .map_err(io_error)?;
-    Ok(HttpResponse::NoContent().finish())
+    delete_one(&state, caller, &path, ImageCache::delete_cached).await
 }
 
 async fn delete_queued(
     state: web::Data<AppState>,
-    Caller(ctx): Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    authorize(&state, &ctx, RULE)?;
-    let id = parse_id(&path)?;
-    let cache = node(&state)?.cache.clone();
-    blocking(move || cache.delete_queued(id))
+    delete_one(&state, caller, &path, ImageCache::delete_queued).await
+}
+
+/// Empties the cache or the queue with `delete`: `{"num_deleted": n}`.
+async fn delete_all(
+    state: &AppState,
+    Caller(ctx): Caller,
+    delete: fn(&ImageCache) -> std::io::Result<u64>,
+) -> ApiResult<HttpResponse> {
+    authorize(state, &ctx, RULE)?;
+    let cache = node(state)?.cache.clone();
+    let n = blocking(move || delete(&cache)).await.map_err(io_error)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "num_deleted": n })))
+}
+
+/// Removes the image named in the path from the cache or the queue with `delete` (204).
+async fn delete_one(
+    state: &AppState,
+    Caller(ctx): Caller,
+    raw_id: &str,
+    delete: fn(&ImageCache, ImageId) -> std::io::Result<bool>,
+) -> ApiResult<HttpResponse> {
+    authorize(state, &ctx, RULE)?;
+    let id = parse_id(raw_id)?;
+    let cache = node(state)?.cache.clone();
+    blocking(move || delete(&cache, id))
         .await
         .map_err(io_error)?;
     Ok(HttpResponse::NoContent().finish())

@@ -4,7 +4,6 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::HttpResponse;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -12,7 +11,7 @@ use glance_cache::{blocking, read_file, tee, Expected};
 use glance_domain::Image;
 
 use super::NodeCache;
-use crate::data::download::parse_range;
+use crate::data::download::{data_response, parse_range};
 use crate::error::ApiResult;
 
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, actix_web::Error>>>>;
@@ -68,23 +67,12 @@ pub async fn serve_hit(
     tracing::debug!(image_id = %id, "served from the image cache");
     let body = read_file(file, range.clone().unwrap_or(0..size))
         .map(|r| r.map_err(actix_web::error::ErrorInternalServerError));
-    let mut res = match &range {
-        Some(r) => {
-            let mut b = HttpResponse::PartialContent();
-            b.insert_header((
-                header::CONTENT_RANGE,
-                format!("bytes {}-{}/{}", r.start, r.end - 1, size),
-            ));
-            b
-        }
-        None => HttpResponse::Ok(),
-    };
-    res.content_type("application/octet-stream");
-    if let Some(md5) = &image.checksum {
-        res.insert_header(("Content-MD5", md5.as_str()));
-    }
-    let len = range.map(|r| r.end - r.start).unwrap_or(size);
-    Ok(Some(res.no_chunking(len).streaming(body)))
+    let len = range.as_ref().map(|r| r.end - r.start).unwrap_or(size);
+    Ok(Some(
+        data_response(image, range.as_ref(), size)
+            .no_chunking(len)
+            .streaming(body),
+    ))
 }
 
 /// Tees a whole download of `image` into a new entry, unless the image cannot be verified

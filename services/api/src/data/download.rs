@@ -2,9 +2,11 @@
 //! image cache when it holds them (a whole download of a miss fills it).
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::ops::Range;
+
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures::TryStreamExt;
-use glance_domain::ImageStatus;
+use glance_domain::{Image, ImageStatus};
 
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Caller;
@@ -77,13 +79,26 @@ pub async fn download(
         CountedBody::new(stream, move |sent| {
             actix_web::rt::spawn(async move {
                 gateway
-                    .notify_sent(&ctx, &image, sent, len, peer.as_deref())
+                    .notifier()
+                    .image_sent(&ctx, &image, sent, len, peer.as_deref())
                     .await;
             });
         })
     };
 
-    let mut res = match &range {
+    Ok(data_response(&image, range.as_ref(), size)
+        .no_chunking(len)
+        .streaming(stream))
+}
+
+/// The head of an image data response: 200, or 206 with `Content-Range` for a range of
+/// the `size` bytes; the octet-stream type and the image's MD5.
+pub(crate) fn data_response(
+    image: &Image,
+    range: Option<&Range<u64>>,
+    size: u64,
+) -> HttpResponseBuilder {
+    let mut res = match range {
         Some(r) => {
             let mut b = HttpResponse::PartialContent();
             b.insert_header((
@@ -98,7 +113,7 @@ pub async fn download(
     if let Some(md5) = &image.checksum {
         res.insert_header(("Content-MD5", md5.as_str()));
     }
-    Ok(res.no_chunking(len).streaming(stream))
+    res
 }
 
 /// A body stream that counts the bytes it yields and reports the count once, when it is

@@ -2,4 +2,7 @@
 
 pub mod download;
 pub mod hashing;
+mod undo;
 pub mod upload;
+
+pub(crate) use undo::Undo;

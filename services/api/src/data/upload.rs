@@ -2,7 +2,6 @@
 //! both hashers into the store; the image moves queued -> saving -> active, and back to
 //! queued with nothing kept if anything fails on the way.
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures::StreamExt;
@@ -10,10 +9,11 @@ use glance_domain::{Image, ImageStatus, Location, RequestContext};
 use glance_format::{FormatError, Inspector};
 
 use super::hashing::Hashers;
+use super::Undo;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::{authorize_modify, Gateway};
 use crate::identity::Caller;
-use crate::images::handlers::image_id;
+use crate::images::handlers::{declared_length, image_id, require_octet_stream};
 use crate::AppState;
 
 struct Received {
@@ -31,16 +31,7 @@ pub async fn upload(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream");
-    if !content_type.starts_with("application/octet-stream") {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "Unsupported Content-Type {content_type}: image data is application/octet-stream"
-        )));
-    }
+    require_octet_stream(&req)?;
     let id = image_id(&path)?;
     let mut image = state.gateway.get(&ctx, id).await?;
     let config = state.config();
@@ -68,11 +59,7 @@ pub async fn upload(
         (Some(quota), Some(owner)) => {
             let used = state.gateway.storage_usage(&ctx, owner, Some(id)).await?;
             let remaining = quota.saturating_sub(used);
-            let declared_size = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
+            let declared_size = declared_length(&req);
             if remaining == 0 || declared_size.is_some_and(|n| n > remaining) {
                 return Err(ApiError::PayloadTooLarge(format!(
                     "The size of the data {} will exceed the limit. {remaining} bytes remaining.",
@@ -87,11 +74,7 @@ pub async fn upload(
         }
         _ => size_cap,
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(&req);
     if declared.is_some_and(|n| n > cap.bytes()) {
         return Err(cap.exceeded());
     }
@@ -109,13 +92,17 @@ pub async fn upload(
         })?;
     // From here on the image must end active or back in queued, whatever happens to this
     // request, including the client going away and the handler being dropped.
-    let guard = RestoreGuard::new(state.gateway.clone(), ctx.clone(), saving.clone());
+    let guard = Undo::new(restore_queued(
+        state.gateway.clone(),
+        ctx.clone(),
+        saving.clone(),
+    ));
 
     let received = match receive(&state, &saving, disk_format, payload, cap, target.as_ref()).await
     {
         Ok(r) => r,
         Err(e) => {
-            guard.restore().await;
+            guard.run().await;
             return Err(e);
         }
     };
@@ -123,7 +110,7 @@ pub async fn upload(
     // size known, check again (as Glance's quota `ImageProxy.set_data` does).
     if let Err(e) = recheck_storage_quota(&state, &ctx, &saving, received.size).await {
         let _ = state.store.delete(&received.location).await;
-        guard.restore().await;
+        guard.run().await;
         return Err(e);
     }
 
@@ -162,7 +149,7 @@ pub async fn upload(
         }
         Err(e) => {
             let _ = state.store.delete(&received.location).await;
-            guard.restore().await;
+            guard.run().await;
             Err(e)
         }
     }
@@ -299,38 +286,7 @@ async fn dispatch(
         .map_err(|e| ApiError::Internal(format!("writing image data failed: {e}")))
 }
 
-/// Puts a `saving` image back to `queued` unless disarmed: on error paths explicitly, and
-/// from `Drop` if the request is cancelled mid-stream.
-struct RestoreGuard {
-    inner: Option<(Gateway, RequestContext, Image)>,
-}
-
-impl RestoreGuard {
-    fn new(gateway: Gateway, ctx: RequestContext, image: Image) -> Self {
-        Self {
-            inner: Some((gateway, ctx, image)),
-        }
-    }
-
-    fn disarm(mut self) {
-        self.inner = None;
-    }
-
-    async fn restore(mut self) {
-        if let Some((gateway, ctx, image)) = self.inner.take() {
-            restore_queued(gateway, ctx, image).await;
-        }
-    }
-}
-
-impl Drop for RestoreGuard {
-    fn drop(&mut self) {
-        if let Some((gateway, ctx, image)) = self.inner.take() {
-            actix_web::rt::spawn(restore_queued(gateway, ctx, image));
-        }
-    }
-}
-
+/// Puts a `saving` image back to `queued` (the undo of a failed or cancelled upload).
 async fn restore_queued(gateway: Gateway, ctx: RequestContext, mut image: Image) {
     image.status = ImageStatus::Queued;
     image.size = None;

@@ -13,53 +13,42 @@ use crate::gateway::authorize_modify;
 use crate::identity::Caller;
 use crate::AppState;
 
+/// One of the two actions: its policy rule (also its path segment), the status it
+/// applies to and the status it leaves.
+struct Action {
+    rule: &'static str,
+    from: ImageStatus,
+    to: ImageStatus,
+}
+
+const ACTIONS: [Action; 2] = [
+    Action {
+        rule: "deactivate",
+        from: ImageStatus::Active,
+        to: ImageStatus::Deactivated,
+    },
+    Action {
+        rule: "reactivate",
+        from: ImageStatus::Deactivated,
+        to: ImageStatus::Active,
+    },
+];
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v2/images/{id}/actions/deactivate")
-            .route(web::post().to(deactivate))
-            .default_service(crate::not_allowed("POST")),
-    )
-    .service(
-        web::resource("/v2/images/{id}/actions/reactivate")
-            .route(web::post().to(reactivate))
-            .default_service(crate::not_allowed("POST")),
-    );
-}
-
-async fn deactivate(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    change(
-        req,
-        state,
-        caller,
-        path,
-        "deactivate",
-        ImageStatus::Active,
-        ImageStatus::Deactivated,
-    )
-    .await
-}
-
-async fn reactivate(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    change(
-        req,
-        state,
-        caller,
-        path,
-        "reactivate",
-        ImageStatus::Deactivated,
-        ImageStatus::Active,
-    )
-    .await
+    for action in &ACTIONS {
+        cfg.service(
+            web::resource(format!("/v2/images/{{id}}/actions/{}", action.rule))
+                .route(web::post().to(
+                    move |req: HttpRequest,
+                          state: web::Data<AppState>,
+                          caller: Caller,
+                          path: web::Path<String>| {
+                        change(req, state, caller, path, action)
+                    },
+                ))
+                .default_service(crate::not_allowed("POST")),
+        );
+    }
 }
 
 async fn change(
@@ -67,9 +56,7 @@ async fn change(
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<String>,
-    rule: &str,
-    from: ImageStatus,
-    to: ImageStatus,
+    &Action { rule, from, to }: &Action,
 ) -> ApiResult<HttpResponse> {
     reject_body(&req)?;
     let id = image_id(&path)?;

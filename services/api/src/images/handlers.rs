@@ -276,14 +276,33 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Glance refuses a body on routes that take none.
-pub fn reject_body(req: &HttpRequest) -> ApiResult<()> {
-    let has_body = req
-        .headers()
+/// The request's `Content-Length`, when it is a number.
+pub fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > 0)
+}
+
+/// Image data comes as `application/octet-stream` (assumed when no `Content-Type` is
+/// given); anything else is 415.
+pub fn require_octet_stream(req: &HttpRequest) -> ApiResult<()> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream");
+    if !content_type.starts_with("application/octet-stream") {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Unsupported Content-Type {content_type}: image data is application/octet-stream"
+        )));
+    }
+    Ok(())
+}
+
+/// Glance refuses a body on routes that take none.
+pub fn reject_body(req: &HttpRequest) -> ApiResult<()> {
+    let has_body = declared_length(req).is_some_and(|n| n > 0)
         || req.headers().contains_key(header::TRANSFER_ENCODING);
     if has_body {
         return Err(ApiError::BadRequest(

@@ -2,16 +2,16 @@
 //! store, and the image moves queued -> uploading (back to queued, with nothing kept, if the
 //! upload fails or the client goes away).
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use glance_domain::{Image, ImageStatus, RequestContext};
 use glance_store::Store;
 
+use crate::data::Undo;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::{authorize_modify, Gateway};
 use crate::identity::Caller;
-use crate::images::handlers::image_id;
+use crate::images::handlers::{declared_length, image_id, require_octet_stream};
 use crate::AppState;
 
 pub async fn stage(
@@ -27,16 +27,7 @@ pub async fn stage(
             "The glance-direct import method is not enabled.".into(),
         ));
     }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream");
-    if !content_type.starts_with("application/octet-stream") {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "Unsupported Content-Type {content_type}: image data is application/octet-stream"
-        )));
-    }
+    require_octet_stream(&req)?;
     let id = image_id(&path)?;
     let mut image = state.gateway.get(&ctx, id).await?;
     authorize_modify(&config.access.policy, &ctx, &image, "upload_image")?;
@@ -47,11 +38,7 @@ pub async fn stage(
         )));
     }
     let cap = config.image_size_cap;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(&req);
     if declared.is_some_and(|n| n > cap) {
         return Err(too_large(cap));
     }
@@ -66,9 +53,7 @@ pub async fn stage(
             )),
             other => other,
         })?;
-    let guard = Unstage {
-        inner: Some((state.clone(), ctx.clone(), uploading.clone())),
-    };
+    let guard = Undo::new(unstage(state.clone(), ctx.clone(), uploading.clone()));
 
     let staging = state.import.stores.staging().clone();
     let mut writer = staging
@@ -80,7 +65,7 @@ pub async fn stage(
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                guard.restore().await;
+                guard.run().await;
                 return Err(ApiError::BadRequest(format!(
                     "Error receiving image data: {e}"
                 )));
@@ -88,18 +73,18 @@ pub async fn stage(
         };
         size += chunk.len() as u64;
         if size > cap {
-            guard.restore().await;
+            guard.run().await;
             return Err(too_large(cap));
         }
         if let Err(e) = writer.write(chunk).await {
-            guard.restore().await;
+            guard.run().await;
             return Err(ApiError::Internal(format!(
                 "staging image data failed: {e}"
             )));
         }
     }
     if let Err(e) = writer.commit().await {
-        guard.restore().await;
+        guard.run().await;
         return Err(ApiError::Internal(format!(
             "staging image data failed: {e}"
         )));
@@ -124,7 +109,7 @@ pub async fn stage(
             )))
         }
         Err(e) => {
-            guard.restore().await;
+            guard.run().await;
             Err(e)
         }
     }
@@ -136,32 +121,9 @@ fn too_large(cap: u64) -> ApiError {
     ))
 }
 
-/// Glance's `_unstage`: drops the staged data and puts the image back to `queued`, unless
-/// disarmed; from `Drop` too, so a client that vanishes mid-stream leaves nothing behind.
-struct Unstage {
-    inner: Option<(web::Data<AppState>, RequestContext, Image)>,
-}
-
-impl Unstage {
-    fn disarm(mut self) {
-        self.inner = None;
-    }
-
-    async fn restore(mut self) {
-        if let Some((state, ctx, image)) = self.inner.take() {
-            unstage(state, ctx, image).await;
-        }
-    }
-}
-
-impl Drop for Unstage {
-    fn drop(&mut self) {
-        if let Some((state, ctx, image)) = self.inner.take() {
-            actix_web::rt::spawn(unstage(state, ctx, image));
-        }
-    }
-}
-
+/// Glance's `_unstage`: drops the staged data and puts the image back to `queued` (run
+/// by the guard unless disarmed, from `Drop` too, so a client that vanishes mid-stream
+/// leaves nothing behind).
 async fn unstage(state: web::Data<AppState>, ctx: RequestContext, mut image: Image) {
     let staging = state.import.stores.staging();
     let _ = staging.delete(&staging.location_of(image.id)).await;

@@ -1,28 +1,15 @@
 //! `glance-cache-prefetcher`: fetches every image in this node's cache queue once and
 //! exits (for cron, as Glance's). Images that fail stay queued for the next run.
 
-use std::path::PathBuf;
-
-use clap::Parser;
 use glance_bus::Bus;
 use glance_cache_worker::{Fetched, Fetcher, Setup};
 
-#[derive(Parser)]
-#[command(
-    name = "glance-cache-prefetcher",
-    version,
-    about = "Fetch queued images into the image cache once"
-)]
-struct Args {
-    /// Configuration file (Glance INI format); repeatable, later files win.
-    #[arg(long = "config-file")]
-    config_file: Vec<PathBuf>,
-}
-
 fn main() -> anyhow::Result<()> {
-    glance_telemetry::init("warn");
-    let args = Args::parse();
-    let setup = Setup::load(&args.config_file)?;
+    let setup = Setup::from_command_line(
+        "glance-cache-prefetcher",
+        "Fetch queued images into the image cache once",
+        "warn",
+    )?;
     let store = setup.store()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

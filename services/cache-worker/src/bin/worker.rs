@@ -2,30 +2,15 @@
 //! on the API node's host with the same configuration (`image_cache_dir`, `[glance_cache]
 //! node_id`, the broker and the store); run two or more and they share the queue.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Parser;
 use glance_bus::Bus;
 use glance_cache_worker::{Fetcher, Setup, WorkerLifecycle};
 use glance_service::{Identity, InFlight};
 
-#[derive(Parser)]
-#[command(
-    name = "glance-cache-worker",
-    version,
-    about = "Glance image cache worker"
-)]
-struct Args {
-    /// Configuration file (Glance INI format); repeatable, later files win.
-    #[arg(long = "config-file")]
-    config_file: Vec<PathBuf>,
-}
-
 fn main() -> anyhow::Result<()> {
-    glance_telemetry::init("info");
-    let args = Args::parse();
-    let setup = Setup::load(&args.config_file)?;
+    let setup =
+        Setup::from_command_line("glance-cache-worker", "Glance image cache worker", "info")?;
     let store = setup.store()?;
     actix_rt::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()

@@ -91,13 +91,27 @@ impl ImageRepo {
                 "Member {member} is duplicated for image {image_id}"
             )));
         }
+        let inserted = self
+            .insert_member(image_id, member, MemberStatus::Pending)
+            .await?;
+        member_from_row(inserted)
+    }
+
+    /// Inserts a live membership of `member` in `image_id` with `status`, without looking
+    /// for one already there; an image that does not exist is `NotFound`.
+    pub(super) async fn insert_member(
+        &self,
+        image_id: ImageId,
+        member: &str,
+        status: MemberStatus,
+    ) -> RegistryResult<image_member::Model> {
         let now = now();
         let row = image_member::ActiveModel {
             id: NotSet,
             image_id: Set(image_id.to_string()),
             member: Set(member.to_owned()),
             can_share: Set(false),
-            status: Set(MemberStatus::Pending.as_str().to_owned()),
+            status: Set(status.as_str().to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
             deleted_at: Set(None),
@@ -112,8 +126,9 @@ impl ImageRepo {
                 }
                 _ => convert::internal("adding an image member", err),
             })?;
+        // Membership changes what callers may list.
         self.written(&image_id);
-        member_from_row(inserted)
+        Ok(inserted)
     }
 
     /// Sets the status of a live membership.

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use glance_domain::{Image, ImageId, MemberStatus, RequestContext};
 use glance_proto::registry::{RegistryError, RegistryResult};
-use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
     DatabaseTransaction, EntityTrait, FromQueryResult, SqlErr, Statement, TransactionTrait, Value,
 };
@@ -25,7 +24,7 @@ use self::convert::{
     image_from_row, micros, new_image_row, new_location, new_property, new_tag, now, unique_tags,
     DbContext,
 };
-use crate::entity::{image, image_location, image_member, image_property, image_tag};
+use crate::entity::{image, image_location, image_property, image_tag};
 use crate::Database;
 
 /// Image records, with Glance's visibility rules applied to the caller. Cheap to clone: it
@@ -168,34 +167,9 @@ impl ImageRepo {
         member: &str,
         status: MemberStatus,
     ) -> RegistryResult<()> {
-        let now = now();
-        let row = image_member::ActiveModel {
-            id: NotSet,
-            image_id: Set(image_id.to_string()),
-            member: Set(member.to_owned()),
-            can_share: Set(false),
-            status: Set(status.as_str().to_owned()),
-            created_at: Set(now),
-            updated_at: Set(now),
-            deleted_at: Set(None),
-            deleted: Set(false),
-        };
-        let inserted = image_member::Entity::insert(row)
-            .exec_without_returning(self.db.writer())
-            .await;
-        match inserted {
-            Ok(_) => {
-                // Membership changes what callers may list.
-                self.written(&image_id);
-                Ok(())
-            }
-            Err(err) => Err(match err.sql_err() {
-                Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
-                    RegistryError::NotFound(image_id.to_string())
-                }
-                _ => convert::internal("adding an image member", err),
-            }),
-        }
+        self.insert_member(image_id, member, status)
+            .await
+            .map(|_| ())
     }
 
     async fn begin(&self) -> RegistryResult<DatabaseTransaction> {
