@@ -145,10 +145,24 @@ pub struct ListTasks {
     #[serde(default)]
     pub marker: Option<String>,
     pub limit: u32,
-    /// Ascending by `created_at` when true.
+    /// Ascending by `sort_key` when true.
     #[serde(default)]
     pub ascending: bool,
+    /// One of [`TASK_SORT_KEYS`]; `created_at` when absent.
+    #[serde(default)]
+    pub sort_key: Option<String>,
 }
+
+/// The keys Glance lets a task list sort by.
+pub const TASK_SORT_KEYS: &[&str] = &[
+    "id",
+    "type",
+    "status",
+    "owner",
+    "expires_at",
+    "created_at",
+    "updated_at",
+];
 
 impl Rpc for ListTasks {
     const NAME: &'static str = "registry.list_tasks";

@@ -119,7 +119,9 @@ async fn list(
                     )))
                 }
             },
-            "sort_key" if value == "created_at" => {}
+            "sort_key" if glance_proto::tasks::TASK_SORT_KEYS.contains(&value.as_str()) => {
+                list.sort_key = Some(value.clone())
+            }
             "sort_key" => return Err(ApiError::BadRequest(format!("Invalid sort key: {value}"))),
             _ => {}
         }

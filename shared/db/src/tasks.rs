@@ -11,7 +11,7 @@ use glance_proto::tasks::{ListTasks, Task, TaskStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
-    ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, DbErr, EntityTrait, ModelTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 
@@ -155,6 +155,7 @@ impl TaskRepo {
             .await
             .map_err(|e| internal("expiring tasks", e))?;
 
+        let column = sort_column(req.sort_key.as_deref());
         let mut cond = visible(&req.ctx);
         if let Some(image_id) = req.image_id {
             cond = cond.add(task::Column::ImageId.eq(image_id.to_string()));
@@ -175,17 +176,17 @@ impl TaskRepo {
                 .await
                 .map_err(|e| internal("reading a task", e))?
                 .ok_or_else(|| RegistryError::Invalid(format!("Task {marker} not found")))?;
-            let at = marker_row.created_at;
+            let at = marker_row.get(column);
             cond = cond.add(if req.ascending {
-                Condition::any().add(task::Column::CreatedAt.gt(at)).add(
+                Condition::any().add(Expr::col(column).gt(at.clone())).add(
                     Condition::all()
-                        .add(task::Column::CreatedAt.eq(at))
+                        .add(Expr::col(column).eq(at))
                         .add(task::Column::Id.gt(marker.clone())),
                 )
             } else {
-                Condition::any().add(task::Column::CreatedAt.lt(at)).add(
+                Condition::any().add(Expr::col(column).lt(at.clone())).add(
                     Condition::all()
-                        .add(task::Column::CreatedAt.eq(at))
+                        .add(Expr::col(column).eq(at))
                         .add(task::Column::Id.lt(marker.clone())),
                 )
             });
@@ -197,7 +198,7 @@ impl TaskRepo {
         };
         let rows = task::Entity::find()
             .filter(cond)
-            .order_by(task::Column::CreatedAt, order.clone())
+            .order_by(column, order.clone())
             .order_by(task::Column::Id, order)
             .limit(u64::from(req.limit.max(1)))
             .find_also_related(task_info::Entity)
@@ -278,5 +279,18 @@ impl TaskRepo {
             created_at: stored.created_at,
             ..task
         })
+    }
+}
+
+/// The column a task list sorts by (Glance's keys; `created_at` by default).
+fn sort_column(key: Option<&str>) -> task::Column {
+    match key {
+        Some("id") => task::Column::Id,
+        Some("type") => task::Column::Kind,
+        Some("status") => task::Column::Status,
+        Some("owner") => task::Column::Owner,
+        Some("expires_at") => task::Column::ExpiresAt,
+        Some("updated_at") => task::Column::UpdatedAt,
+        _ => task::Column::CreatedAt,
     }
 }
