@@ -395,7 +395,10 @@ async fn the_task_list_sorts_by_glances_keys_and_pages_in_that_order() {
                 .unwrap();
             let status = res.status().as_u16();
             let body = res.text().await.unwrap();
-            (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null))
+            (
+                status,
+                serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+            )
         }
     };
     // python-glanceclient's `task-list` asks for sort_key=status.
