@@ -30,6 +30,19 @@ async fn wait_for(app: &TestApp, what: &str, pred: impl Fn(&Value) -> bool) -> V
     }
 }
 
+/// Two active images of 1000 bytes (contents from `seeds`), each downloaded once so the
+/// cache holds both.
+async fn two_cached_images(app: &TestApp, seeds: [u8; 2]) -> [String; 2] {
+    let mut ids = Vec::new();
+    for seed in seeds {
+        let id = app.active_image("c", sample(1000, seed)).await;
+        download(app, &id).await.bytes().await.unwrap();
+        ids.push(id);
+    }
+    wait_for(app, "two entries", |s| cached_ids(s).len() == 2).await;
+    [ids[0].clone(), ids[1].clone()]
+}
+
 async fn download(app: &TestApp, id: &str) -> reqwest::Response {
     app.client
         .get(app.url(&format!("/v2/images/{id}/file")))
@@ -164,12 +177,7 @@ async fn queueing_an_image_prefetches_it_with_the_embedded_worker() {
 #[tokio::test]
 async fn deleting_and_clearing_entries() {
     let app = spawn_app().await;
-    let a = app.active_image("c", sample(1000, 4)).await;
-    let b = app.active_image("c", sample(1000, 5)).await;
-    for id in [&a, &b] {
-        download(&app, id).await.bytes().await.unwrap();
-    }
-    wait_for(&app, "two entries", |s| cached_ids(s).len() == 2).await;
+    let [a, b] = two_cached_images(&app, [4, 5]).await;
 
     let res = app
         .client
@@ -303,12 +311,7 @@ async fn the_older_cache_management_routes_work() {
 #[tokio::test]
 async fn deleting_or_deactivating_an_image_evicts_it() {
     let app = spawn_app().await;
-    let gone = app.active_image("c", sample(1000, 8)).await;
-    let dark = app.active_image("c", sample(1000, 9)).await;
-    for id in [&gone, &dark] {
-        download(&app, id).await.bytes().await.unwrap();
-    }
-    wait_for(&app, "two entries", |s| cached_ids(s).len() == 2).await;
+    let [gone, dark] = two_cached_images(&app, [8, 9]).await;
     let res = app
         .client
         .delete(app.url(&format!("/v2/images/{gone}")))
