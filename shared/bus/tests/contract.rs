@@ -144,6 +144,9 @@ fn start_worker(
         let seen = seen.clone();
         async move {
             *seen.lock().unwrap().entry(n).or_default() += 1;
+            // Work takes time, so one worker cannot drain the queue before the other
+            // has taken anything.
+            tokio::time::sleep(Duration::from_millis(2)).await;
             Outcome::Done
         }
     }));
