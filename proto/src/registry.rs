@@ -43,6 +43,21 @@ impl Rpc for GetImage {
     type Reply = RegistryResult<Image>;
 }
 
+/// Several [`GetImage`]s in one message, answered in order, each on its own (one may be
+/// `NotFound` while the others are found). The API coalesces concurrent image-shows into
+/// these so a busy bus carries one request and one reply, and the database runs one query,
+/// for many callers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetImages {
+    pub items: Vec<GetImage>,
+}
+
+impl Rpc for GetImages {
+    const NAME: &'static str = "registry.get_images";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = Vec<RegistryResult<Image>>;
+}
+
 /// Insert a new image. A duplicate id is `Duplicate`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateImage {

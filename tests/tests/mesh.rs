@@ -70,39 +70,47 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
         .unwrap();
     assert_eq!(listed["images"].as_array().unwrap().len(), 1);
 
-    // Kill -9 one registry in the middle of a stream of requests: none may fail.
+    // Kill -9 one registry in the middle of streams of requests (concurrent, so the API
+    // has batches of shows on the bus when it dies): none may fail.
     let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stream = {
-        let (http, api1, id, killed) = (http.clone(), api1.clone(), id.clone(), killed.clone());
-        tokio::spawn(async move {
-            let mut failures = Vec::new();
-            let mut after_kill = 0;
-            let mut stop_at: Option<Instant> = None;
-            loop {
-                let res = http
-                    .get(format!("{api1}/v2/images/{id}"))
-                    .send()
-                    .await
-                    .unwrap();
-                if res.status() != 200 {
-                    failures.push(res.status());
-                }
-                if killed.load(std::sync::atomic::Ordering::SeqCst) {
-                    after_kill += 1;
-                    let stop =
-                        *stop_at.get_or_insert_with(|| Instant::now() + Duration::from_secs(1));
-                    if Instant::now() > stop {
-                        break;
+    let streams: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, api1, id, killed) = (http.clone(), api1.clone(), id.clone(), killed.clone());
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                let mut after_kill = 0;
+                let mut stop_at: Option<Instant> = None;
+                loop {
+                    let res = http
+                        .get(format!("{api1}/v2/images/{id}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    if res.status() != 200 {
+                        failures.push(res.status());
+                    }
+                    if killed.load(std::sync::atomic::Ordering::SeqCst) {
+                        after_kill += 1;
+                        let stop =
+                            *stop_at.get_or_insert_with(|| Instant::now() + Duration::from_secs(1));
+                        if Instant::now() > stop {
+                            break;
+                        }
                     }
                 }
-            }
-            (failures, after_kill)
+                (failures, after_kill)
+            })
         })
-    };
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     r1.kill9();
     killed.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (failures, after_kill) = stream.await.unwrap();
+    let (mut failures, mut after_kill) = (Vec::new(), 0);
+    for stream in streams {
+        let (f, n) = stream.await.unwrap();
+        failures.extend(f);
+        after_kill += n;
+    }
     assert!(
         failures.is_empty(),
         "requests failed after a registry died: {failures:?}"
@@ -184,4 +192,85 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+}
+
+/// Concurrent image-shows leave the API in batches (one message, one query for many callers,
+/// `[glance_bus] show_batches_in_flight`); each caller still gets its own answer, with its
+/// own project's view: its private image, not another project's, 404 for a missing one.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_shows_from_many_projects_each_get_their_own_answer() {
+    let Some(mesh) = mesh().await else { return };
+    let mut cmd = mesh.command("glance-registry");
+    cmd.env("RUST_LOG", "info,glance_registry=debug");
+    let _registry = mesh.spawn("glance-registry", "registry", cmd);
+    let (_api, api) = mesh
+        .api_with(
+            "api",
+            &[
+                ("GLANCE__DEFAULT__AUTH_STRATEGY", "trusted-headers"),
+                ("GLANCE__GLANCE_BUS__SHOW_BATCHES_IN_FLIGHT", "1"),
+            ],
+        )
+        .await;
+    let http = reqwest::Client::new();
+    let as_project = |req: reqwest::RequestBuilder, project: &str| {
+        req.header("x-identity-status", "Confirmed")
+            .header("x-roles", "member")
+            .header("x-project-id", project)
+            .header("x-user-id", format!("user-of-{project}"))
+    };
+    let mut private = Vec::new();
+    for project in ["alpha", "beta"] {
+        let res = as_project(http.post(format!("{api}/v2/images")), project)
+            .json(&json!({"name": format!("{project}-private"), "visibility": "private"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        private.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let missing = uuid::Uuid::new_v4().to_string();
+
+    // (project, image, expected status) in every combination, many times over, all at once.
+    let cases = [
+        ("alpha", private[0].clone(), 200),
+        ("beta", private[1].clone(), 200),
+        ("alpha", private[1].clone(), 404),
+        ("beta", private[0].clone(), 404),
+        ("alpha", missing.clone(), 404),
+    ];
+    let calls: Vec<_> = (0..40)
+        .flat_map(|_| cases.clone())
+        .map(|(project, id, expected)| {
+            let req = as_project(http.get(format!("{api}/v2/images/{id}")), project);
+            tokio::spawn(async move {
+                let res = req.send().await.unwrap();
+                let status = res.status().as_u16();
+                let body: Value = res.json().await.unwrap_or(Value::Null);
+                (project, id, expected, status, body)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (project, id, expected, status, body) = call.await.unwrap();
+        assert_eq!(status, expected, "{project} showing {id}: {body}");
+        if expected == 200 {
+            assert_eq!(body["id"], id.as_str(), "{project} got another image");
+            assert_eq!(body["owner"], project);
+        }
+    }
+
+    // The registry did see batches, not one message per show.
+    let log = mesh.log("registry");
+    let largest = log
+        .lines()
+        .filter_map(|l| Some(&l[..l.find(" image-shows in one message")?]))
+        .filter_map(|head| head.rsplit(' ').next()?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest > 1,
+        "no batch larger than {largest} show(s):\n{log}"
+    );
 }

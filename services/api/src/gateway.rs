@@ -3,11 +3,12 @@
 //!
 //! Handlers never call the bus directly, so the rules below apply to every route.
 
-use glance_bus::Bus;
+use glance_bus::{Bus, Coalescer};
 use glance_domain::{Image, ImageId, ImageStatus, RequestContext};
+use glance_proto::names::REGISTRY_QUEUE;
 use glance_proto::registry::{
-    AddMember, CreateImage, DeleteImage, GetImage, ImageMember, ListImages, ListMembers,
-    RemoveMember, SaveImage, StorageUsage, UpdateMember,
+    AddMember, CreateImage, DeleteImage, GetImage, GetImages, ImageMember, ListImages, ListMembers,
+    RegistryResult, RemoveMember, SaveImage, StorageUsage, UpdateMember,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -20,6 +21,8 @@ use crate::policy::{Policy, Target};
 pub struct Gateway {
     bus: Bus,
     notifier: Notifier,
+    /// Image-shows in batches, when the registry is across the bus (see [`Coalescer`]).
+    shows: Option<Coalescer<GetImage, RegistryResult<Image>>>,
 }
 
 impl Gateway {
@@ -27,7 +30,25 @@ impl Gateway {
         Self {
             notifier: Notifier::new(bus.clone(), NotifyConfig::default()),
             bus,
+            shows: None,
         }
+    }
+
+    /// Sends image-shows to a registry across the bus in batches: at most `in_flight` batches
+    /// at once of at most `batch_size` shows each (0 in flight: one message per show). A
+    /// registry in this process is always called directly.
+    pub fn with_show_batches(mut self, in_flight: usize, batch_size: usize) -> Self {
+        self.shows = (in_flight > 0 && !self.bus.is_inline(REGISTRY_QUEUE)).then(|| {
+            let bus = self.bus.clone();
+            Coalescer::new(in_flight, batch_size, move |items: Vec<GetImage>| {
+                let bus = bus.clone();
+                async move {
+                    let request_id = items.first().map(|item| item.ctx.request_id.clone());
+                    bus.call(request_id, &GetImages { items }).await
+                }
+            })
+        });
+        self
     }
 
     /// Which notifications to send (`[oslo_messaging_notifications] driver`,
@@ -65,7 +86,10 @@ impl Gateway {
             id,
             include_deleted: false,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        match &self.shows {
+            Some(shows) => Ok(shows.call(req).await??),
+            None => Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??),
+        }
     }
 
     pub async fn list(&self, req: ListImages) -> ApiResult<Vec<Image>> {

@@ -57,6 +57,8 @@ pub struct ApiConfig {
     pub notifications: notify::NotifyConfig,
     /// Import methods, stores, web-download filtering, tasks (see [`import`]).
     pub import: Arc<import::ImportConfig>,
+    /// Runtime threads and image-show batching of the distributed mode (read at start).
+    pub mesh: glance_config::MeshSettings,
 }
 
 impl Default for ApiConfig {
@@ -87,6 +89,7 @@ impl ApiConfig {
             access: Arc::default(),
             notifications: notify::NotifyConfig::default(),
             import: Arc::default(),
+            mesh: glance_config::MeshSettings::default(),
         }
     }
 
@@ -103,6 +106,7 @@ impl ApiConfig {
         config.cache = glance_cache::CacheSettings::from_raw(raw).map_err(|e| e.to_string())?;
         config.notifications = notify::NotifyConfig::from_raw(raw);
         config.import = Arc::new(import::ImportConfig::from_raw(raw)?);
+        config.mesh = glance_config::MeshSettings::from_raw(raw).map_err(|e| e.to_string())?;
         if config.auth_strategy == AuthStrategy::Tokens && config.access.tokens.is_none() {
             return Err("auth_strategy = tokens needs [glance_auth] token_file".into());
         }
@@ -160,7 +164,12 @@ impl Application {
         }
         let store: Arc<dyn Store> = Arc::new(stores.clone());
         let import = import::ImportState::new(bus.clone(), stores);
-        let gateway = Gateway::new(bus).with_notifications(config.notifications.clone());
+        let gateway = Gateway::new(bus)
+            .with_notifications(config.notifications.clone())
+            .with_show_batches(
+                config.mesh.show_batches_in_flight,
+                config.mesh.show_batch_size,
+            );
         let state = web::Data::new(AppState {
             config: RwLock::new(Arc::new(config)),
             gateway,

@@ -51,46 +51,43 @@ fn main() -> anyhow::Result<()> {
                 settings.bind_host, settings.bind_port
             )
         })?;
-    actix_web::rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    })
-    .block_on(async {
-        let amqp = Amqp::connect(&url, 64)
-            .await
-            .with_context(|| format!("cannot reach the broker at {url}"))?;
-        amqp.ensure_queue(REGISTRY_QUEUE).await?;
-        let transport: Arc<dyn glance_bus::Transport> = Arc::new(amqp);
-        let import_worker = config.import.worker.clone();
-        let app = Application::build(config, Bus::new(transport.clone()), stores, listener)?;
-        if import_worker.enabled {
-            // Its own connection, prefetching no more than it runs at once, so imports
-            // queue at the broker for whichever API node is free rather than here.
-            let prefetch = u16::try_from(import_worker.concurrency).unwrap_or(u16::MAX);
-            let work = Amqp::connect(&url, prefetch)
+    let threads = config.mesh.runtime_threads;
+    actix_web::rt::System::with_tokio_rt(move || glance_service::runtime(threads)).block_on(
+        async {
+            let amqp = Amqp::connect(&url, 64)
                 .await
                 .with_context(|| format!("cannot reach the broker at {url}"))?;
-            glance_api::import::ImportWorker::start(app.state(), Arc::new(work)).await?;
-        }
-        let lifecycle = glance_api::lifecycle::ApiLifecycle {
-            state: app.state(),
-            server: app.handle(),
-            config_files: args.config_file.clone(),
-            default_auth: AuthStrategy::TrustedHeaders,
-        };
-        glance_service::start_control(
-            transport,
-            glance_service::Identity::new("api"),
-            app.state().in_flight.clone(),
-            Arc::new(lifecycle),
-        )
-        .await?;
-        tracing::info!(port = app.port(), "glance-api serving");
-        app.run_until_stopped().await?;
-        Ok::<(), anyhow::Error>(())
-    })?;
+            amqp.ensure_queue(REGISTRY_QUEUE).await?;
+            let transport: Arc<dyn glance_bus::Transport> = Arc::new(amqp);
+            let import_worker = config.import.worker.clone();
+            let app = Application::build(config, Bus::new(transport.clone()), stores, listener)?;
+            if import_worker.enabled {
+                // Its own connection, prefetching no more than it runs at once, so imports
+                // queue at the broker for whichever API node is free rather than here.
+                let prefetch = u16::try_from(import_worker.concurrency).unwrap_or(u16::MAX);
+                let work = Amqp::connect(&url, prefetch)
+                    .await
+                    .with_context(|| format!("cannot reach the broker at {url}"))?;
+                glance_api::import::ImportWorker::start(app.state(), Arc::new(work)).await?;
+            }
+            let lifecycle = glance_api::lifecycle::ApiLifecycle {
+                state: app.state(),
+                server: app.handle(),
+                config_files: args.config_file.clone(),
+                default_auth: AuthStrategy::TrustedHeaders,
+            };
+            glance_service::start_control(
+                transport,
+                glance_service::Identity::new("api"),
+                app.state().in_flight.clone(),
+                Arc::new(lifecycle),
+            )
+            .await?;
+            tracing::info!(port = app.port(), "glance-api serving");
+            app.run_until_stopped().await?;
+            Ok::<(), anyhow::Error>(())
+        },
+    )?;
     glance_service::exec_if_restart_requested();
     Ok(())
 }

@@ -8,8 +8,8 @@ use glance_bus::{serve_until, Router, Transport};
 use glance_db::{Database, ImageRepo};
 use glance_proto::names::REGISTRY_QUEUE;
 use glance_proto::registry::{
-    AddMember, CreateImage, DeleteImage, GetImage, ListImages, ListMembers, RemoveMember,
-    SaveImage, StorageUsage, UpdateMember,
+    AddMember, CreateImage, DeleteImage, GetImage, GetImages, ListImages, ListMembers,
+    RemoveMember, SaveImage, StorageUsage, UpdateMember,
 };
 
 /// A built registry, ready to serve.
@@ -77,6 +77,7 @@ impl Registry {
 
     pub fn router(repo: ImageRepo) -> Router {
         let get = repo.clone();
+        let get_many = repo.clone();
         let create = repo.clone();
         let save = repo.clone();
         let delete = repo.clone();
@@ -86,6 +87,13 @@ impl Registry {
             .route::<GetImage, _, _>(move |r| {
                 let repo = get.clone();
                 async move { repo.get(&r.ctx, r.id, r.include_deleted).await }
+            })
+            .route::<GetImages, _, _>(move |r| {
+                let repo = get_many.clone();
+                async move {
+                    tracing::debug!("{} image-shows in one message", r.items.len());
+                    repo.get_many(&r.items).await
+                }
             })
             .route::<CreateImage, _, _>(move |r| {
                 let repo = create.clone();

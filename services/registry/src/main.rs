@@ -59,32 +59,28 @@ fn main() -> anyhow::Result<()> {
     let connection = settings.database_connection.context(
         "glance-registry needs [database] connection (GLANCE__DATABASE__CONNECTION=postgresql://...)",
     )?;
-    actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    })
-    .block_on(async move {
-        let transport: Arc<dyn Transport> = Arc::new(
-            Amqp::connect(&url, 64)
-                .await
-                .with_context(|| format!("cannot reach the broker at {url}"))?,
-        );
-        let registry = Registry::build(&connection, transport.clone()).await?;
-        let lifecycle = RegistryLifecycle {
-            stop: registry.stop_handle(),
-            config_files: args.config_file.clone(),
-        };
-        glance_service::start_control(
-            transport,
-            Identity::new("registry"),
-            registry.in_flight().into(),
-            Arc::new(lifecycle),
-        )
-        .await?;
-        registry.run_until_stopped().await
-    })?;
+    let mesh = glance_config::MeshSettings::from_raw(&raw)?;
+    actix_rt::System::with_tokio_rt(move || glance_service::runtime(mesh.runtime_threads))
+        .block_on(async move {
+            let transport: Arc<dyn Transport> = Arc::new(
+                Amqp::connect(&url, 64)
+                    .await
+                    .with_context(|| format!("cannot reach the broker at {url}"))?,
+            );
+            let registry = Registry::build(&connection, transport.clone()).await?;
+            let lifecycle = RegistryLifecycle {
+                stop: registry.stop_handle(),
+                config_files: args.config_file.clone(),
+            };
+            glance_service::start_control(
+                transport,
+                Identity::new("registry"),
+                registry.in_flight().into(),
+                Arc::new(lifecycle),
+            )
+            .await?;
+            registry.run_until_stopped().await
+        })?;
     glance_service::exec_if_restart_requested();
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! transport.
 
 pub mod amqp;
+mod coalesce;
 mod deliveries;
 mod in_process;
 pub mod router;
@@ -15,6 +16,7 @@ mod transport;
 pub mod work;
 
 pub use amqp::Amqp;
+pub use coalesce::Coalescer;
 pub use in_process::InProcess;
 pub use router::{serve, serve_until, Router};
 pub use topic::topic_matches;
@@ -64,6 +66,11 @@ impl Bus {
 
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
+    }
+
+    /// Whether requests to `queue` are answered in this process, without a message.
+    pub fn is_inline(&self, queue: &str) -> bool {
+        self.transport.inline_router(queue).is_some()
     }
 
     /// Sends `req` to its service's queue and waits for the typed reply.

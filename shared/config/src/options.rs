@@ -35,7 +35,10 @@ pub(crate) const fn opt(
 mod cache;
 mod import;
 mod lifecycle;
+mod mesh;
 mod policy;
+
+pub use mesh::MeshSettings;
 
 /// Every option we understand: the core table, then one table per feature, each feature
 /// keeping its options in a file of its own.
@@ -46,6 +49,7 @@ pub fn all() -> impl Iterator<Item = &'static Opt> {
         lifecycle::OPTIONS,
         policy::OPTIONS,
         import::OPTIONS,
+        mesh::OPTIONS,
     ]
     .into_iter()
     .flatten()

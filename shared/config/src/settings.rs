@@ -110,7 +110,11 @@ impl Reader<'_> {
             .ok_or_else(|| self.invalid(section, option, "a value is required"))
     }
 
-    fn opt_parse<T: FromStr>(&self, section: &str, option: &str) -> Result<Option<T>, ConfigError>
+    pub fn opt_parse<T: FromStr>(
+        &self,
+        section: &str,
+        option: &str,
+    ) -> Result<Option<T>, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
@@ -122,7 +126,7 @@ impl Reader<'_> {
             .transpose()
     }
 
-    fn parse<T: FromStr>(&self, section: &str, option: &str) -> Result<T, ConfigError>
+    pub fn parse<T: FromStr>(&self, section: &str, option: &str) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
     {

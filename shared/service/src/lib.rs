@@ -157,6 +157,18 @@ impl Handler<Command> for ControlActor {
     }
 }
 
+/// The tokio runtime an actix system of a bus process runs on: `threads` workers
+/// (`[glance_bus] runtime_threads`). Few threads serve a message-driven process best: every
+/// message already crosses the AMQP client's I/O thread, and each further hand-off between
+/// workers is a context switch that costs more than the work it moves.
+pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 static RESTART_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Called by a binary after its service returned: re-executes the binary if a restart was

@@ -85,6 +85,31 @@ pub(crate) fn single_image_sql(backend: DbBackend) -> &'static str {
     }
 }
 
+/// Many images at once, PostgreSQL only: `$1` is a JSON array of `{"id", "project"}`; one
+/// row per id found, with `ord` its 1-based position in the array and the columns of
+/// [`single_image_sql`] (`is_member` for that item's project). The lateral `LIMIT 1` keeps
+/// the plan a primary-key lookup per id, whatever the planner guesses of the array's length.
+pub(crate) fn many_images_sql() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let children: Vec<String> = child_columns(DbBackend::Postgres)
+            .iter()
+            .map(|(alias, subquery)| format!("{subquery} AS {alias}"))
+            .collect();
+        format!(
+            "SELECT q.ord, images.*, \
+                    EXISTS (SELECT 1 FROM image_members m \
+                             WHERE m.image_id = images.id AND m.member = q.item->>'project' \
+                               AND m.deleted = false) AS is_member, \
+                    {children} \
+               FROM json_array_elements($1::json) WITH ORDINALITY AS q(item, ord) \
+               CROSS JOIN LATERAL \
+                    (SELECT * FROM images i WHERE i.id = q.item->>'id' LIMIT 1) images",
+            children = children.join(", ")
+        )
+    });
+    &SQL
+}
+
 /// An image's live children, as the domain shows them.
 #[derive(Debug, Default)]
 pub(crate) struct Children {

@@ -13,13 +13,14 @@ mod write;
 use std::sync::Arc;
 
 use glance_domain::{Image, ImageId, MemberStatus, RequestContext};
-use glance_proto::registry::{RegistryError, RegistryResult};
+use glance_proto::registry::{GetImage, RegistryError, RegistryResult};
 use sea_orm::{
-    DatabaseTransaction, EntityTrait, FromQueryResult, SqlErr, Statement, TransactionTrait, Value,
+    DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, SqlErr, Statement,
+    TransactionTrait, Value,
 };
 
 use self::cache::RecordCache;
-use self::children::{single_image_sql, Children};
+use self::children::{many_images_sql, single_image_sql, Children};
 use self::convert::{
     image_from_row, micros, new_image_row, new_location, new_property, new_tag, now, unique_tags,
     DbContext,
@@ -79,26 +80,64 @@ impl ImageRepo {
             .read_all(statement)
             .await
             .context("reading an image")?;
-        let not_found = || RegistryError::NotFound(id.to_string());
-        let found = rows.first().ok_or_else(not_found)?;
-        let row = image::Model::from_query_result(found, "").context("decoding an image")?;
-        let is_member = found
-            .try_get::<Option<bool>>("", "is_member")
-            .context("decoding an image")?
-            .unwrap_or(false);
-        if (row.deleted && !include_deleted)
-            || !is_visible(ctx, row.owner.as_deref(), &row.visibility, is_member)
-        {
-            return Err(not_found());
-        }
-        let mut image = image_from_row(row)?;
-        let children = Children::decode(found)
-            .map_err(|e| convert::internal("decoding an image's children", e))?;
-        attach(&mut image, children);
+        let found = rows
+            .first()
+            .ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
+        let image = decode_visible(found, ctx, id, include_deleted)?;
         if let (Some(cache), Some(read_at)) = (&self.cache, read_at) {
             cache.keep_record(&image, read_at);
         }
         Ok(image)
+    }
+
+    /// Several `get`s, answered in order, each on its own. On PostgreSQL they are one
+    /// statement (one round trip for the whole batch); elsewhere, and with a record cache,
+    /// they are `get`s one after the other.
+    #[tracing::instrument(level = "debug", skip_all, fields(count = items.len()))]
+    pub async fn get_many(&self, items: &[GetImage]) -> Vec<RegistryResult<Image>> {
+        if self.cache.is_some() || self.db.backend() != DbBackend::Postgres || items.len() < 2 {
+            let mut found = Vec::with_capacity(items.len());
+            for item in items {
+                found.push(self.get(&item.ctx, item.id, item.include_deleted).await);
+            }
+            return found;
+        }
+        match self.read_many(items).await {
+            Ok(found) => found,
+            Err(e) => items.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    async fn read_many(&self, items: &[GetImage]) -> RegistryResult<Vec<RegistryResult<Image>>> {
+        let keys: Vec<serde_json::Value> = items
+            .iter()
+            .map(|item| serde_json::json!({"id": item.id.to_string(), "project": item.ctx.project_id}))
+            .collect();
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            many_images_sql(),
+            [Value::from(serde_json::Value::Array(keys).to_string())],
+        );
+        let rows = self
+            .db
+            .read_all(statement)
+            .await
+            .context("reading images")?;
+        let mut found: Vec<Option<&sea_orm::QueryResult>> = vec![None; items.len()];
+        for row in &rows {
+            let ord = row.try_get::<i64>("", "ord").context("decoding images")?;
+            if let Some(slot) = usize::try_from(ord - 1).ok().and_then(|i| found.get_mut(i)) {
+                *slot = Some(row);
+            }
+        }
+        Ok(items
+            .iter()
+            .zip(found)
+            .map(|(item, row)| match row {
+                Some(row) => decode_visible(row, &item.ctx, item.id, item.include_deleted),
+                None => Err(RegistryError::NotFound(item.id.to_string())),
+            })
+            .collect())
     }
 
     /// Inserts `image` with its properties, tags and locations, all or nothing.
@@ -179,6 +218,31 @@ impl ImageRepo {
             .await
             .context("starting a transaction")
     }
+}
+
+/// The image in `found` (a row of [`single_image_sql`] or [`many_images_sql`]) if `ctx` may
+/// see it; else `NotFound`, so its existence does not leak.
+fn decode_visible(
+    found: &sea_orm::QueryResult,
+    ctx: &RequestContext,
+    id: ImageId,
+    include_deleted: bool,
+) -> RegistryResult<Image> {
+    let row = image::Model::from_query_result(found, "").context("decoding an image")?;
+    let is_member = found
+        .try_get::<Option<bool>>("", "is_member")
+        .context("decoding an image")?
+        .unwrap_or(false);
+    if (row.deleted && !include_deleted)
+        || !is_visible(ctx, row.owner.as_deref(), &row.visibility, is_member)
+    {
+        return Err(RegistryError::NotFound(id.to_string()));
+    }
+    let mut image = image_from_row(row)?;
+    let children = Children::decode(found)
+        .map_err(|e| convert::internal("decoding an image's children", e))?;
+    attach(&mut image, children);
+    Ok(image)
 }
 
 /// Glance's `is_image_visible`: a member sees a shared image whatever its member status;

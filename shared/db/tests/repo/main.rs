@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod batch;
 mod cache;
 mod concurrency;
 mod crud;
