@@ -59,14 +59,19 @@ pub(crate) fn child_columns(backend: DbBackend) -> &'static [(&'static str, &'st
     }
 }
 
+/// [`child_columns`] as select-list items: `(subquery) AS alias, ...`.
+fn child_select_list(backend: DbBackend) -> String {
+    child_columns(backend)
+        .iter()
+        .map(|(alias, subquery)| format!("{subquery} AS {alias}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One image by id (`$1`) with its children, and whether `$2` is a live member of it:
 /// everything `get` needs, in one prepared statement and one row.
 pub(crate) fn single_image_sql(backend: DbBackend) -> &'static str {
     fn build(backend: DbBackend) -> String {
-        let children: Vec<String> = child_columns(backend)
-            .iter()
-            .map(|(alias, subquery)| format!("{subquery} AS {alias}"))
-            .collect();
         format!(
             "SELECT images.*, \
                     EXISTS (SELECT 1 FROM image_members m \
@@ -74,7 +79,7 @@ pub(crate) fn single_image_sql(backend: DbBackend) -> &'static str {
                                AND m.deleted = false) AS is_member, \
                     {children} \
                FROM images WHERE images.id = $1",
-            children = children.join(", ")
+            children = child_select_list(backend)
         )
     }
     static SQLITE: LazyLock<String> = LazyLock::new(|| build(DbBackend::Sqlite));
@@ -91,10 +96,6 @@ pub(crate) fn single_image_sql(backend: DbBackend) -> &'static str {
 /// the plan a primary-key lookup per id, whatever the planner guesses of the array's length.
 pub(crate) fn many_images_sql() -> &'static str {
     static SQL: LazyLock<String> = LazyLock::new(|| {
-        let children: Vec<String> = child_columns(DbBackend::Postgres)
-            .iter()
-            .map(|(alias, subquery)| format!("{subquery} AS {alias}"))
-            .collect();
         format!(
             "SELECT q.ord, images.*, \
                     EXISTS (SELECT 1 FROM image_members m \
@@ -104,7 +105,7 @@ pub(crate) fn many_images_sql() -> &'static str {
                FROM json_array_elements($1::json) WITH ORDINALITY AS q(item, ord) \
                CROSS JOIN LATERAL \
                     (SELECT * FROM images i WHERE i.id = q.item->>'id' LIMIT 1) images",
-            children = children.join(", ")
+            children = child_select_list(DbBackend::Postgres)
         )
     });
     &SQL
