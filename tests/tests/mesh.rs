@@ -247,13 +247,19 @@ async fn concurrent_shows_from_many_projects_each_get_their_own_answer() {
             tokio::spawn(async move {
                 let res = req.send().await.unwrap();
                 let status = res.status().as_u16();
+                let request_id = res.headers()["x-openstack-request-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
                 let body: Value = res.json().await.unwrap_or(Value::Null);
-                (project, id, expected, status, body)
+                (project, id, expected, status, body, request_id)
             })
         })
         .collect();
+    let mut request_ids = Vec::new();
     for call in calls {
-        let (project, id, expected, status, body) = call.await.unwrap();
+        let (project, id, expected, status, body, request_id) = call.await.unwrap();
+        request_ids.push(request_id);
         assert_eq!(status, expected, "{project} showing {id}: {body}");
         if expected == 200 {
             assert_eq!(body["id"], id.as_str(), "{project} got another image");
@@ -272,5 +278,14 @@ async fn concurrent_shows_from_many_projects_each_get_their_own_answer() {
     assert!(
         largest > 1,
         "no batch larger than {largest} show(s):\n{log}"
+    );
+    // Each caller's request id reached the registry, whichever batch it rode in.
+    let lost: Vec<&String> = request_ids
+        .iter()
+        .filter(|r| !log.contains(r.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "request ids not in the registry's log: {lost:?}"
     );
 }

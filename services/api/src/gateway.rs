@@ -43,7 +43,10 @@ impl Gateway {
             Coalescer::new(in_flight, batch_size, move |items: Vec<GetImage>| {
                 let bus = bus.clone();
                 async move {
-                    let request_id = items.first().map(|item| item.ctx.request_id.clone());
+                    // Every caller's request id, so the registry's log of the batch can be
+                    // found from any of them.
+                    let ids: Vec<&str> = items.iter().map(|i| i.ctx.request_id.as_str()).collect();
+                    let request_id = Some(ids.join(","));
                     bus.call(request_id, &GetImages { items }).await
                 }
             })
