@@ -170,14 +170,16 @@ impl Registry {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(queue = REGISTRY_QUEUE, "registry serving");
         let stop = self.stop_tx.subscribe();
-        serve_until(
+        // On a runtime worker, not the thread that drives the actix system: each request is
+        // spawned from here, and a spawn on the same worker needs no cross-thread wake-up.
+        tokio::spawn(serve_until(
             self.transport,
             REGISTRY_QUEUE,
             self.router,
             self.concurrency,
             stop,
-        )
-        .await?;
+        ))
+        .await??;
         tracing::info!("registry stopped");
         Ok(())
     }
