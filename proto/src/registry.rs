@@ -73,13 +73,18 @@ impl Rpc for CreateImage {
 
 /// Replace an image's record (attributes, properties, tags, locations) with `image`.
 /// With `from_state`, the save only happens if the stored status still equals it: the
-/// compare-and-set Glance uses to make status changes race-free. A lost race is `Conflict`.
+/// compare-and-set Glance uses to make status changes race-free. With `unmodified_since`,
+/// only if the stored record's `updated_at` still equals it: nobody saved it since it was
+/// read (how a lock property is taken without a status change, e.g. copy-image's). A lost
+/// race is `Conflict`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SaveImage {
     pub ctx: RequestContext,
     pub image: Image,
     #[serde(default)]
     pub from_state: Option<ImageStatus>,
+    #[serde(default)]
+    pub unmodified_since: Option<DateTime<Utc>>,
 }
 
 impl Rpc for SaveImage {

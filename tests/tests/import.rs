@@ -747,6 +747,56 @@ async fn copy_image_puts_the_data_in_a_second_store() {
     assert_eq!(res.status(), 202);
 }
 
+/// Glance takes the copy lock with `set_property_atomic`: of concurrent copy-image calls on
+/// one image exactly one is accepted, the others get 409, and the data is copied once.
+#[tokio::test(flavor = "multi_thread")]
+async fn of_concurrent_copies_of_one_image_exactly_one_is_accepted() {
+    let (app, dirs) = multi_store_app(&[]).await;
+    let id = new_image(&app).await;
+    let data = payload(1 << 20);
+    let res = upload_to(&app, &id, Some("fast"), data.clone()).await;
+    assert_eq!(res.status(), 204);
+
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (base, id) = (app.address.clone(), id.clone());
+            tokio::spawn(async move {
+                let body = json!({"method": {"name": "copy-image"}, "stores": ["cheap"]});
+                import(&base, &id, body).await.status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 409, 409, 409, 409, 409, 409, 409]);
+
+    // Every call made a task; the refused ones failed at once, the accepted one copies.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let tasks = loop {
+        let tasks = tasks_at(&app.address, &id).await;
+        let done = tasks
+            .iter()
+            .all(|t| matches!(t["status"].as_str(), Some("success" | "failure")));
+        if tasks.len() == 8 && done {
+            break tasks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "copies did not finish: {tasks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let succeeded = tasks.iter().filter(|t| t["status"] == "success").count();
+    assert_eq!(succeeded, 1, "{tasks:#?}");
+    let image = image_at(&app.address, &id).await;
+    assert_eq!(image["stores"], "fast,cheap");
+    assert_eq!(image["os_glance_import_task"], Value::Null);
+    assert_eq!(files_in(&dirs.path().join("cheap")).len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn glance_direct_to_every_store() {
     let (app, dirs) = multi_store_app(&[]).await;

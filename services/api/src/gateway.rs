@@ -119,11 +119,35 @@ impl Gateway {
         image: Image,
         from_state: Option<ImageStatus>,
     ) -> ApiResult<Image> {
+        self.save_guarded(ctx, image, from_state, None).await
+    }
+
+    /// [`Gateway::save`], and only if nobody saved the image since `image` was read (its
+    /// `updated_at` is still the stored one); else `Conflict`.
+    pub async fn save_if_unchanged(
+        &self,
+        ctx: &RequestContext,
+        image: Image,
+        from_state: Option<ImageStatus>,
+    ) -> ApiResult<Image> {
+        let read_at = image.updated_at;
+        self.save_guarded(ctx, image, from_state, Some(read_at))
+            .await
+    }
+
+    async fn save_guarded(
+        &self,
+        ctx: &RequestContext,
+        image: Image,
+        from_state: Option<ImageStatus>,
+        unmodified_since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> ApiResult<Image> {
         let to = image.status;
         let req = SaveImage {
             ctx: ctx.clone(),
             image,
             from_state,
+            unmodified_since,
         };
         let saved = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
         // Every save is an image.update (Glance's ImageRepoProxy.save). An upload is, as in

@@ -101,7 +101,10 @@ impl Registry {
             })
             .route::<SaveImage, _, _>(move |r| {
                 let repo = save.clone();
-                async move { repo.save(&r.ctx, r.image, r.from_state).await }
+                async move {
+                    repo.save_guarded(&r.ctx, r.image, r.from_state, r.unmodified_since)
+                        .await
+                }
             })
             .route::<DeleteImage, _, _>(move |r| {
                 let repo = delete.clone();

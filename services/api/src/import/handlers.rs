@@ -277,7 +277,9 @@ pub async fn import(
     notifier.task(&ctx, "task.create", &task).await;
 
     // Take the import lock with the status change (Glance's `set_property_atomic` and the
-    // flow's first save): the compare-and-set on status makes a second import lose.
+    // flow's first save): the compare-and-set on status makes a second import lose. A copy
+    // keeps the image active, so its lock is taken only if nobody saved the image since it
+    // was read here: of two concurrent copies, one wins.
     let mut locked = image.clone();
     locked
         .properties
@@ -289,7 +291,15 @@ pub async fn import(
     }
     let admin = RequestContext::admin(ctx.request_id.clone());
     let ttl = config.import.task_ttl_hours;
-    if let Err(e) = state.gateway.save(&admin, locked, Some(image.status)).await {
+    let taken = if copy {
+        state
+            .gateway
+            .save_if_unchanged(&admin, locked, Some(image.status))
+            .await
+    } else {
+        state.gateway.save(&admin, locked, Some(image.status)).await
+    };
+    if let Err(e) = taken {
         let why = "New operation on image is not permitted as prior operation is still in progress";
         let failed = Task {
             status: TaskStatus::Failure,

@@ -29,12 +29,26 @@ impl ImageRepo {
     /// Like Glance's `_check_mutate_authorization`, only an admin or the owner may save; to
     /// anyone else the image does not exist. `from_state = pending_delete` may target a
     /// deleted row, which is how the scrubber restores an image.
-    #[tracing::instrument(level = "debug", skip_all, fields(image_id = %image.id, request_id = %ctx.request_id))]
     pub async fn save(
         &self,
         ctx: &RequestContext,
         image: Image,
         from_state: Option<ImageStatus>,
+    ) -> RegistryResult<Image> {
+        self.save_guarded(ctx, image, from_state, None).await
+    }
+
+    /// [`ImageRepo::save`], and with `unmodified_since` only while the stored `updated_at`
+    /// still equals it: nobody saved the image since the caller read it. Every save sets
+    /// `updated_at`, and the row's own value is rechecked under its lock, so of two savers
+    /// that read the same record exactly one wins.
+    #[tracing::instrument(level = "debug", skip_all, fields(image_id = %image.id, request_id = %ctx.request_id))]
+    pub async fn save_guarded(
+        &self,
+        ctx: &RequestContext,
+        image: Image,
+        from_state: Option<ImageStatus>,
+        unmodified_since: Option<DateTime<Utc>>,
     ) -> RegistryResult<Image> {
         let now = now();
         let id = image.id.to_string();
@@ -75,6 +89,9 @@ impl ImageRepo {
                 .add(Col::Deleted.eq(state.is_deleted())),
             None => target.add(Col::Deleted.eq(false)),
         };
+        if let Some(read_at) = unmodified_since {
+            target = target.add(Col::UpdatedAt.eq(micros(read_at)));
+        }
         if !ctx.is_admin {
             target = target.add(Col::Owner.eq(ctx.project_id.clone()));
         }
@@ -83,7 +100,9 @@ impl ImageRepo {
         let txn = self.begin().await?;
         // The UPDATE is the transaction's first statement; see `create` for why.
         let Some(stored) = update_returning(&txn, &update).await? else {
-            let err = explain_missed_save(&txn, ctx, &id, from_state, image.status).await;
+            let err =
+                explain_missed_save(&txn, ctx, &id, from_state, unmodified_since, image.status)
+                    .await;
             return Err(err);
         };
         let children = replace_children(&txn, &id, &image, now).await?;
@@ -214,6 +233,7 @@ async fn explain_missed_save(
     ctx: &RequestContext,
     id: &str,
     from_state: Option<ImageStatus>,
+    unmodified_since: Option<DateTime<Utc>>,
     to: ImageStatus,
 ) -> RegistryError {
     let current = match image::Entity::find_by_id(id).one(txn).await {
@@ -227,6 +247,12 @@ async fn explain_missed_save(
     let gone = current.deleted && !from_state.is_some_and(ImageStatus::is_deleted);
     if !mutable || gone {
         return RegistryError::NotFound(id.to_owned());
+    }
+    let status_held = from_state.is_none_or(|s| s.as_str() == current.status);
+    if status_held && unmodified_since.is_some_and(|t| micros(t) != current.updated_at) {
+        return RegistryError::Conflict(format!(
+            "image {id} was saved by another request since it was read"
+        ));
     }
     RegistryError::Conflict(format!(
         "cannot transition from {} to {to} in update (wanted from_state={})",

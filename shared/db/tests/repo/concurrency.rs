@@ -8,6 +8,7 @@ use crate::helpers::{admin, image, on_both_databases, request, user, TestDb};
 on_both_databases!(
     eight_writers_creating_two_hundred_images_each_all_succeed,
     of_concurrent_saves_from_the_same_state_exactly_one_wins,
+    of_concurrent_guarded_saves_of_one_read_exactly_one_wins,
 );
 
 async fn eight_writers_creating_two_hundred_images_each_all_succeed(db: &TestDb) {
@@ -84,4 +85,36 @@ async fn of_concurrent_saves_from_the_same_state_exactly_one_wins(db: &TestDb) {
     assert_eq!(winners.len(), 1, "{winners:?}");
     let stored = db.repo.get(&user("p1"), created.id, false).await.unwrap();
     assert_eq!(stored.name, Some(winners.remove(0)));
+}
+
+/// The copy-image lock: no status change to compare, only "nobody saved since I read".
+async fn of_concurrent_guarded_saves_of_one_read_exactly_one_wins(db: &TestDb) {
+    let read = db
+        .repo
+        .create(&user("p1"), image("p1", "contested", 0))
+        .await
+        .unwrap();
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let repo = db.repo.clone();
+            let mut mine = read.clone();
+            mine.properties.insert("lock".into(), format!("racer-{i}"));
+            let since = Some(read.updated_at);
+            tokio::spawn(async move {
+                repo.save_guarded(&user("p1"), mine, Some(ImageStatus::Active), since)
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(saved) => winners.push(saved.properties["lock"].clone()),
+            Err(RegistryError::Conflict(_)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let stored = db.repo.get(&user("p1"), read.id, false).await.unwrap();
+    assert_eq!(stored.properties["lock"], winners[0]);
 }

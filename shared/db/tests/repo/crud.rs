@@ -15,6 +15,7 @@ on_both_databases!(
     a_dropped_property_can_come_back,
     a_save_from_the_expected_state_wins,
     a_save_that_lost_the_race_is_a_conflict,
+    of_two_saves_of_one_read_record_only_the_first_applies_when_guarded,
     saving_a_deleted_image_is_not_found,
     only_the_owner_or_an_admin_may_save_or_delete,
     a_deleted_image_is_hidden_unless_deleted_images_are_asked_for,
@@ -197,6 +198,41 @@ async fn a_save_that_lost_the_race_is_a_conflict(db: &TestDb) {
         Some("race"),
         "the losing save changed nothing"
     );
+}
+
+async fn of_two_saves_of_one_read_record_only_the_first_applies_when_guarded(db: &TestDb) {
+    let read = db
+        .repo
+        .create(&user("p1"), image("p1", "locked", 0))
+        .await
+        .unwrap();
+    let since = Some(read.updated_at);
+    let active = Some(ImageStatus::Active);
+
+    let mut first = read.clone();
+    first.properties.insert("lock".into(), "first".into());
+    db.repo
+        .save_guarded(&user("p1"), first, active, since)
+        .await
+        .unwrap();
+
+    let mut second = read.clone();
+    second.properties.insert("lock".into(), "second".into());
+    let lost = db
+        .repo
+        .save_guarded(&user("p1"), second.clone(), active, since)
+        .await;
+    assert!(
+        matches!(&lost, Err(RegistryError::Conflict(m)) if m.contains("since it was read")),
+        "{lost:?}"
+    );
+    let stored = db.repo.get(&user("p1"), read.id, false).await.unwrap();
+    assert_eq!(stored.properties["lock"], "first");
+
+    // Unguarded, the same save applies: the guard is what refused it.
+    db.repo.save(&user("p1"), second, active).await.unwrap();
+    let stored = db.repo.get(&user("p1"), read.id, false).await.unwrap();
+    assert_eq!(stored.properties["lock"], "second");
 }
 
 async fn saving_a_deleted_image_is_not_found(db: &TestDb) {
