@@ -434,3 +434,46 @@ async fn a_glance_direct_import_publishes_task_notifications() {
         .unwrap();
     assert_eq!(task["status"], "success", "{task}");
 }
+
+/// `[DEFAULT] disabled_notifications` is re-read by `glance-control api reload`: a type
+/// disabled at start is sent once the reload enables it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_changes_which_notifications_are_sent() {
+    let Some(mesh) = mesh().await else { return };
+    let conf = mesh.logs.path().join("glance-api.conf");
+    std::fs::write(&conf, "[DEFAULT]\ndisabled_notifications = image.create\n").unwrap();
+    let _registry = mesh.registry("registry");
+    let (_api, api) = mesh.api("api").await;
+    let transport: Arc<dyn Transport> = Arc::new(Amqp::connect(&mesh.amqp, 64).await.unwrap());
+    let mut sub = transport
+        .subscribe_events(&["image.#".to_owned()], None)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let body = json!({"disk_format": "raw", "container_format": "bare"});
+
+    let before = create_image(&http, &api, body.clone()).await;
+    std::fs::write(&conf, "[DEFAULT]\ndisabled_notifications =\n").unwrap();
+    let reloaded = mesh.control(&["api", "reload"]);
+    assert!(reloaded.contains("reloaded"), "{reloaded}");
+    let after = create_image(&http, &api, body).await;
+
+    // One publisher, one queue: had `before`'s image.create been sent, it would come first.
+    let seen = notifications_until(
+        &mut sub,
+        "image.create of the image created after the reload",
+        Duration::from_secs(30),
+        |n| n.event_type == "image.create",
+        |n| n.payload["id"] == after.as_str(),
+    )
+    .await;
+    let ids: Vec<&str> = seen
+        .iter()
+        .filter_map(|(n, _)| n.payload["id"].as_str())
+        .collect();
+    assert!(
+        !ids.contains(&before.as_str()),
+        "sent while disabled: {ids:?}"
+    );
+    assert_eq!(ids.last(), Some(&after.as_str()));
+}

@@ -34,6 +34,10 @@ impl Lifecycle for ApiLifecycle {
         let mut config = ApiConfig::from_raw(&raw, self.default_auth)?;
         // Threads and sockets stay as they are: only request-time settings change.
         config.workers = self.state.config().workers;
+        self.state
+            .gateway
+            .notifier()
+            .set_config(config.notifications.clone());
         self.state.set_config(config);
         Ok(format!("reloaded {} file(s)", self.config_files.len()))
     }

@@ -5,7 +5,7 @@
 //!
 //! Publishing is best effort: a refused or slow publish is logged and the request goes on.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -62,11 +62,12 @@ impl NotifyConfig {
     }
 }
 
-/// Publishes notifications for one API process. Cheap to clone.
+/// Publishes notifications for one API process. Cheap to clone; clones share one
+/// configuration, which `glance-control api reload` replaces.
 #[derive(Clone)]
 pub struct Notifier {
     bus: Bus,
-    config: Arc<NotifyConfig>,
+    config: Arc<RwLock<Arc<NotifyConfig>>>,
     publisher_id: String,
 }
 
@@ -77,7 +78,7 @@ impl Notifier {
             .unwrap_or_else(|_| "localhost".into());
         Self {
             bus,
-            config: Arc::new(config),
+            config: Arc::new(RwLock::new(Arc::new(config))),
             publisher_id: format!("image.{host}"),
         }
     }
@@ -133,7 +134,19 @@ impl Notifier {
     }
 
     pub fn allows(&self, event_type: &str) -> bool {
-        self.config.allows(event_type)
+        self.config().allows(event_type)
+    }
+
+    /// Which notifications are sent from now on (a reload); every clone sees it.
+    pub fn set_config(&self, config: NotifyConfig) {
+        *self.config.write().expect("notify config lock poisoned") = Arc::new(config);
+    }
+
+    fn config(&self) -> Arc<NotifyConfig> {
+        self.config
+            .read()
+            .expect("notify config lock poisoned")
+            .clone()
     }
 
     async fn info(&self, ctx: &RequestContext, event_type: &str, payload: Value) {
@@ -147,7 +160,7 @@ impl Notifier {
         priority: &str,
         payload: Value,
     ) {
-        if !self.config.allows(event_type) {
+        if !self.allows(event_type) {
             return;
         }
         let event = Notification {
