@@ -120,14 +120,17 @@ async fn main() -> anyhow::Result<()> {
         DbCommand::Purge(purge) => {
             let limit = max_rows(purge.max_rows)?;
             let repo = glance_db::ImageRepo::new(db);
-            let purged = repo
-                .purge_deleted_rows(purge.age_in_days, limit)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "Purge command failed, check glance-manage logs for more details: {e}"
-                    )
-                })?;
+            let progress = glance_telemetry::progress::spinner(format!(
+                "purging rows deleted more than {} day(s) ago",
+                purge.age_in_days
+            ));
+            let purged = repo.purge_deleted_rows(purge.age_in_days, limit).await;
+            progress.finish_and_clear();
+            let purged = purged.map_err(|e| {
+                anyhow::anyhow!(
+                    "Purge command failed, check glance-manage logs for more details: {e}"
+                )
+            })?;
             for (table, rows) in purged {
                 println!("Purged {rows} row(s) from {table}");
             }
@@ -135,14 +138,17 @@ async fn main() -> anyhow::Result<()> {
         DbCommand::PurgeImagesTable(purge) => {
             let limit = max_rows(purge.max_rows)?;
             let repo = glance_db::ImageRepo::new(db);
-            let (table, rows) = repo
-                .purge_images_table(purge.age_in_days, limit)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "Purge command failed, check glance-manage logs for more details: {e}"
-                    )
-                })?;
+            let progress = glance_telemetry::progress::spinner(format!(
+                "purging images deleted more than {} day(s) ago",
+                purge.age_in_days
+            ));
+            let purged = repo.purge_images_table(purge.age_in_days, limit).await;
+            progress.finish_and_clear();
+            let (table, rows) = purged.map_err(|e| {
+                anyhow::anyhow!(
+                    "Purge command failed, check glance-manage logs for more details: {e}"
+                )
+            })?;
             println!("Purged {rows} row(s) from {table}");
         }
         DbCommand::Check => {

@@ -1,6 +1,9 @@
-//! One place that sets up tracing for every binary, and mints request ids.
+//! One place that sets up tracing for every binary, mints request ids, and draws progress
+//! on long command-line work.
 
 use tracing_subscriber::{fmt, EnvFilter};
+
+pub mod progress;
 
 /// Installs a `tracing` subscriber writing to stderr. `RUST_LOG` overrides `default_filter`.
 /// Safe to call twice (tests): the second call is a no-op.

@@ -24,8 +24,18 @@ fn main() -> anyhow::Result<()> {
             cache: setup.cache.clone(),
             rate_limit: setup.cache_settings.fetch_rate_limit,
         };
-        let results =
-            futures::future::join_all(queued.iter().map(|id| fetcher.fetch(*id, None))).await;
+        let progress = glance_telemetry::progress::bar(queued.len() as u64, "images");
+        progress.set_message("prefetching");
+        let results = futures::future::join_all(queued.iter().map(|id| {
+            let (fetcher, progress) = (&fetcher, progress.clone());
+            async move {
+                let fetched = fetcher.fetch(*id, None).await;
+                progress.inc(1);
+                fetched
+            }
+        }))
+        .await;
+        progress.finish_and_clear();
         let mut failed = 0;
         for (id, result) in queued.iter().zip(results) {
             match result {
