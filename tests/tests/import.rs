@@ -747,6 +747,111 @@ async fn copy_image_puts_the_data_in_a_second_store() {
     assert_eq!(res.status(), 202);
 }
 
+/// `DELETE /v2/stores/{store}/{image}`: the inverse of copy-image, with Glance's refusals.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_is_removed_from_one_store_and_kept_in_the_others() {
+    let cold = tempfile::tempdir().unwrap();
+    let (app, dirs) = multi_store_app(&[
+        (
+            "DEFAULT",
+            "enabled_backends",
+            "fast:file, cheap:file, cold:file",
+        ),
+        (
+            "cold",
+            "filesystem_store_datadir",
+            cold.path().to_str().unwrap(),
+        ),
+    ])
+    .await;
+    let remove = |store: &str, id: &str| {
+        app.client
+            .delete(app.url(&format!("/v2/stores/{store}/{id}")))
+            .send()
+    };
+    let id = new_image(&app).await;
+    assert_eq!(
+        remove("fast", &id).await.unwrap().status(),
+        409,
+        "queued: no data to remove"
+    );
+    let data = payload(1 << 20);
+    assert_eq!(
+        upload_to(&app, &id, Some("fast"), data.clone())
+            .await
+            .status(),
+        204
+    );
+    let res = remove("fast", &id).await.unwrap();
+    assert_eq!(res.status(), 403, "the only copy stays");
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("only store containing it"));
+    let res = import(
+        &app.address,
+        &id,
+        json!({"method": {"name": "copy-image"}, "stores": ["cheap"]}),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    let (task, image) = finished(&app.address, &id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(image["stores"], "fast,cheap");
+
+    assert_eq!(
+        remove("nowhere", &id).await.unwrap().status(),
+        409,
+        "unknown store"
+    );
+    let res = remove("cold", &id).await.unwrap();
+    assert_eq!(res.status(), 404, "not in that store");
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("is not stored in store cold"));
+    let missing = uuid::Uuid::new_v4();
+    assert_eq!(
+        remove("cheap", &missing.to_string())
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    assert_eq!(remove("fast", &id).await.unwrap().status(), 204);
+    let image = app.image(&id).await;
+    assert_eq!(image["stores"], "cheap");
+    assert_active_with(&image, &data);
+    assert!(
+        files_in(&dirs.path().join("fast")).is_empty(),
+        "fast's copy is gone"
+    );
+    assert_eq!(files_in(&dirs.path().join("cheap")).len(), 1);
+    assert_eq!(
+        download(&app.address, &id).await,
+        data,
+        "served from the copy left"
+    );
+    assert_eq!(remove("cheap", &id).await.unwrap().status(), 403);
+}
+
+/// Without `enabled_backends` there are no stores to name: 404, as Glance.
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_from_a_store_needs_multiple_stores() {
+    let app = spawn_app_with(&[]).await;
+    let id = new_image(&app).await;
+    let res = app
+        .client
+        .delete(app.url(&format!("/v2/stores/file/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
 /// Glance takes the copy lock with `set_property_atomic`: of concurrent copy-image calls on
 /// one image exactly one is accepted, the others get 409, and the data is copied once.
 #[tokio::test(flavor = "multi_thread")]

@@ -11,6 +11,7 @@ pub mod filter;
 pub mod handlers;
 pub mod pipeline;
 pub mod registry;
+pub mod remove;
 pub mod stage;
 pub mod worker;
 
@@ -82,5 +83,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v2/info/stores")
             .route(web::get().to(handlers::info_stores))
             .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v2/stores/{store_id}/{id}")
+            .route(web::delete().to(remove::delete_from_store))
+            .default_service(not_allowed("DELETE")),
     );
 }
