@@ -838,6 +838,35 @@ async fn data_is_removed_from_one_store_and_kept_in_the_others() {
     assert_eq!(remove("cheap", &id).await.unwrap().status(), 403);
 }
 
+/// `GET /v2/info/stores/detail`: admins see each store's driver and data directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_details_are_for_admins() {
+    let (app, dirs) = multi_store_app(&[("DEFAULT", "auth_strategy", "trusted-headers")]).await;
+    let as_role = |role: &str| {
+        app.client
+            .get(app.url("/v2/info/stores/detail"))
+            .header("x-identity-status", "Confirmed")
+            .header("x-roles", role)
+            .header("x-project-id", "p1")
+            .send()
+    };
+    assert_eq!(as_role("member").await.unwrap().status(), 403);
+    let res = as_role("admin").await.unwrap();
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    let fast = dirs.path().join("fast").display().to_string();
+    let cheap = dirs.path().join("cheap").display().to_string();
+    assert_eq!(
+        doc,
+        json!({"stores": [
+            {"id": "fast", "default": "true", "type": "file", "weight": 0,
+             "properties": {"data_dir": fast, "chunk_size": 65536, "thin_provisioning": false}},
+            {"id": "cheap", "description": "Slow and large", "type": "file", "weight": 0,
+             "properties": {"data_dir": cheap, "chunk_size": 65536, "thin_provisioning": false}},
+        ]})
+    );
+}
+
 /// Without `enabled_backends` there are no stores to name: 404, as Glance.
 #[tokio::test(flavor = "multi_thread")]
 async fn removing_from_a_store_needs_multiple_stores() {

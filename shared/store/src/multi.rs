@@ -25,6 +25,8 @@ pub struct Backend {
     pub kind: String,
     pub description: Option<String>,
     pub store: Arc<dyn Store>,
+    /// Where a `file` store keeps its data, for `GET /v2/info/stores/detail`.
+    pub dir: Option<PathBuf>,
 }
 
 /// A store as configured: `(id, driver, directory, description)`.
@@ -73,6 +75,7 @@ impl Stores {
                 kind: store.scheme().into(),
                 description: None,
                 store,
+                dir: None,
             }],
             default: 0,
             multi: false,
@@ -104,6 +107,7 @@ impl Stores {
                 kind: spec.kind.clone(),
                 description: spec.description.clone(),
                 store: Arc::new(store),
+                dir: Some(spec.dir.clone()),
             });
         }
         let default = backends

@@ -27,13 +27,53 @@ pub async fn info_import(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn info_stores(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let list = store_docs(&state)?
+        .into_iter()
+        .map(|(_, doc)| doc)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "stores": Value::Array(list) })))
+}
+
+/// `GET /v2/info/stores/detail` (API 2.15, policy `stores_info_detail`: admins): each store
+/// with its driver, its driver's properties and its weight, as Glance's file driver shows them.
+pub async fn info_stores_detail(
+    state: web::Data<AppState>,
+    Caller(ctx): Caller,
+) -> ApiResult<HttpResponse> {
+    let docs = store_docs(&state)?;
+    let policy = &state.config().access.policy;
+    let target = crate::policy::Target::new().with("project_id", ctx.project_id.clone());
+    if !policy.check("stores_info_detail", &ctx, &target) {
+        return Err(ApiError::Forbidden(
+            "You are not authorized to complete stores_info_detail action.".into(),
+        ));
+    }
+    let list = docs
+        .into_iter()
+        .map(|(backend, mut doc)| {
+            doc["type"] = json!(backend.kind);
+            doc["properties"] = json!({
+                "data_dir": backend.dir.as_ref().map(|d| d.display().to_string()),
+                "chunk_size": 65536,
+                "thin_provisioning": false,
+            });
+            doc["weight"] = json!(0);
+            doc
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "stores": Value::Array(list) })))
+}
+
+/// The stores as `GET /v2/info/stores` shows them, with their backends; 404 without
+/// `enabled_backends`.
+fn store_docs(state: &AppState) -> ApiResult<Vec<(&glance_store::Backend, Value)>> {
     let stores = &state.import.stores;
     if !stores.is_multi() {
         return Err(ApiError::NotFound(
             "Multi backend is not supported at this site.".into(),
         ));
     }
-    let list: Vec<Value> = stores
+    Ok(stores
         .backends()
         .iter()
         .map(|b| {
@@ -44,10 +84,9 @@ pub async fn info_stores(state: web::Data<AppState>) -> ApiResult<HttpResponse> 
             if b.id == stores.default_id() {
                 doc["default"] = json!("true");
             }
-            doc
+            (b, doc)
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "stores": list })))
+        .collect())
 }
 
 /// The import body, as Glance's deserializer checks it.

@@ -85,6 +85,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET")),
     )
     .service(
+        web::resource("/v2/info/stores/detail")
+            .route(web::get().to(handlers::info_stores_detail))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
         web::resource("/v2/stores/{store_id}/{id}")
             .route(web::delete().to(remove::delete_from_store))
             .default_service(not_allowed("DELETE")),
