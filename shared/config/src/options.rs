@@ -37,6 +37,7 @@ mod import;
 mod lifecycle;
 mod mesh;
 mod policy;
+mod replicator;
 
 pub use mesh::MeshSettings;
 
@@ -50,6 +51,7 @@ pub fn all() -> impl Iterator<Item = &'static Opt> {
         policy::OPTIONS,
         import::OPTIONS,
         mesh::OPTIONS,
+        replicator::OPTIONS,
     ]
     .into_iter()
     .flatten()

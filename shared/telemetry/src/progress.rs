@@ -19,6 +19,23 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// A bar over `size` bytes (a spinner when the size is unknown), with rate and time left.
+pub fn bytes(size: Option<u64>, what: &str) -> ProgressBar {
+    let bar = match size {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("a valid progress template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
 /// A spinner saying what is going on, for work whose size is not known in advance.
 pub fn spinner(message: impl Into<String>) -> ProgressBar {
     let spinner = ProgressBar::new_spinner();
