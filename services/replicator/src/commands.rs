@@ -13,6 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::fields::{self, Policy};
 use crate::server::{body_stream, progress, Glance, ServerError};
 
+/// Largest metadata file `load` reads: an image document is a few kB (Glance caps
+/// properties well below this), so anything bigger is not one.
+const MAX_METADATA_BYTES: u64 = 4 << 20;
+
 /// What one run of a command needs besides its servers.
 pub struct Run {
     pub policy: Policy,
@@ -314,6 +318,12 @@ impl Run {
         let mut tally = Tally::default();
         for (id, meta) in dumped(dir)? {
             let outcome = async {
+                let len = tokio::fs::metadata(&meta).await?.len();
+                anyhow::ensure!(
+                    len <= MAX_METADATA_BYTES,
+                    "{} is {len} bytes: too large for an image document",
+                    meta.display()
+                );
                 let text = tokio::fs::read_to_string(&meta)
                     .await
                     .with_context(|| format!("cannot read {}", meta.display()))?;
