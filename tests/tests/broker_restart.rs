@@ -80,8 +80,11 @@ async fn services_survive_a_broker_restart() {
         }
         assert!(
             Instant::now() < deadline,
-            "the service did not come back after the broker did (last status {})",
-            res.status()
+            "the service did not come back after the broker did (last status {})\n\
+             --- api log ---\n{}\n--- registry log ---\n{}",
+            res.status(),
+            mesh.log("api"),
+            mesh.log("registry")
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -30,6 +30,11 @@ use crate::{BusError, Delivery, Responder, Subscription, Transport};
 pub const MAX_ATTEMPTS: i64 = 5;
 const ATTEMPT_HEADER: &str = "x-glance-attempt";
 
+/// Longest a connection, or a subscription on it, may take to set up. A broker that accepts
+/// the socket but never finishes the handshake (one still booting, say) must not hold the
+/// link, and with it every caller and every re-subscription, forever.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Control broadcasts go through this topic exchange; each process binds its own queue.
 pub const CONTROL_EXCHANGE: &str = "glance.control";
 
@@ -49,6 +54,16 @@ struct Link {
     /// request ends in the caller's timeout, and skipping the confirm saves a round trip.
     rpc: Channel,
     reply_queue: String,
+    /// Cleared when the reply consumer ends: a link whose replies can no longer arrive is
+    /// dead, whatever the connection's status still says.
+    replies_alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Link {
+    fn usable(&self) -> bool {
+        self.conn.status().connected()
+            && self.replies_alive.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 struct Shared {
@@ -90,12 +105,15 @@ impl Amqp {
     async fn link(&self) -> Result<Arc<Link>, BusError> {
         let mut guard = self.shared.link.lock().await;
         if let Some(link) = guard.as_ref() {
-            if link.conn.status().connected() {
+            if link.usable() {
                 return Ok(link.clone());
             }
             tracing::warn!("broker connection lost; reconnecting");
         }
-        let link = Arc::new(self.open_link().await?);
+        let opened = tokio::time::timeout(SETUP_TIMEOUT, self.open_link())
+            .await
+            .map_err(|_| unavailable("the broker did not finish the connection handshake"))??;
+        let link = Arc::new(opened);
         *guard = Some(link.clone());
         tracing::info!("connected to the broker");
         Ok(link)
@@ -143,6 +161,8 @@ impl Amqp {
             .await
             .map_err(unavailable)?;
         let pending_for_task = self.shared.pending.clone();
+        let replies_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let alive_for_task = replies_alive.clone();
         tokio::spawn(async move {
             let _keep_channel = replies;
             while let Some(Ok(delivery)) = consumer.next().await {
@@ -171,6 +191,7 @@ impl Amqp {
                 .lock()
                 .expect("pending map poisoned")
                 .clear();
+            alive_for_task.store(false, std::sync::atomic::Ordering::SeqCst);
             tracing::warn!("reply consumer ended");
         });
         let rpc = conn.create_channel().await.map_err(unavailable)?;
@@ -179,6 +200,7 @@ impl Amqp {
             publisher,
             rpc,
             reply_queue,
+            replies_alive,
         })
     }
 
@@ -222,6 +244,24 @@ impl Amqp {
         source: &Source,
     ) -> Result<(lapin::Consumer, Channel, String), BusError> {
         let link = self.link().await?;
+        match tokio::time::timeout(SETUP_TIMEOUT, self.consume_on(&link, source)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                // A connection that stops answering only looks alive: the next try starts
+                // from a fresh one.
+                self.drop_link(&link).await;
+                Err(unavailable(
+                    "the broker did not answer while subscribing; reconnecting",
+                ))
+            }
+        }
+    }
+
+    async fn consume_on(
+        &self,
+        link: &Link,
+        source: &Source,
+    ) -> Result<(lapin::Consumer, Channel, String), BusError> {
         let channel = link.conn.create_channel().await.map_err(unavailable)?;
         let queue = match source {
             Source::Queue(queue) => {
