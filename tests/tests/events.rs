@@ -64,16 +64,19 @@ async fn notifications_until(
     }
 }
 
+/// A subscriber of its own on the event exchange, for `patterns`.
+async fn watch(mesh: &common::Mesh, patterns: &[&str]) -> Box<dyn glance_bus::Subscription> {
+    let transport: Arc<dyn Transport> = Arc::new(Amqp::connect(&mesh.amqp, 64).await.unwrap());
+    let patterns: Vec<String> = patterns.iter().map(|p| (*p).to_owned()).collect();
+    transport.subscribe_events(&patterns, None).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_lifecycle_publishes_glances_notifications_in_order() {
     let Some(mesh) = mesh().await else { return };
     let _registry = mesh.registry("registry");
     let (_api, api) = mesh.api("api").await;
-    let transport: Arc<dyn Transport> = Arc::new(Amqp::connect(&mesh.amqp, 64).await.unwrap());
-    let mut sub = transport
-        .subscribe_events(&["image.#".to_owned()], None)
-        .await
-        .unwrap();
+    let mut sub = watch(&mesh, &["image.#"]).await;
     // The operators' tail, on its own private queue.
     let mut tail = std::process::Command::new(common::bin("glance-events"));
     tail.args([
@@ -300,14 +303,7 @@ async fn sharing_an_image_publishes_member_notifications() {
     let Some(mesh) = mesh().await else { return };
     let _registry = mesh.registry("registry");
     let (_api, api) = mesh.api("api").await;
-    let transport: Arc<dyn Transport> = Arc::new(Amqp::connect(&mesh.amqp, 64).await.unwrap());
-    let mut sub = transport
-        .subscribe_events(
-            &["image.member.*".to_owned(), "image.delete".to_owned()],
-            None,
-        )
-        .await
-        .unwrap();
+    let mut sub = watch(&mesh, &["image.member.*", "image.delete"]).await;
     let http = reqwest::Client::new();
     let id = create_image(
         &http,
@@ -354,11 +350,7 @@ async fn a_glance_direct_import_publishes_task_notifications() {
     let Some(mesh) = mesh().await else { return };
     let _registry = mesh.registry("registry");
     let (_api, api) = mesh.api("api").await;
-    let transport: Arc<dyn Transport> = Arc::new(Amqp::connect(&mesh.amqp, 64).await.unwrap());
-    let mut sub = transport
-        .subscribe_events(&["task.#".to_owned()], None)
-        .await
-        .unwrap();
+    let mut sub = watch(&mesh, &["task.#"]).await;
     let http = reqwest::Client::new();
     let id = create_image(
         &http,
@@ -444,11 +436,7 @@ async fn a_reload_changes_which_notifications_are_sent() {
     std::fs::write(&conf, "[DEFAULT]\ndisabled_notifications = image.create\n").unwrap();
     let _registry = mesh.registry("registry");
     let (_api, api) = mesh.api("api").await;
-    let transport: Arc<dyn Transport> = Arc::new(Amqp::connect(&mesh.amqp, 64).await.unwrap());
-    let mut sub = transport
-        .subscribe_events(&["image.#".to_owned()], None)
-        .await
-        .unwrap();
+    let mut sub = watch(&mesh, &["image.#"]).await;
     let http = reqwest::Client::new();
     let body = json!({"disk_format": "raw", "container_format": "bare"});
 

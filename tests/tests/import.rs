@@ -672,6 +672,15 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Copies image `id` to the `cheap` store (accepted, 202) and waits for the copy to finish:
+/// its task and the image then.
+async fn copy_to_cheap(app: &TestApp, id: &str) -> (Value, Value) {
+    let body = json!({"method": {"name": "copy-image"}, "stores": ["cheap"]});
+    let res = import(&app.address, id, body).await;
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    finished(&app.address, id).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn copy_image_puts_the_data_in_a_second_store() {
     let (app, dirs) = multi_store_app(&[]).await;
@@ -720,14 +729,7 @@ async fn copy_image_puts_the_data_in_a_second_store() {
     .await;
     assert_eq!(res.status(), 409);
 
-    let res = import(
-        &app.address,
-        &id,
-        json!({"method": {"name": "copy-image"}, "stores": ["cheap"]}),
-    )
-    .await;
-    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
-    let (task, image) = finished(&app.address, &id).await;
+    let (task, image) = copy_to_cheap(&app, &id).await;
     assert_eq!(task["status"], "success", "{task}");
     assert_eq!(image["stores"], "fast,cheap");
     assert_active_with(&image, &data);
@@ -789,14 +791,7 @@ async fn data_is_removed_from_one_store_and_kept_in_the_others() {
         .await
         .unwrap()
         .contains("only store containing it"));
-    let res = import(
-        &app.address,
-        &id,
-        json!({"method": {"name": "copy-image"}, "stores": ["cheap"]}),
-    )
-    .await;
-    assert_eq!(res.status(), 202);
-    let (task, image) = finished(&app.address, &id).await;
+    let (task, image) = copy_to_cheap(&app, &id).await;
     assert_eq!(task["status"], "success", "{task}");
     assert_eq!(image["stores"], "fast,cheap");
 
@@ -967,14 +962,7 @@ async fn a_copy_that_does_not_match_the_checksum_is_not_kept() {
     rotten[1000] ^= 0xff;
     std::fs::write(&stored[0], &rotten).unwrap();
 
-    let res = import(
-        &app.address,
-        &id,
-        json!({"method": {"name": "copy-image"}, "stores": ["cheap"]}),
-    )
-    .await;
-    assert_eq!(res.status(), 202);
-    let (task, image) = finished(&app.address, &id).await;
+    let (task, image) = copy_to_cheap(&app, &id).await;
     assert_eq!(task["status"], "failure");
     let message = task["message"].as_str().unwrap();
     assert!(

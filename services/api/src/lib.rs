@@ -137,6 +137,27 @@ impl AppState {
     pub fn set_config(&self, config: ApiConfig) {
         *self.config.write().expect("config lock poisoned") = Arc::new(config);
     }
+
+    /// Removes image data at `locations` whose record no longer points to it. Data a store
+    /// would not remove becomes a scrub job, retried by the scrubbers until it is gone,
+    /// rather than an orphan.
+    pub async fn remove_data(
+        &self,
+        ctx: &glance_domain::RequestContext,
+        id: glance_domain::ImageId,
+        locations: impl IntoIterator<Item = String>,
+    ) {
+        let mut left = Vec::new();
+        for url in locations {
+            if let Err(e) = self.store.delete(&url).await {
+                tracing::warn!(image_id = %id, error = %e, "could not remove image data; scheduling a scrub");
+                left.push(url);
+            }
+        }
+        if !left.is_empty() {
+            self.gateway.schedule_scrub(ctx, id, left).await;
+        }
+    }
 }
 
 pub struct Application {

@@ -260,18 +260,8 @@ pub async fn delete(
         }
     }
     if !delayed {
-        let mut left = Vec::new();
-        for location in &deleted.locations {
-            // The record is gone either way; data the store would not remove now becomes a
-            // scrub job, retried by the scrubbers until it is gone, rather than an orphan.
-            if let Err(e) = state.store.delete(&location.url).await {
-                tracing::warn!(image_id = %id, error = %e, "could not remove image data; scheduling a scrub");
-                left.push(location.url.clone());
-            }
-        }
-        if !left.is_empty() {
-            state.gateway.schedule_scrub(&ctx, id, left).await;
-        }
+        let urls = deleted.locations.into_iter().map(|l| l.url);
+        state.remove_data(&ctx, id, urls).await;
     }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -77,13 +77,6 @@ pub async fn delete_from_store(
         }
         other => other?,
     };
-    if let Err(e) = state.store.delete(&removed.url).await {
-        tracing::warn!(image_id = %id, store = %store_id, error = %e,
-            "could not remove image data; scheduling a scrub");
-        state
-            .gateway
-            .schedule_scrub(&ctx, id, vec![removed.url])
-            .await;
-    }
+    state.remove_data(&ctx, id, [removed.url]).await;
     Ok(HttpResponse::NoContent().finish())
 }
