@@ -9,12 +9,15 @@
 #                                as `export` lines (source it), and keep them up until killed
 #
 # It installs what is missing (PostgreSQL and RabbitMQ from Debian packages, the Python clients
-# in target/venv), starts a throwaway PostgreSQL and RabbitMQ on free loopback ports under one
-# temp dir, and stops them and removes that dir on exit, however it exits.
+# in target/venv, Keystone from PyPI in target/keystone-venv), starts a throwaway PostgreSQL,
+# RabbitMQ and Keystone on free loopback ports under one temp dir, and stops them and removes
+# that dir on exit, however it exits. Keystone is the reference one in ../shared
+# (KEYSTONE_SCRIPTS overrides where its start.sh/stop.sh are).
 #
 # Environment:
 #   GLANCE_TEST_WITH_RABBITMQ=0   do not start RabbitMQ (the broker contract tests then skip)
 #   GLANCE_TEST_KEEP_TMP=1        keep the temp dir (database and broker logs) after the run
+#   GLANCE_TEST_WITH_KEYSTONE=0   do not start Keystone (its tests then skip)
 set -euo pipefail
 
 GLANCECLIENT_VERSION=4.13.0
@@ -24,6 +27,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
 SERVICES_FILE=""
 WITH_RABBITMQ=${GLANCE_TEST_WITH_RABBITMQ:-1}
+WITH_KEYSTONE=${GLANCE_TEST_WITH_KEYSTONE:-1}
+KEYSTONE_SCRIPTS=${KEYSTONE_SCRIPTS:-$ROOT/../shared/reference-keystone}
+KEYSTONE_HOME="" KEYSTONE_PORT=""
+KEYSTONE_VENV=$ROOT/target/keystone-venv
 
 TMPROOT=""
 PG_BINDIR="" PG_DIR="" PG_PORT=""
@@ -302,6 +309,45 @@ stop_rabbitmq() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Keystone: the reference Keystone (uWSGI, SQLite, fernet tokens, users demo/alt/reader and a
+# glance service user) with its state under the temp dir and its venv under target/, reused.
+
+keystone_ctl() {  # keystone_ctl start|stop [ENV=VALUE...]
+    local action=$1
+    shift
+    env KEYSTONE_REF_HOME="$KEYSTONE_HOME" VENV="$KEYSTONE_VENV" KEYSTONE_REF_PORT="$KEYSTONE_PORT" \
+        "$@" "$KEYSTONE_SCRIPTS/$action.sh"
+}
+
+start_keystone() {
+    [[ -x $KEYSTONE_SCRIPTS/start.sh ]] \
+        || die "the reference Keystone is not at $KEYSTONE_SCRIPTS (shared/ beside the repository; KEYSTONE_SCRIPTS to point elsewhere, GLANCE_TEST_WITH_KEYSTONE=0 to skip)"
+    KEYSTONE_HOME=$TMPROOT/keystone
+    local attempt
+    for attempt in 1 2 3; do
+        KEYSTONE_PORT=$(free_port)
+        # The first run pip-installs Keystone and builds uWSGI, whose parallel build has
+        # been seen to fail once and pass on a retry.
+        if keystone_ctl start >>"$TMPROOT/keystone-start.log" 2>&1; then
+            break
+        fi
+        note "Keystone did not start on port $KEYSTONE_PORT (attempt $attempt)"
+        tail -n 20 "$TMPROOT/keystone-start.log" >&2 || true
+        keystone_ctl stop >/dev/null 2>&1 || true
+        KEYSTONE_PORT=""
+    done
+    [[ -n $KEYSTONE_PORT ]] || die "Keystone would not start (log: $TMPROOT/keystone-start.log)"
+    export GLANCE_TEST_KEYSTONE_URL="http://127.0.0.1:$KEYSTONE_PORT"
+    export GLANCE_REQUIRE_KEYSTONE=1
+    note "Keystone 30 on $GLANCE_TEST_KEYSTONE_URL (state $KEYSTONE_HOME, venv $KEYSTONE_VENV)"
+}
+
+stop_keystone() {
+    [[ -n $KEYSTONE_HOME && -n $KEYSTONE_PORT ]] || return 0
+    keystone_ctl stop >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------------------------------------
 # The real clients, in a venv that is reused while the pinned versions are unchanged.
 
 ensure_venv() {
@@ -413,6 +459,7 @@ cleanup() {
     set +e
     stop_rabbitmq
     stop_postgres
+    stop_keystone
     if [[ $POLICY_RC_CREATED == 1 ]]; then as_root rm -f /usr/sbin/policy-rc.d; fi
     if [[ -n $TMPROOT && -d $TMPROOT ]]; then
         if [[ ${GLANCE_TEST_KEEP_TMP:-0} == 1 ]]; then
@@ -463,11 +510,23 @@ main() {
         phase "RabbitMQ: skipped (GLANCE_TEST_WITH_RABBITMQ=$WITH_RABBITMQ)"
     fi
 
+    if [[ $WITH_KEYSTONE == 1 ]]; then
+        phase "Keystone"
+        start_keystone
+    else
+        phase "Keystone: skipped (GLANCE_TEST_WITH_KEYSTONE=$WITH_KEYSTONE)"
+    fi
+
     if [[ -n $SERVICES_FILE ]]; then
         {
             printf 'export GLANCE_TEST_POSTGRES_URL=%q GLANCE_REQUIRE_POSTGRES=1\n' "$GLANCE_TEST_POSTGRES_URL"
             if [[ $WITH_RABBITMQ == 1 ]]; then
                 printf 'export GLANCE_TEST_AMQP_URL=%q GLANCE_REQUIRE_RABBITMQ=1\n' "$GLANCE_TEST_AMQP_URL"
+            fi
+            if [[ $WITH_KEYSTONE == 1 ]]; then
+                printf 'export GLANCE_TEST_KEYSTONE_URL=%q GLANCE_REQUIRE_KEYSTONE=1\n' "$GLANCE_TEST_KEYSTONE_URL"
+                printf 'export KEYSTONE_HOME=%q KEYSTONE_VENV=%q KEYSTONE_PORT=%q\n' \
+                    "$KEYSTONE_HOME" "$KEYSTONE_VENV" "$KEYSTONE_PORT"
             fi
         } >"$SERVICES_FILE"
         phase "services up; URLs in $SERVICES_FILE; stop with kill $$"
@@ -492,6 +551,13 @@ main() {
         bash tests/smoke/glanceclient_smoke.sh || true
     step smoke-sharing show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
         bash tests/smoke/sharing_smoke.sh || true
+    # Last: it stops and restarts Keystone.
+    if [[ $WITH_KEYSTONE == 1 ]]; then
+        step smoke-keystone show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
+            KEYSTONE_SCRIPTS="$KEYSTONE_SCRIPTS" KEYSTONE_HOME="$KEYSTONE_HOME" \
+            KEYSTONE_VENV="$KEYSTONE_VENV" KEYSTONE_PORT="$KEYSTONE_PORT" \
+            bash tests/smoke/keystone_smoke.sh || true
+    fi
 
     phase "summary"
     printf '    %s\n' "${SUMMARY[@]}"

@@ -74,6 +74,14 @@ pub struct Args {
     /// (with `psql`) and drops it at the end.
     #[arg(long, requires = "mesh")]
     pub postgres_url: Option<String>,
+    /// Benchmark identity instead: image-show through the all-in-one with Keystone tokens
+    /// validated against this Keystone (cache warm), then with trusted headers, in the same
+    /// run, and print the ratio. The Keystone must have the reference users (glance, demo).
+    #[arg(long, conflicts_with = "mesh")]
+    pub keystone_url: Option<String>,
+    /// The glance service user's password for --keystone-url.
+    #[arg(long, default_value = "glance", requires = "keystone_url")]
+    pub glance_password: String,
 }
 
 /// The run's resolved knobs.

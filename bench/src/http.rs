@@ -40,10 +40,20 @@ pub struct Conn {
     tx: SendRequest<Body>,
     addr: SocketAddr,
     host: String,
+    /// Sent with every request (identity headers, for example).
+    headers: Vec<(String, String)>,
 }
 
 impl Conn {
     pub async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        Self::open_with(addr, Vec::new()).await
+    }
+
+    /// A connection that sends `headers` with every request.
+    pub async fn open_with(
+        addr: SocketAddr,
+        headers: Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("connect {addr}"))?;
@@ -58,11 +68,16 @@ impl Conn {
             tx,
             addr,
             host: addr.to_string(),
+            headers,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
     }
 
     pub async fn send(
@@ -79,6 +94,9 @@ impl Conn {
             .header(HOST, &self.host);
         if let Some(ct) = content_type {
             req = req.header(CONTENT_TYPE, ct);
+        }
+        for (name, value) in &self.headers {
+            req = req.header(name.as_str(), value.as_str());
         }
         Ok(self.tx.send_request(req.body(body)?).await?)
     }

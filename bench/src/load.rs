@@ -48,6 +48,8 @@ pub struct Load {
     pub concurrency: usize,
     pub duration: Duration,
     pub max_requests: u64,
+    /// Sent with every request.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Load {
@@ -56,7 +58,7 @@ impl Load {
         // Connect and warm every connection before the clock starts.
         let mut conns = Vec::with_capacity(self.concurrency);
         for _ in 0..self.concurrency {
-            let mut c = Conn::open(self.addr).await?;
+            let mut c = Conn::open_with(self.addr, self.headers.clone()).await?;
             let (status, body) = c.get_bytes(path).await?;
             anyhow::ensure!(
                 status == expect_status,
@@ -104,7 +106,7 @@ impl Load {
                             errors.fetch_add(1, Ordering::Relaxed);
                             first_error.lock().unwrap().get_or_insert(format!("{e:#}"));
                             // The connection may be gone; a fresh one keeps the client count.
-                            match Conn::open(conn.addr()).await {
+                            match Conn::open_with(conn.addr(), conn.headers().to_vec()).await {
                                 Ok(c) => conn = c,
                                 Err(_) => break,
                             }

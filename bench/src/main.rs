@@ -6,6 +6,7 @@ mod ceiling;
 mod cli;
 mod cpu;
 mod http;
+mod keystone;
 mod load;
 mod mesh;
 mod phases;
@@ -49,6 +50,9 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> anyhow::Result<Journal> {
     if args.mesh {
         return mesh::run(args);
+    }
+    if args.keystone_url.is_some() {
+        return keystone::run(args);
     }
     let plan = args.plan();
     if !args.no_build {
@@ -167,6 +171,7 @@ fn measure(
             concurrency: plan.concurrency,
             duration: plan.duration,
             max_requests: plan.max_requests,
+            headers: Vec::new(),
         };
         let loads = phases::loads(&server, &load, &up.id, plan.creates, journal).await?;
         anyhow::Ok((up, down, cw, loads))

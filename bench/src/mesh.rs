@@ -238,6 +238,7 @@ fn measure(
             concurrency: plan.concurrency,
             duration: plan.duration,
             max_requests: plan.max_requests,
+            headers: Vec::new(),
         };
         let versions = load.get("/versions", 200).await?;
         phases::report_load(

@@ -19,18 +19,11 @@ pub fn sqlite_url(data_dir: &Path) -> String {
     )
 }
 
-/// Loopback callers get `noauth` unless configured; anything reachable from outside must
-/// say who may call, so it defaults to trusted headers.
+/// Loopback callers get `noauth` unless configured; anything reachable from outside
+/// validates Keystone tokens unless told otherwise (and refuses to start without
+/// `[keystone_authtoken]`).
 pub fn default_auth(bind_host: &str) -> AuthStrategy {
-    let loopback = bind_host
-        .parse::<std::net::IpAddr>()
-        .map(|ip| ip.is_loopback())
-        .unwrap_or(bind_host == "localhost");
-    if loopback {
-        AuthStrategy::NoAuth
-    } else {
-        AuthStrategy::TrustedHeaders
-    }
+    AuthStrategy::default_for(bind_host, AuthStrategy::NoAuth)
 }
 
 /// Builds every service against one in-process bus and starts the registry. The returned
@@ -68,6 +61,9 @@ async fn build_with(
     data_dir: &Path,
     listener: TcpListener,
 ) -> anyhow::Result<Application> {
+    glance_api::keystone::check_at_start(&config)
+        .await
+        .map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let in_process = InProcess::new();

@@ -25,7 +25,7 @@ struct Args {
     /// Directory for the database and image data.
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
-    /// noauth, trusted-headers or tokens ([DEFAULT] auth_strategy).
+    /// keystone, tokens, trusted-headers or noauth ([DEFAULT] auth_strategy).
     #[arg(long)]
     auth_strategy: Option<String>,
     /// Configuration file in Glance's INI format; repeatable, later files win.

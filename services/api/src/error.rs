@@ -12,6 +12,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("The request you have made requires authentication.")]
     Unauthorized,
+    /// 401 from Keystone validation; carries the `WWW-Authenticate` challenge that names
+    /// where to get a token.
+    #[error("The request you have made requires authentication.")]
+    TokenRejected(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -66,7 +70,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenRejected(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -95,6 +99,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Keystone uri=\"\""));
+            }
+            ApiError::TokenRejected(challenge) => {
+                builder.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
             }
             _ => {}
         }

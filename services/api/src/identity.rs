@@ -2,16 +2,18 @@
 //! turns headers into a [`RequestContext`] according to `auth_strategy`.
 
 use std::future::{ready, Ready};
+use std::sync::Arc;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use futures::future::LocalBoxFuture;
+use futures::future::{Either, LocalBoxFuture};
 use glance_config::AuthStrategy;
 use glance_domain::RequestContext;
 use tracing::Instrument;
 
 use crate::error::ApiError;
+use crate::keystone::{KeystoneAuth, Rejection};
 use crate::{ApiConfig, AppState};
 
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
@@ -99,20 +101,38 @@ where
 /// The caller's identity, extracted per `auth_strategy`.
 pub struct Caller(pub RequestContext);
 
+/// The caller's validated Keystone token (its catalog among the rest), in the request's
+/// extensions under `auth_strategy = keystone`, for what needs more than the context.
+#[derive(Clone)]
+pub struct KeystoneToken(pub Arc<glance_keystone::TokenInfo>);
+
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = Either<
+        Ready<Result<Self, Self::Error>>,
+        LocalBoxFuture<'static, Result<Self, Self::Error>>,
+    >;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = req
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered");
-        ready(authenticate(req, &state.config()).map(Caller))
+        let config = state.config();
+        match (config.auth_strategy, config.keystone.clone()) {
+            (AuthStrategy::Keystone, Some(keystone)) => {
+                let req = req.clone();
+                Either::Right(Box::pin(async move {
+                    keystone_context(&req, &config, &keystone).await.map(Caller)
+                }))
+            }
+            _ => Either::Left(ready(authenticate(req, &config).map(Caller))),
+        }
     }
 }
 
 /// The caller's context under the configured strategy; with an identity (not `noauth`),
-/// `is_admin` is the policy's `context_is_admin` for the caller's roles.
+/// `is_admin` is the policy's `context_is_admin` for the caller's roles. Keystone's is
+/// asynchronous: see [`keystone_context`].
 pub fn authenticate(req: &HttpRequest, config: &ApiConfig) -> Result<RequestContext, ApiError> {
     let mut ctx = match (config.auth_strategy, &config.access.tokens) {
         (AuthStrategy::Tokens, Some(tokens)) => {
@@ -123,7 +143,7 @@ pub fn authenticate(req: &HttpRequest, config: &ApiConfig) -> Result<RequestCont
                 user_id: Some(who.user_id),
                 project_id: Some(who.project_id),
                 roles: who.roles,
-                is_admin: false,
+                ..RequestContext::default()
             }
         }
         (strategy, _) => context_from_headers(req, strategy)?,
@@ -132,6 +152,42 @@ pub fn authenticate(req: &HttpRequest, config: &ApiConfig) -> Result<RequestCont
         imply_roles(&mut ctx.roles);
         ctx.is_admin = config.access.policy.is_admin(&ctx.roles);
     }
+    Ok(ctx)
+}
+
+/// `auth_strategy = keystone`: the context of the user whose `X-Auth-Token` Keystone
+/// vouches for (with an `X-Service-Token`, that one must be valid too).
+pub async fn keystone_context(
+    req: &HttpRequest,
+    config: &ApiConfig,
+    keystone: &KeystoneAuth,
+) -> Result<RequestContext, ApiError> {
+    let token = header(req, "x-auth-token").or_else(|| header(req, "x-storage-token"));
+    let service = header(req, "x-service-token");
+    let info =
+        keystone
+            .authenticate(token, service)
+            .await
+            .map_err(|rejection| match rejection {
+                Rejection::Unauthenticated => ApiError::TokenRejected(keystone.challenge()),
+                Rejection::Unavailable(_) => ApiError::ServiceUnavailable(
+                    "The Keystone service is temporarily unavailable.".into(),
+                ),
+            })?;
+    let mut ctx = RequestContext {
+        request_id: request_id(req),
+        user_id: Some(info.user_id.clone()),
+        project_id: info.project_id.clone(),
+        roles: info.roles.clone(),
+        user_domain_id: info.user_domain_id.clone(),
+        project_domain_id: info.project_domain_id.clone(),
+        domain_id: info.domain_id.clone(),
+        is_admin_project: info.is_admin_project,
+        ..RequestContext::default()
+    };
+    imply_roles(&mut ctx.roles);
+    ctx.is_admin = config.access.policy.is_admin(&ctx.roles);
+    req.extensions_mut().insert(KeystoneToken(info));
     Ok(ctx)
 }
 
@@ -169,9 +225,11 @@ pub fn context_from_headers(
                 .map(str::to_owned),
             roles: vec!["admin".into(), "member".into(), "reader".into()],
             is_admin: true,
+            ..RequestContext::default()
         }),
-        // Tokens need the token file: see [`authenticate`]. Without it nobody is known.
-        AuthStrategy::Tokens => Err(ApiError::Unauthorized),
+        // Tokens need the token file, Keystone its settings: see [`authenticate`] and
+        // [`keystone_context`]. Without them nobody is known.
+        AuthStrategy::Tokens | AuthStrategy::Keystone => Err(ApiError::Unauthorized),
         AuthStrategy::TrustedHeaders => {
             if header(req, "x-identity-status") != Some("Confirmed") {
                 return Err(ApiError::Unauthorized);
@@ -191,6 +249,11 @@ pub fn context_from_headers(
                     .map(str::to_owned),
                 roles,
                 is_admin,
+                user_domain_id: header(req, "x-user-domain-id").map(str::to_owned),
+                project_domain_id: header(req, "x-project-domain-id").map(str::to_owned),
+                domain_id: header(req, "x-domain-id").map(str::to_owned),
+                is_admin_project: header(req, "x-is-admin-project")
+                    .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
             })
         }
     }

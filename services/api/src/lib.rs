@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod identity;
 pub mod images;
 pub mod import;
+pub mod keystone;
 pub mod lifecycle;
 pub mod members;
 pub mod notify;
@@ -59,6 +60,8 @@ pub struct ApiConfig {
     pub import: Arc<import::ImportConfig>,
     /// Runtime threads and image-show batching of the distributed mode (read at start).
     pub mesh: glance_config::MeshSettings,
+    /// The Keystone validator, when `[keystone_authtoken]` is configured (see [`keystone`]).
+    pub keystone: Option<Arc<keystone::KeystoneAuth>>,
 }
 
 impl Default for ApiConfig {
@@ -90,6 +93,7 @@ impl ApiConfig {
             notifications: notify::NotifyConfig::default(),
             import: Arc::default(),
             mesh: glance_config::MeshSettings::default(),
+            keystone: None,
         }
     }
 
@@ -110,9 +114,22 @@ impl ApiConfig {
         if config.auth_strategy == AuthStrategy::Tokens && config.access.tokens.is_none() {
             return Err("auth_strategy = tokens needs [glance_auth] token_file".into());
         }
+        config.keystone = match keystone::KeystoneSettings::from_raw(raw)? {
+            Some(settings) => Some(Arc::new(keystone::KeystoneAuth::new(settings)?)),
+            None => None,
+        };
+        if config.auth_strategy == AuthStrategy::Keystone && config.keystone.is_none() {
+            return Err(KEYSTONE_NEEDS_SETTINGS.into());
+        }
         Ok(config)
     }
 }
+
+const KEYSTONE_NEEDS_SETTINGS: &str = "auth_strategy = keystone (the default when bind_host is \
+    not a loopback address) needs [keystone_authtoken] auth_url, username, password, \
+    project_name, user_domain_name and project_domain_name (GLANCE__KEYSTONE_AUTHTOKEN__AUTH_URL, \
+    ...); or set [DEFAULT] auth_strategy to tokens, or to trusted-headers behind a proxy that \
+    authenticates";
 
 /// Shared by every request.
 pub struct AppState {
@@ -175,8 +192,19 @@ impl Application {
         listener: TcpListener,
     ) -> std::io::Result<Application> {
         let port = listener.local_addr()?.port();
-        if config.auth_strategy == AuthStrategy::NoAuth {
-            tracing::warn!("auth_strategy is noauth: every caller is an admin");
+        match config.auth_strategy {
+            AuthStrategy::NoAuth => {
+                tracing::warn!("auth_strategy is noauth: every caller is an admin")
+            }
+            AuthStrategy::TrustedHeaders => tracing::warn!(
+                "auth_strategy is trusted-headers: callers' X-Roles and X-Project-Id are \
+                 believed as sent, so this API must only be reachable through a proxy that \
+                 authenticates them (keystonemiddleware or the like)"
+            ),
+            AuthStrategy::Keystone if config.keystone.is_none() => {
+                return Err(std::io::Error::other(KEYSTONE_NEEDS_SETTINGS))
+            }
+            AuthStrategy::Keystone | AuthStrategy::Tokens => {}
         }
         let workers = config.workers;
         let node_cache = cache::NodeCache::open(&config.cache, bus.clone())?;

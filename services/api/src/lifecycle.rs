@@ -33,7 +33,15 @@ impl Lifecycle for ApiLifecycle {
         // a bad one refuses the reload and the old settings stay.
         let mut config = ApiConfig::from_raw(&raw, self.default_auth)?;
         // Threads and sockets stay as they are: only request-time settings change.
-        config.workers = self.state.config().workers;
+        let old = self.state.config();
+        config.workers = old.workers;
+        // The same Keystone settings keep the validator, with its cached tokens and
+        // service token.
+        if let (Some(new), Some(kept)) = (&config.keystone, &old.keystone) {
+            if new.settings() == kept.settings() {
+                config.keystone = Some(kept.clone());
+            }
+        }
         self.state
             .gateway
             .notifier()

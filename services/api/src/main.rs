@@ -35,8 +35,10 @@ fn main() -> anyhow::Result<()> {
         "glance-api needs [DEFAULT] transport_url (GLANCE__DEFAULT__TRANSPORT_URL=rabbit://...) to \
          reach the registry; to run everything in one process use glance-all-in-one",
     )?;
-    let config =
-        ApiConfig::from_raw(&raw, AuthStrategy::TrustedHeaders).map_err(anyhow::Error::msg)?;
+    // On loopback the API is assumed to sit behind a local authenticating proxy; anything
+    // reachable from elsewhere validates Keystone tokens unless configured otherwise.
+    let default_auth = AuthStrategy::default_for(&settings.bind_host, AuthStrategy::TrustedHeaders);
+    let config = ApiConfig::from_raw(&raw, default_auth).map_err(anyhow::Error::msg)?;
     // The image store (or each of enabled_backends) and the staging area must be shared
     // storage: any API node may serve a download or run an import.
     let stores = config
@@ -60,6 +62,9 @@ fn main() -> anyhow::Result<()> {
             amqp.ensure_queue(REGISTRY_QUEUE).await?;
             let transport: Arc<dyn glance_bus::Transport> = Arc::new(amqp);
             let import_worker = config.import.worker.clone();
+            glance_api::keystone::check_at_start(&config)
+                .await
+                .map_err(anyhow::Error::msg)?;
             let app = Application::build(config, Bus::new(transport.clone()), stores, listener)?;
             if import_worker.enabled {
                 // Its own connection, prefetching no more than it runs at once, so imports
@@ -74,7 +79,7 @@ fn main() -> anyhow::Result<()> {
                 state: app.state(),
                 server: app.handle(),
                 config_files: args.config_file.clone(),
-                default_auth: AuthStrategy::TrustedHeaders,
+                default_auth,
             };
             glance_service::start_control(
                 transport,

@@ -448,6 +448,7 @@ mod tests {
             project_id: Some(project.into()),
             is_admin: roles.iter().any(|r| r == "admin"),
             roles,
+            ..RequestContext::default()
         }
     }
 

@@ -16,27 +16,18 @@ use serde::Deserialize;
     version,
     about = "Manage the image cache of one Glance API node",
     after_help = "Environment: GLANCE_CACHE_URL, GLANCE_CACHE_HOST, GLANCE_CACHE_PORT, \
-                  OS_AUTH_TOKEN (or OS_TOKEN)."
+                  OS_AUTH_TOKEN (or OS_TOKEN), or Keystone credentials as the openstack \
+                  client reads them (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, \
+                  OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME, OS_REGION_NAME). With \
+                  credentials and no host or URL, the image endpoint comes from the catalog."
 )]
 struct Args {
-    /// Address of the API node.
-    #[arg(
-        short = 'H',
-        long,
-        env = "GLANCE_CACHE_HOST",
-        default_value = "0.0.0.0",
-        global = true
-    )]
-    host: String,
-    /// Port of the API node.
-    #[arg(
-        short = 'p',
-        long,
-        env = "GLANCE_CACHE_PORT",
-        default_value_t = 9292,
-        global = true
-    )]
-    port: u16,
+    /// Address of the API node [default: 0.0.0.0].
+    #[arg(short = 'H', long, env = "GLANCE_CACHE_HOST", global = true)]
+    host: Option<String>,
+    /// Port of the API node [default: 9292].
+    #[arg(short = 'p', long, env = "GLANCE_CACHE_PORT", global = true)]
+    port: Option<u16>,
     /// Base URL of the API node (instead of --host and --port), e.g. http://10.0.0.5:9292.
     #[arg(long, env = "GLANCE_CACHE_URL", global = true)]
     url: Option<String>,
@@ -48,6 +39,8 @@ struct Args {
         global = true
     )]
     os_auth_token: Option<String>,
+    #[command(flatten)]
+    credentials: glance_keystone::Credentials,
     /// Do not ask before destructive or queueing verbs.
     #[arg(short = 'f', long, global = true)]
     force: bool,
@@ -246,23 +239,48 @@ fn plan(verb: &Verb) -> (Option<String>, Method, String, &'static str) {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let base = args
-        .url
+/// The token to send and, when Keystone issued it, the image endpoint of its catalog.
+async fn authenticate(args: &Args) -> anyhow::Result<(Option<String>, Option<String>)> {
+    if let Some(token) = args
+        .os_auth_token
         .clone()
-        .unwrap_or_else(|| format!("http://{}:{}", args.host, args.port))
+        .or_else(|| std::env::var("OS_TOKEN").ok())
+    {
+        return Ok((Some(token), None));
+    }
+    match args.credentials.issue().await? {
+        Some((token, info)) => Ok((Some(token), args.credentials.image_endpoint(&info))),
+        None => Ok((None, None)),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (token, catalog_url) = authenticate(&args).await?;
+    let explicit = args.url.clone().or_else(|| {
+        (args.host.is_some() || args.port.is_some()).then(|| {
+            format!(
+                "http://{}:{}",
+                args.host.as_deref().unwrap_or("0.0.0.0"),
+                args.port.unwrap_or(9292)
+            )
+        })
+    });
+    let base = explicit
+        .or(catalog_url)
+        .unwrap_or_else(|| "http://0.0.0.0:9292".into())
         .trim_end_matches('/')
         .to_owned();
     let client = Client {
+        host: args
+            .url
+            .clone()
+            .or_else(|| args.host.clone())
+            .unwrap_or_else(|| base.clone()),
         base,
         http: reqwest::Client::builder()
             .build()
             .context("cannot build an HTTP client")?,
-        token: args
-            .os_auth_token
-            .clone()
-            .or_else(|| std::env::var("OS_TOKEN").ok()),
-        host: args.url.clone().unwrap_or_else(|| args.host.clone()),
+        token,
     };
     let (question, method, path, action) = plan(&args.command);
     if let Some(q) = question {

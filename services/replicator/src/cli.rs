@@ -36,6 +36,13 @@ pub struct Args {
     /// Token for the target server ([DEFAULT] targettoken).
     #[arg(long)]
     pub targettoken: Option<String>,
+    /// Token for both servers when no other is given.
+    #[arg(long = "os-auth-token", env = "OS_AUTH_TOKEN")]
+    pub os_auth_token: Option<String>,
+    /// Keystone credentials (OS_AUTH_URL, OS_USERNAME, ...): a token is issued for them when
+    /// no token is given.
+    #[command(flatten)]
+    pub credentials: glance_keystone::Credentials,
     /// Configuration file in Glance's INI format; repeatable, later files win.
     #[arg(long = "config-file")]
     pub config_file: Vec<PathBuf>,

@@ -17,23 +17,30 @@ use fields::Policy;
 use server::Glance;
 
 /// The tokens for each side: `--sourcetoken`/`--targettoken`, then `-t`, then the
-/// configuration (`[DEFAULT] sourcetoken`/`targettoken`, or their GLANCE__ variables).
-fn tokens(args: &Args) -> anyhow::Result<(Option<String>, Option<String>)> {
+/// configuration (`[DEFAULT] sourcetoken`/`targettoken`, or their GLANCE__ variables), then
+/// `OS_AUTH_TOKEN`, then one token from Keystone for the `OS_*` credentials.
+async fn tokens(args: &Args) -> anyhow::Result<(Option<String>, Option<String>)> {
     let raw = glance_config::RawConfig::load(&args.config_file)?;
     let reader = raw.reader();
     let pick = |flag: &Option<String>, option: &str| {
         flag.clone()
             .or_else(|| args.token.clone())
             .or_else(|| reader.opt_string("DEFAULT", option))
+            .or_else(|| args.os_auth_token.clone())
     };
-    Ok((
+    let (source, target) = (
         pick(&args.sourcetoken, "sourcetoken"),
         pick(&args.targettoken, "targettoken"),
-    ))
+    );
+    if source.is_some() && target.is_some() {
+        return Ok((source, target));
+    }
+    let issued = args.credentials.issue().await?.map(|(token, _)| token);
+    Ok((source.or(issued.clone()), target.or(issued)))
 }
 
 async fn run(args: &Args, job: Job) -> anyhow::Result<bool> {
-    let (source_token, target_token) = tokens(args)?;
+    let (source_token, target_token) = tokens(args).await?;
     let mut run = Run {
         policy: Policy::new(&args.dontreplicate),
         chunksize: args.chunksize as usize,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use options::{all as all_options, MeshSettings, Opt};
 pub use settings::Reader;
-pub use settings::{AuthStrategy, Settings};
+pub use settings::{is_loopback, AuthStrategy, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

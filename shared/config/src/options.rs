@@ -34,6 +34,7 @@ pub(crate) const fn opt(
 
 mod cache;
 mod import;
+mod keystone;
 mod lifecycle;
 mod mesh;
 mod policy;
@@ -49,6 +50,7 @@ pub fn all() -> impl Iterator<Item = &'static Opt> {
         cache::OPTIONS,
         lifecycle::OPTIONS,
         policy::OPTIONS,
+        keystone::OPTIONS,
         import::OPTIONS,
         mesh::OPTIONS,
         replicator::OPTIONS,
@@ -75,7 +77,7 @@ const CORE: &[Opt] = &[
         "DEFAULT",
         "auth_strategy",
         None,
-        "noauth | trusted-headers | tokens (default: noauth on loopback, trusted-headers elsewhere)",
+        "keystone | trusted-headers | tokens | noauth (default: keystone on a non-loopback bind; on loopback noauth for glance-all-in-one, trusted-headers for glance-api)",
     ),
     opt(
         "DEFAULT",

@@ -8,11 +8,14 @@ use crate::{ConfigError, RawConfig};
 pub enum AuthStrategy {
     /// Every caller is an admin. Only for a single user on a trusted host.
     NoAuth,
-    /// Identity from keystonemiddleware-style headers (`X-Identity-Status: Confirmed`, ...).
-    /// `keystone` means this too: keystonemiddleware in front validates the token and sets
-    /// the headers. Validating Keystone tokens in-process would be another variant here
-    /// plus a `TokenValidator` in the API (see `glance_api::tokens`).
+    /// Identity from keystonemiddleware-style headers (`X-Identity-Status: Confirmed`, ...),
+    /// for an API behind a proxy that authenticates. Only when configured explicitly
+    /// (or on loopback): anyone who can reach the port could name their own roles.
     TrustedHeaders,
+    /// `X-Auth-Token` validated against Keystone in-process, configured by
+    /// `[keystone_authtoken]` (see `glance_api::keystone`). The default on a non-loopback
+    /// bind.
+    Keystone,
     /// `X-Auth-Token` looked up in a local token file (`[glance_auth] token_file`).
     Tokens,
 }
@@ -22,13 +25,33 @@ impl FromStr for AuthStrategy {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "noauth" => Ok(Self::NoAuth),
-            "trusted-headers" | "trusted_headers" | "keystone" => Ok(Self::TrustedHeaders),
+            "trusted-headers" | "trusted_headers" => Ok(Self::TrustedHeaders),
+            "keystone" => Ok(Self::Keystone),
             "tokens" => Ok(Self::Tokens),
             other => Err(format!(
-                "unknown auth strategy '{other}' (noauth | trusted-headers | tokens)"
+                "unknown auth strategy '{other}' (keystone | trusted-headers | tokens | noauth)"
             )),
         }
     }
+}
+
+impl AuthStrategy {
+    /// What a server bound to `bind_host` uses when `auth_strategy` is not set: Keystone
+    /// for anything reachable from elsewhere, `on_loopback` for a loopback bind.
+    pub fn default_for(bind_host: &str, on_loopback: AuthStrategy) -> AuthStrategy {
+        if is_loopback(bind_host) {
+            on_loopback
+        } else {
+            AuthStrategy::Keystone
+        }
+    }
+}
+
+/// Whether `host` (an address or `localhost`) only accepts connections from this machine.
+pub fn is_loopback(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(host == "localhost")
 }
 
 /// The typed view of the options the services use.

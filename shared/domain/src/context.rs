@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who is asking, as established by the API's identity layer. It travels with every bus
 /// request so the registry can apply visibility without trusting anything else.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestContext {
     /// The `x-openstack-request-id` of the HTTP request that started this work.
     pub request_id: String,
@@ -14,6 +14,38 @@ pub struct RequestContext {
     pub roles: Vec<String>,
     #[serde(default)]
     pub is_admin: bool,
+    /// The domains of the user and of the project (Keystone tokens name them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_domain_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_domain_id: Option<String>,
+    /// Set for a domain-scoped token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_id: Option<String>,
+    /// Keystone's `is_admin_project`; true unless a token says otherwise, as oslo.context
+    /// reads it.
+    #[serde(default = "yes")]
+    pub is_admin_project: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RequestContext {
+    fn default() -> Self {
+        Self {
+            request_id: String::new(),
+            user_id: None,
+            project_id: None,
+            roles: Vec::new(),
+            is_admin: false,
+            user_domain_id: None,
+            project_domain_id: None,
+            domain_id: None,
+            is_admin_project: true,
+        }
+    }
 }
 
 impl RequestContext {

@@ -123,6 +123,7 @@ pub fn user(project: &str) -> RequestContext {
         project_id: Some(project.into()),
         roles: vec!["member".into()],
         is_admin: false,
+        ..RequestContext::default()
     }
 }
 
