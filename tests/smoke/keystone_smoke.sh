@@ -71,6 +71,16 @@ mkdir -p "$TMP/home" "$TMP/data"
 cat >"$TMP/glance-api.conf" <<CONF
 [DEFAULT]
 auth_strategy = keystone
+enabled_backends = fast:file, cheap:file
+
+[glance_store]
+default_backend = fast
+
+[fast]
+filesystem_store_datadir = $TMP/data/fast
+
+[cheap]
+filesystem_store_datadir = $TMP/data/cheap
 
 [keystone_authtoken]
 www_authenticate_uri = $KS_URL
@@ -139,7 +149,9 @@ else
 fi
 
 as demo "$OPENSTACK" image set --shared "$ID" >"$TMP/shared.out" 2>&1
-as demo "$OPENSTACK" image add project "$ID" alt >"$TMP/add.out" 2>&1
+# By name: the CLI resolves "alt" through Keystone, which only lets an admin look projects
+# up (demo would send the name itself as the member id, with Glance as with us).
+as admin "$OPENSTACK" image add project "$ID" alt >"$TMP/add.out" 2>&1
 expect "openstack image add project (by name) makes alt's project a member" "$ALT_PROJECT" \
     "$(as demo "$OPENSTACK" image member list "$ID" -f value -c 'Member ID' 2>&1)" "$(cat "$TMP/add.out")"
 as alt "$OPENSTACK" image set --accept "$ID" >"$TMP/accept.out" 2>&1
@@ -157,14 +169,21 @@ if as demo "$OPENSTACK" image import info -f json >"$TMP/import.json" 2>&1 &&
 else
     not_ok "openstack image import info" "$(cat "$TMP/import.json")"
 fi
-if as demo "$OPENSTACK" image task list -f value >"$TMP/tasks.out" 2>&1; then
-    ok "openstack image task list"
+# Tasks are admin-only under Glance's default policy (tasks_api_access).
+if as admin "$OPENSTACK" image task list -f value >"$TMP/tasks.out" 2>&1; then
+    ok "openstack image task list (admin)"
 else
-    not_ok "openstack image task list" "$(cat "$TMP/tasks.out")"
+    not_ok "openstack image task list (admin)" "$(cat "$TMP/tasks.out")"
 fi
-if as demo "$OPENSTACK" image stores list -f value >"$TMP/stores.out" 2>&1 ||
-    grep -qi "multi.*store\|not found" "$TMP/stores.out"; then
-    ok "openstack image stores list answers (the stores, or Glance's 404 without multi-store)"
+if ! as demo "$OPENSTACK" image task list -f value >"$TMP/tasks-demo.out" 2>&1 &&
+    grep -q 403 "$TMP/tasks-demo.out"; then
+    ok "openstack image task list as a member is 403, as Glance's policy says"
+else
+    not_ok "openstack image task list as a member is 403" "$(cat "$TMP/tasks-demo.out")"
+fi
+if as demo "$OPENSTACK" image stores list -f value -c ID >"$TMP/stores.out" 2>&1 &&
+    [[ $(sort "$TMP/stores.out" | tr '\n' ' ') == "cheap fast " ]]; then
+    ok "openstack image stores list"
 else
     not_ok "openstack image stores list" "$(cat "$TMP/stores.out")"
 fi
@@ -181,10 +200,10 @@ if [[ $GID =~ ^[0-9a-f-]{36}$ ]]; then
 else
     not_ok "glance image-create with OS_* credentials" "$(cat "$TMP/gcreate.err")"
 fi
-if as demo "$VENV/bin/glance" image-list 2>&1 | grep -q "$GID"; then
+if as demo "$VENV/bin/glance" image-list >"$TMP/glist.out" 2>&1 && grep -q "$GID" "$TMP/glist.out"; then
     ok "glance image-list"
 else
-    not_ok "glance image-list"
+    not_ok "glance image-list" "$(cat "$TMP/glist.out")"
 fi
 as demo "$VENV/bin/glance" image-delete "$GID" >/dev/null 2>&1
 
@@ -243,7 +262,10 @@ FRESH=$(token_of alt)
 keystone stop >/dev/null 2>&1
 expect "Keystone stopped: a token it cannot check is 503, not 401" 503 "$(status_with "$FRESH")"
 if keystone start >"$TMP/restart.log" 2>&1; then
-    expect "Keystone back: the same token works, glance not restarted" 200 "$(status_with "$FRESH")"
+    # A token issued now: the reference Keystone's start re-applies its seed (role grants),
+    # after which it has been seen to refuse tokens issued before the restart.
+    expect "Keystone back: tokens are checked again, glance not restarted" 200 \
+        "$(status_with "$(token_of alt)")"
 else
     not_ok "restart Keystone" "$(cat "$TMP/restart.log")"
 fi
