@@ -124,3 +124,53 @@ impl UploadState {
         ) || self.may_be_writing()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(status: Option<ImageStatus>, live_lease: bool, importing: bool) -> UploadState {
+        UploadState {
+            image_id: ImageId::new(),
+            status,
+            live_lease,
+            importing,
+        }
+    }
+
+    #[test]
+    fn staged_data_is_kept_while_its_image_waits_for_or_runs_its_import() {
+        assert!(state(Some(ImageStatus::Uploading), false, false).keeps_staged_data());
+        assert!(state(Some(ImageStatus::Importing), false, true).keeps_staged_data());
+        assert!(!state(Some(ImageStatus::Queued), false, false).keeps_staged_data());
+        assert!(!state(Some(ImageStatus::Active), false, false).keeps_staged_data());
+        assert!(!state(None, false, false).keeps_staged_data());
+    }
+
+    #[test]
+    fn incoming_data_belongs_to_a_live_lease_or_an_import() {
+        assert!(state(Some(ImageStatus::Saving), true, false).may_be_writing());
+        assert!(state(Some(ImageStatus::Active), false, true).may_be_writing());
+        assert!(!state(Some(ImageStatus::Saving), false, false).may_be_writing());
+    }
+
+    #[test]
+    fn a_save_from_an_older_api_keeps_the_lease_as_it_is() {
+        let save = crate::registry::SaveImage {
+            ctx: RequestContext::admin("r"),
+            image: glance_domain::Image::new(ImageId::new(), None, chrono::Utc::now()),
+            from_state: None,
+            unmodified_since: None,
+            lease: LeaseChange::Take {
+                holder: "h".into(),
+                seconds: 5,
+            },
+        };
+        let mut json = serde_json::to_value(&save).unwrap();
+        let back: crate::registry::SaveImage = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.lease, save.lease);
+        json.as_object_mut().unwrap().remove("lease");
+        let old: crate::registry::SaveImage = serde_json::from_value(json).unwrap();
+        assert_eq!(old.lease, LeaseChange::Keep);
+    }
+}

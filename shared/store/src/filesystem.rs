@@ -424,6 +424,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_disk_is_reported_as_full_with_the_partial_file_already_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = dir.path().join("partial");
+        std::fs::write(&temp, b"what was written so far").unwrap();
+        // /dev/full refuses every write with ENOSPC, as a full file system does.
+        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            eprintln!("SKIPPED: no /dev/full here");
+            return;
+        };
+        let mut writer: Box<dyn StoreWriter> = Box::new(FileWriter::start(
+            full,
+            temp.clone(),
+            dir.path().join("final"),
+            "file:///final".into(),
+        ));
+        let mut result = Ok(());
+        for _ in 0..16 {
+            result = writer.write(Bytes::from(vec![0u8; 1 << 20])).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = writer.commit().await.map(|_| ());
+        }
+        match result {
+            Err(StoreError::Full { path }) => assert_eq!(path, temp),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        assert!(!temp.exists(), "the partial file was left behind");
+    }
+
+    #[tokio::test]
+    async fn partials_name_their_image_and_only_the_stores_own_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::new(dir.path()).unwrap();
+        let id = ImageId::new();
+        let mut w = store.writer(id).await.unwrap();
+        w.write(Bytes::from_static(b"partial")).await.unwrap();
+        let found = store.partials().await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].image_id, id);
+        let foreign = Partial {
+            path: dir.path().join("elsewhere"),
+            ..found[0].clone()
+        };
+        std::fs::write(&foreign.path, b"x").unwrap();
+        store.remove_partial(&foreign).await.unwrap();
+        assert!(
+            foreign.path.exists(),
+            "a file outside .incoming was removed"
+        );
+        store.remove_partial(&found[0]).await.unwrap();
+        assert!(store.partials().await.unwrap().is_empty());
+        drop(w);
+    }
+
+    #[tokio::test]
     async fn locations_outside_the_store_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = FilesystemStore::new(dir.path()).unwrap();
