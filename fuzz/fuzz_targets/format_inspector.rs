@@ -16,7 +16,12 @@ fuzz_target!(|input: &[u8]| {
 
     let mut whole = Inspector::new(format);
     let whole_fed = whole.feed(data).map_err(|e| e.to_string());
-    let whole = whole_fed.and_then(|()| whole.finish().map(|i| i.virtual_size).map_err(|e| e.to_string()));
+    let whole = whole_fed.and_then(|()| {
+        whole
+            .finish()
+            .map(|i| i.virtual_size)
+            .map_err(|e| e.to_string())
+    });
 
     let mut pieces = Inspector::new(format);
     let mut fed = Ok(());
@@ -26,8 +31,17 @@ fuzz_target!(|input: &[u8]| {
             break;
         }
     }
-    let pieces = fed.and_then(|()| pieces.finish().map(|i| i.virtual_size).map_err(|e| e.to_string()));
-    assert_eq!(whole.is_ok(), pieces.is_ok(), "{format:?}: {whole:?} vs {pieces:?}");
+    let pieces = fed.and_then(|()| {
+        pieces
+            .finish()
+            .map(|i| i.virtual_size)
+            .map_err(|e| e.to_string())
+    });
+    assert_eq!(
+        whole.is_ok(),
+        pieces.is_ok(),
+        "{format:?}: {whole:?} vs {pieces:?}"
+    );
     if let (Ok(a), Ok(b)) = (&whole, &pieces) {
         assert_eq!(a, b, "{format:?}: virtual sizes differ");
     }
