@@ -15,6 +15,9 @@
 # Environment:
 #   GLANCE_TEST_WITH_RABBITMQ=0   do not start RabbitMQ (the broker contract tests then skip)
 #   GLANCE_TEST_KEEP_TMP=1        keep the temp dir (database and broker logs) after the run
+#   GLANCE_TEST_PARITY=0          skip the side-by-side run against the reference Glance 33
+#                                 (tests/parity/run.sh; needs ../shared/reference-glance, whose
+#                                 venv it builds once, ~3 min, and reuses)
 set -euo pipefail
 
 GLANCECLIENT_VERSION=4.13.0
@@ -24,6 +27,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
 SERVICES_FILE=""
 WITH_RABBITMQ=${GLANCE_TEST_WITH_RABBITMQ:-1}
+WITH_PARITY=${GLANCE_TEST_PARITY:-1}
 
 TMPROOT=""
 PG_BINDIR="" PG_DIR="" PG_PORT=""
@@ -492,6 +496,11 @@ main() {
         bash tests/smoke/glanceclient_smoke.sh || true
     step smoke-sharing show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
         bash tests/smoke/sharing_smoke.sh || true
+    if [[ $WITH_PARITY == 1 ]]; then
+        step parity show env GLANCE_BIN="$bin" bash tests/parity/run.sh || true
+    else
+        phase "parity: skipped (GLANCE_TEST_PARITY=$WITH_PARITY)"
+    fi
 
     phase "summary"
     printf '    %s\n' "${SUMMARY[@]}"
