@@ -24,7 +24,6 @@ Standard library only, so any python3 >= 3.8 runs it.
 
 import argparse
 import concurrent.futures
-import fnmatch
 import hashlib
 import http.client
 import json
@@ -888,9 +887,15 @@ def load_allowed(path):
     return allowed
 
 
+def glob(pattern, text):
+    """`*` is any text, everything else is itself (case ids and fields are full of `[`)."""
+    rx = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(rx, text, re.S) is not None
+
+
 def is_kept(case, line, allowed):
     field = line.split(":", 1)[0]
-    return any(fnmatch.fnmatchcase(case, c) and fnmatch.fnmatchcase(field, f) for c, f in allowed)
+    return any(glob(c, case) and glob(f, field) for c, f in allowed)
 
 
 def main():
