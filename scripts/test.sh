@@ -18,6 +18,9 @@
 #   GLANCE_TEST_WITH_RABBITMQ=0   do not start RabbitMQ (the broker contract tests then skip)
 #   GLANCE_TEST_KEEP_TMP=1        keep the temp dir (database and broker logs) after the run
 #   GLANCE_TEST_WITH_KEYSTONE=0   do not start Keystone (its tests then skip)
+#   GLANCE_TEST_PARITY=0          skip the side-by-side run against the reference Glance 33
+#                                 (tests/parity/run.sh; needs ../shared/reference-glance, whose
+#                                 venv it builds once, ~3 min, and reuses)
 set -euo pipefail
 
 GLANCECLIENT_VERSION=4.13.0
@@ -31,6 +34,7 @@ WITH_KEYSTONE=${GLANCE_TEST_WITH_KEYSTONE:-1}
 KEYSTONE_SCRIPTS=${KEYSTONE_SCRIPTS:-$ROOT/../shared/reference-keystone}
 KEYSTONE_HOME="" KEYSTONE_PORT=""
 KEYSTONE_VENV=$ROOT/target/keystone-venv
+WITH_PARITY=${GLANCE_TEST_PARITY:-1}
 
 TMPROOT=""
 PG_BINDIR="" PG_DIR="" PG_PORT=""
@@ -557,6 +561,11 @@ main() {
             KEYSTONE_SCRIPTS="$KEYSTONE_SCRIPTS" KEYSTONE_HOME="$KEYSTONE_HOME" \
             KEYSTONE_VENV="$KEYSTONE_VENV" KEYSTONE_PORT="$KEYSTONE_PORT" \
             bash tests/smoke/keystone_smoke.sh || true
+    fi
+    if [[ $WITH_PARITY == 1 ]]; then
+        step parity show env GLANCE_BIN="$bin" bash tests/parity/run.sh || true
+    else
+        phase "parity: skipped (GLANCE_TEST_PARITY=$WITH_PARITY)"
     fi
 
     phase "summary"

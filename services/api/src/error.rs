@@ -34,6 +34,11 @@ pub enum ApiError {
     RangeNotSatisfiable { size: u64 },
     #[error("{0}")]
     ServiceUnavailable(String),
+    #[error("The server does not support the request method.")]
+    NotImplemented,
+    /// 415 for a PATCH in another media type: says which ones it takes (`Accept-Patch`).
+    #[error("{0}")]
+    UnsupportedPatchType(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -81,6 +86,8 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ApiError::UnsupportedPatchType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,6 +104,13 @@ impl ResponseError for ApiError {
             }
             ApiError::RangeNotSatisfiable { size } => {
                 builder.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+            }
+            ApiError::UnsupportedPatchType(_) => {
+                builder.insert_header((
+                    "accept-patch",
+                    "application/openstack-images-v2.0-json-patch, \
+                     application/openstack-images-v2.1-json-patch",
+                ));
             }
             ApiError::Unauthorized => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Keystone uri=\"\""));
@@ -132,17 +146,45 @@ pub enum ErrorFormat {
 }
 
 impl ErrorFormat {
-    /// webob's negotiation: HTML unless the client prefers JSON (or only takes text).
+    /// webob's negotiation: of the offers `text/html` and `application/json`, the one the
+    /// `Accept` header rates highest (ties go to HTML, the first offer); plain text when it
+    /// accepts neither or is missing (webob reads a missing header as an empty one).
     pub fn from_accept(accept: Option<&str>) -> Self {
-        let Some(accept) = accept.map(str::to_ascii_lowercase) else {
-            return ErrorFormat::Html;
+        let accept = accept.unwrap_or_default().to_ascii_lowercase();
+        // The quality the header gives `offer`: that of its most specific matching range.
+        let quality = |offer: &str| -> f32 {
+            let (otype, _) = offer.split_once('/').unwrap_or((offer, ""));
+            let mut best: Option<(u8, f32)> = None;
+            for range in accept.split(',') {
+                let mut parts = range.split(';');
+                let media = parts.next().unwrap_or_default().trim();
+                let q = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                let specificity = if media == offer {
+                    3
+                } else if media == format!("{otype}/*") {
+                    2
+                } else if media == "*/*" {
+                    1
+                } else {
+                    continue;
+                };
+                if best.is_none_or(|(s, _)| specificity > s) {
+                    best = Some((specificity, q));
+                }
+            }
+            best.map_or(0.0, |(_, q)| q)
         };
-        let pos = |needle: &str| accept.find(needle);
-        match (pos("text/html").or(pos("*/*")), pos("application/json")) {
-            (_, Some(json)) if pos("text/html").is_none_or(|h| json < h) => ErrorFormat::Json,
-            (Some(_), _) => ErrorFormat::Html,
-            (None, None) if pos("text/plain").is_some() => ErrorFormat::Text,
-            _ => ErrorFormat::Html,
+        let html = quality("text/html");
+        let json = quality("application/json");
+        if html <= 0.0 && json <= 0.0 {
+            ErrorFormat::Text
+        } else if json > html {
+            ErrorFormat::Json
+        } else {
+            ErrorFormat::Html
         }
     }
 }
@@ -178,3 +220,27 @@ fn html_escape(s: &str) -> String {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorFormat::{self, *};
+
+    #[test]
+    fn error_bodies_follow_webobs_choice_between_html_and_json() {
+        for (accept, want) in [
+            (None, Text),
+            (Some(""), Text),
+            (Some("*/*"), Html),
+            (Some("text/plain"), Text),
+            (Some("application/xml"), Text),
+            (Some("application/json"), Json),
+            (Some("application/json, text/html"), Html),
+            (Some("text/html;q=0.5, application/json"), Json),
+            (Some("application/*"), Json),
+            (Some("*/*;q=0.1, application/json"), Json),
+            (Some("text/html;q=0"), Text),
+        ] {
+            assert_eq!(ErrorFormat::from_accept(accept), want, "{accept:?}");
+        }
+    }
+}

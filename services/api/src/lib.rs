@@ -8,6 +8,7 @@ pub mod access;
 pub mod cache;
 pub mod data;
 pub mod error;
+mod front;
 pub mod gateway;
 pub mod identity;
 pub mod images;
@@ -27,7 +28,8 @@ use std::net::TcpListener;
 use std::sync::{Arc, RwLock};
 
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::http::header;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use glance_bus::Bus;
 use glance_config::{AuthStrategy, Settings};
 use glance_service::InFlight;
@@ -240,6 +242,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(1 << 20))
+                .wrap(actix_web::middleware::from_fn(front::front_door))
                 .wrap(identity::RequestId)
                 .configure(routes)
         })
@@ -274,6 +277,27 @@ pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
     web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) })
 }
 
+/// Other methods on a path for which Glance's router has no "reject" route: the path is not
+/// found for the methods routes knows, and a method nobody knows is not implemented.
+pub(crate) fn no_other_methods() -> actix_web::Route {
+    web::to(|req: HttpRequest| async move {
+        use actix_web::http::Method;
+        let known = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ];
+        Err::<HttpResponse, _>(if known.contains(req.method()) {
+            ApiError::NotFound("The resource could not be found.".into())
+        } else {
+            ApiError::NotImplemented
+        })
+    })
+}
+
 async fn schema(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
     schemas::raw(&name)
@@ -294,6 +318,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(versions::multiple_choices))
             .default_service(not_allowed("GET")),
     )
+    .service(web::resource("/v2").to(|req: HttpRequest| async move {
+        // Routes' redirect to the collection root, as Glance's router answers it.
+        let info = req.connection_info();
+        HttpResponse::Found()
+            .insert_header((
+                header::LOCATION,
+                format!("{}://{}/v2/", info.scheme(), info.host()),
+            ))
+            .content_type("text/plain; charset=utf8")
+            .finish()
+    }))
     .service(
         web::resource("/versions")
             .route(web::get().to(versions::list))
@@ -332,6 +367,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(members::routes)
     .configure(cache::routes)
     .configure(images::actions::routes)
+    .configure(images::locations::routes)
     .configure(import::routes)
     .configure(tasks::routes)
     .default_service(web::to(|| async {

@@ -188,14 +188,11 @@ async fn update(
 ) -> ApiResult<HttpResponse> {
     let (raw_id, member_id) = path.into_inner();
     let id = image_id(&raw_id)?;
-    let status = match serde_json::from_slice::<Value>(&body) {
+    // The body's shape is checked first, the status's value only after the policy (as in
+    // Glance, where setting it on the member is what refuses a bad one).
+    let raw_status = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => match map.get("status") {
-            Some(Value::String(s)) => s.parse::<MemberStatus>().map_err(|_| {
-                ApiError::BadRequest(
-                    "Incorrect request: Status must be \"pending\", \"accepted\" or \"rejected\"."
-                        .into(),
-                )
-            })?,
+            Some(Value::String(s)) => s.clone(),
             _ => return Err(ApiError::BadRequest("Status not specified".into())),
         },
         _ => {
@@ -208,6 +205,11 @@ async fn update(
     find(&members, id, &member_id)?;
     enforce(&state.config(), &ctx, &image, &target, "modify_member")?;
     only_shared(&image, "update")?;
+    let status = raw_status.parse::<MemberStatus>().map_err(|_| {
+        ApiError::BadRequest(
+            "Incorrect request: Status must be \"pending\", \"accepted\" or \"rejected\".".into(),
+        )
+    })?;
     let member = state
         .gateway
         .update_member(&ctx, id, member_id, status)

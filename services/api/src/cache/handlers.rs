@@ -41,7 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v2/cache/{id}")
             .route(web::put().to(queue))
             .route(web::delete().to(delete_entry))
-            .default_service(crate::not_allowed("PUT, DELETE")),
+            .default_service(crate::not_allowed("DELETE, PUT")),
     );
 }
 

@@ -19,24 +19,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v2/cached_images")
             .route(web::get().to(list_cached))
             .route(web::delete().to(delete_all_cached))
-            .default_service(crate::not_allowed("GET, DELETE")),
+            .default_service(crate::no_other_methods()),
     )
     .service(
         web::resource("/v2/cached_images/{id}")
             .route(web::delete().to(delete_cached))
-            .default_service(crate::not_allowed("DELETE")),
+            .default_service(crate::no_other_methods()),
     )
     .service(
         web::resource("/v2/queued_images")
             .route(web::get().to(list_queued))
             .route(web::delete().to(delete_all_queued))
-            .default_service(crate::not_allowed("GET, DELETE")),
+            .default_service(crate::no_other_methods()),
     )
     .service(
         web::resource("/v2/queued_images/{id}")
             .route(web::put().to(queue))
             .route(web::delete().to(delete_queued))
-            .default_service(crate::not_allowed("PUT, DELETE")),
+            .default_service(crate::no_other_methods()),
     );
 }
 
@@ -103,7 +103,8 @@ async fn delete_one(
     blocking(move || delete(&cache, id))
         .await
         .map_err(io_error)?;
-    Ok(HttpResponse::NoContent().finish())
+    // Glance's legacy cache API answers these with 200 and a JSON `null`.
+    Ok(HttpResponse::Ok().json(serde_json::Value::Null))
 }
 
 /// As in Glance, queueing here does not look the image up (the worker does, and drops a
@@ -119,5 +120,5 @@ async fn queue(
     let id = parse_id(&path)?;
     let node = node(&state)?.clone();
     node.enqueue(id, all_nodes(&req), &ctx.request_id).await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(HttpResponse::Ok().json(serde_json::Value::Null))
 }

@@ -35,6 +35,7 @@ fn json_body(body: &[u8]) -> ApiResult<serde_json::Map<String, Value>> {
 }
 
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     body: web::Bytes,
@@ -43,6 +44,17 @@ pub async fn create(
     let input = json_body(&body)?;
     let now = Utc::now();
     let mut image = Image::new(ImageId::new(), ctx.project_id.clone(), now);
+    // The schema comes before the reserved names in Glance: an extra property must be a
+    // string (400) before its name is looked at (403).
+    for (key, value) in &input {
+        // `deleted` and `deleted_at` are columns, not members of the image schema.
+        let in_schema = fields::is_core(key) && !matches!(key.as_str(), "deleted" | "deleted_at");
+        if !in_schema && !value.is_string() {
+            return Err(ApiError::BadRequest(format!(
+                "Provided object does not match schema 'image': {value} is not of type 'string'"
+            )));
+        }
+    }
     for (key, value) in &input {
         fields::check_writable(key, true)?;
         if !fields::is_core(key) {
@@ -60,15 +72,21 @@ pub async fn create(
     let mut image = state.gateway.create(&ctx, image).await?;
     hide_unreadable(&config, &ctx, &mut image);
     Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/v2/images/{}", image.id)))
+        // Absolute, as Glance writes it (from the request's own scheme and host).
+        .insert_header((header::LOCATION, {
+            let info = req.connection_info();
+            format!("{}://{}/v2/images/{}", info.scheme(), info.host(), image.id)
+        }))
         .json(view::ImageView(&image)))
 }
 
 pub async fn show(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
+    reject_body(&req)?;
     let id = image_id(&path)?;
     let mut image = state.gateway.get(&ctx, id).await?;
     let config = state.config();
@@ -149,13 +167,38 @@ pub async fn update(
     )?;
     let id = image_id(&path)?;
     let changes = patch::parse(&body, dialect)?;
+    // Glance's request deserializer refuses these before it looks the image up, so even a
+    // caller who cannot see the image gets 400/403 for them, not 404.
+    for change in &changes {
+        if change.key == "locations" {
+            if change.op != Op::Replace {
+                return Err(ApiError::BadRequest(
+                    "Invalid JSON pointer for this resource: '/locations'".into(),
+                ));
+            }
+            continue;
+        }
+        fields::check_writable(&change.key, false)?;
+    }
     let config = state.config();
     let mut image = state.gateway.get(&ctx, id).await?;
     authorize_modify(&config.access.policy, &ctx, &image, "modify_image")?;
     let before = image.clone();
     for change in changes {
         let key = change.key.as_str();
-        fields::check_writable(key, false)?;
+        check_owner_change(&ctx, &image, &change)?;
+        if key == "locations" {
+            let empty = change
+                .value
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(|l| l.is_empty());
+            return Err(ApiError::Forbidden(if empty {
+                "Cannot set locations to empty list.".into()
+            } else {
+                "Attribute 'locations' is read-only.".into()
+            }));
+        }
         if !fields::is_core(key) {
             let op = match change.op {
                 Op::Remove => PropOp::Delete,
@@ -219,6 +262,31 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(view::ImageView(&saved)))
 }
 
+/// Only an admin may hand an image to another project. Glance refuses `replace /owner` from
+/// anyone else, whatever the value. Its `add /owner` is refused only after the database has
+/// already saved the new owner (or saved no owner at all for `null`); we refuse any `add` that
+/// would change the owner before anything is saved, and let one that names the current owner
+/// through as the no-op it is (docs/parity.md).
+fn check_owner_change(
+    ctx: &glance_domain::RequestContext,
+    image: &Image,
+    change: &patch::Change,
+) -> ApiResult<()> {
+    if change.key != "owner" || ctx.is_admin {
+        return Ok(());
+    }
+    let unchanged = change.op == Op::Add
+        && change.value.as_ref().and_then(Value::as_str) == image.owner.as_deref()
+        && image.owner.is_some();
+    match change.op {
+        Op::Remove => Ok(()), // refused below as the removal of a core attribute
+        _ if unchanged => Ok(()),
+        _ => Err(ApiError::Forbidden(
+            "Owner can't be updated by non admin.".into(),
+        )),
+    }
+}
+
 pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -274,14 +342,14 @@ pub fn declared_length(req: &HttpRequest) -> Option<u64> {
         .and_then(|v| v.parse::<u64>().ok())
 }
 
-/// Image data comes as `application/octet-stream` (assumed when no `Content-Type` is
-/// given); anything else is 415.
+/// Image data comes as `application/octet-stream`; anything else, or no `Content-Type`
+/// at all, is 415 (as in Glance; its clients always say it).
 pub fn require_octet_stream(req: &HttpRequest) -> ApiResult<()> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream");
+        .unwrap_or_default();
     if !content_type.starts_with("application/octet-stream") {
         return Err(ApiError::UnsupportedMediaType(format!(
             "Unsupported Content-Type {content_type}: image data is application/octet-stream"
@@ -310,6 +378,12 @@ pub async fn add_tag(
 ) -> ApiResult<HttpResponse> {
     reject_body(&req)?;
     let (raw_id, tag) = path.into_inner();
+    // Glance's router decodes `%2F` before matching: such a tag names no route.
+    if tag.contains('/') {
+        return Err(ApiError::NotFound(
+            "The resource could not be found.".into(),
+        ));
+    }
     let id = image_id(&raw_id)?;
     fields::validate_tag(&tag)?;
     let mut image = state.gateway.get(&ctx, id).await?;

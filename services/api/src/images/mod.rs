@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod fields;
 pub mod handlers;
+pub mod locations;
 pub mod patch;
 pub mod query;
 pub mod view;

@@ -40,8 +40,8 @@ pub fn dialect(content_type: Option<&str>) -> ApiResult<Dialect> {
     match ct {
         MEDIA_TYPE_V21 => Ok(Dialect::V21),
         MEDIA_TYPE_V20 => Ok(Dialect::V20),
-        _ => Err(ApiError::UnsupportedMediaType(format!(
-            "Unsupported Content-Type: use {MEDIA_TYPE_V21}"
+        _ => Err(ApiError::UnsupportedPatchType(format!(
+            "Image PATCH expects Content-Type one of: {MEDIA_TYPE_V20}, {MEDIA_TYPE_V21}"
         ))),
     }
 }
@@ -186,7 +186,7 @@ mod tests {
     fn other_media_types_are_refused_with_415() {
         assert!(matches!(
             dialect(Some("application/json")),
-            Err(ApiError::UnsupportedMediaType(_))
+            Err(ApiError::UnsupportedPatchType(_))
         ));
         assert_eq!(dialect(Some(MEDIA_TYPE_V21)).unwrap(), Dialect::V21);
     }

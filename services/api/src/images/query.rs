@@ -14,18 +14,99 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }
 
-/// Splits `in:a,b` into its items; a plain value is a list of one.
-fn in_list(value: &str) -> Vec<String> {
-    match value.strip_prefix("in:") {
-        Some(rest) => rest.split(',').map(|s| s.trim().to_owned()).collect(),
-        None => vec![value.to_owned()],
+/// The filters on `name`, `id`, `status`, `container_format` and `disk_format` as Glance's
+/// database layer reads them: `in:a,"b,c"` (a list, double quotes around items with
+/// commas), `eq:a` or a plain value (one), an ISO 8601 time as it is, and any other text
+/// before a colon is an unknown operator (400).
+fn column_filter(key: &str, value: &str) -> ApiResult<Vec<String>> {
+    let Some((op, rest)) = value.split_once(':') else {
+        return Ok(vec![value.to_owned()]);
+    };
+    if parse_time(value).is_some() {
+        return Ok(vec![value.to_owned()]);
+    }
+    match op {
+        "in" => quoted_list(rest),
+        "eq" => Ok(vec![rest.to_owned()]),
+        _ => Err(bad(format!(
+            "Unable to filter by unknown operator '{op}' on {key}."
+        ))),
     }
 }
 
+/// `a,"b,c",d` -> `a`, `b,c`, `d` (api-wg's quoting of list filters).
+fn quoted_list(value: &str) -> ApiResult<Vec<String>> {
+    let mut items = Vec::new();
+    let mut chars = value.chars().peekable();
+    while chars.peek().is_some() {
+        let mut item = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => item.extend(chars.next()),
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    c => item.push(c),
+                }
+            }
+            if !closed {
+                return Err(bad(format!(
+                    "Invalid filter value {value}. The quote is not closed."
+                )));
+            }
+            match chars.next() {
+                None | Some(',') => {}
+                Some(_) => {
+                    return Err(bad(format!(
+                    "Invalid filter value {value}. There is no comma after closing quotation mark."
+                )))
+                }
+            }
+        } else {
+            for c in chars.by_ref() {
+                if c == ',' {
+                    break;
+                }
+                if c == '"' {
+                    return Err(bad(format!(
+                        "Invalid filter value {value}. There is no comma before opening quotation mark."
+                    )));
+                }
+                item.push(c);
+            }
+        }
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// ISO 8601 as oslo's `parse_isotime` takes it: a full timestamp or a date.
+fn parse_time(value: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
+}
+
+/// Glance's schema for these filters is a JSON boolean: only `true` and `false`.
 fn boolean(key: &str, value: &str) -> ApiResult<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
         _ => Err(bad(format!("Invalid value '{value}' for {key} filter"))),
     }
 }
@@ -43,39 +124,37 @@ fn time_filter(key: &str, value: &str) -> ApiResult<(CmpOp, DateTime<Utc>)> {
         "lt" => CmpOp::Lt,
         _ => CmpOp::Lte,
     };
-    let when = DateTime::parse_from_rfc3339(when)
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(when, "%Y-%m-%dT%H:%M:%S").map(|t| t.and_utc())
-        })
-        .map_err(|_| {
-            bad(format!(
-                "Invalid {key} value: '{value}'. Use ISO 8601, e.g. gt:2024-01-31T23:59:59Z"
-            ))
-        })?;
+    let when = parse_time(when).ok_or_else(|| {
+        bad(format!(
+            "Invalid {key} value: '{value}'. Use ISO 8601, e.g. gt:2024-01-31T23:59:59Z"
+        ))
+    })?;
     Ok((op, when))
 }
 
+/// Any integer, negative ones included (they simply bound nothing).
 fn size(key: &str, value: &str) -> ApiResult<i64> {
-    value
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| {
-            bad(format!(
-                "Invalid value for {key}: '{value}' is not a non-negative integer"
-            ))
-        })
-}
-
-const SORT_KEYS: &str = "name, status, container_format, disk_format, size, virtual_size, id, created_at, updated_at, min_disk, min_ram, owner, visibility";
-
-fn sort_column(key: &str) -> ApiResult<SortColumn> {
-    SortColumn::parse(key).ok_or_else(|| {
+    value.trim().parse::<i64>().map_err(|_| {
         bad(format!(
-            "Invalid sort key: {key}. It must be one of the following: {SORT_KEYS}."
+            "Unable to filter on a range with a non-numeric value ({key}={value})."
         ))
     })
+}
+
+/// Glance's `_available_sort_keys`.
+const SORT_KEYS: &str =
+    "name, status, container_format, disk_format, size, id, created_at, updated_at";
+
+fn sort_column(key: &str) -> ApiResult<SortColumn> {
+    let known = SORT_KEYS.split(", ").any(|k| k == key);
+    known
+        .then(|| SortColumn::parse(key))
+        .flatten()
+        .ok_or_else(|| {
+            bad(format!(
+                "Invalid sort key: {key}. It must be one of the following: {SORT_KEYS}."
+            ))
+        })
 }
 
 fn sort_dir(dir: &str) -> ApiResult<SortDir> {
@@ -97,13 +176,20 @@ pub fn parse(query: &str, ctx: &RequestContext, cfg: &ApiConfig) -> ApiResult<Li
     let mut sort_dirs: Vec<String> = Vec::new();
     let mut sort_param: Option<String> = None;
 
+    if query_is_not_utf8(query) {
+        return Err(bad("Query string is not valid UTF-8."));
+    }
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let value = value.into_owned();
         match key.as_ref() {
             "limit" => {
-                let n: i64 = value
-                    .parse()
-                    .map_err(|_| bad("limit param must be an integer"))?;
+                let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+                let n: i64 = match value.parse() {
+                    Ok(n) => n,
+                    // A number too big for us is simply more than api_limit_max.
+                    Err(_) if digits => i64::MAX,
+                    Err(_) => return Err(bad("limit param must be an integer")),
+                };
                 if n < 0 {
                     return Err(bad("limit param must be positive"));
                 }
@@ -117,21 +203,22 @@ pub fn parse(query: &str, ctx: &RequestContext, cfg: &ApiConfig) -> ApiResult<Li
             "sort_key" => sort_keys.push(value),
             "sort_dir" => sort_dirs.push(value),
             "sort" => sort_param = Some(value),
+            // Values that name no image match nothing, as in Glance's SQL; they are not
+            // errors.
             "id" => {
-                let ids = in_list(&value)
+                let ids = column_filter("id", &value)?
                     .iter()
-                    .map(|s| s.parse::<ImageId>())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| bad(format!("Invalid id filter: '{value}'")))?;
+                    .filter_map(|s| s.parse::<ImageId>().ok())
+                    .collect();
                 filters.ids = Some(ids);
             }
-            "name" => filters.names = Some(in_list(&value)),
+            "name" => filters.names = Some(column_filter("name", &value)?),
             "status" => {
-                let statuses = in_list(&value)
+                let statuses = column_filter("status", &value)?
                     .iter()
-                    .map(|s| s.to_ascii_lowercase().parse::<ImageStatus>())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| bad(format!("Invalid status value: {value}")))?;
+                    .filter_map(|s| s.parse::<ImageStatus>().ok())
+                    .filter(|s| s.as_str() != "all")
+                    .collect();
                 filters.statuses = Some(statuses);
             }
             "visibility" => {
@@ -141,12 +228,19 @@ pub fn parse(query: &str, ctx: &RequestContext, cfg: &ApiConfig) -> ApiResult<Li
                     "shared" => VisibilityFilter::Shared,
                     "community" => VisibilityFilter::Community,
                     "all" => VisibilityFilter::All,
+                    // An empty visibility is a visibility no image has.
+                    "" => {
+                        filters.ids = Some(Vec::new());
+                        VisibilityFilter::All
+                    }
                     _ => return Err(bad(format!("Invalid visibility value: {value}"))),
                 })
             }
-            "owner" => filters.owners = Some(in_list(&value)),
-            "container_format" => filters.container_formats = Some(in_list(&value)),
-            "disk_format" => filters.disk_formats = Some(in_list(&value)),
+            "owner" => filters.owners = Some(vec![value]),
+            "container_format" => {
+                filters.container_formats = Some(column_filter("container_format", &value)?)
+            }
+            "disk_format" => filters.disk_formats = Some(column_filter("disk_format", &value)?),
             "size_min" => filters.size_min = Some(size("size_min", &value)?),
             "size_max" => filters.size_max = Some(size("size_max", &value)?),
             "tag" => filters.tags.push(value),
@@ -179,6 +273,27 @@ pub fn parse(query: &str, ctx: &RequestContext, cfg: &ApiConfig) -> ApiResult<Li
     })
 }
 
+/// Whether the query's percent-escapes spell something that is not UTF-8 (webob refuses it
+/// with 400; `url` would quietly put U+FFFD in its place).
+fn query_is_not_utf8(query: &str) -> bool {
+    let b = query.as_bytes();
+    let mut raw = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                raw.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        raw.push(b[i]);
+        i += 1;
+    }
+    std::str::from_utf8(&raw).is_err()
+}
+
 /// `sort=name:asc,size` or repeated `sort_key`/`sort_dir`, never both (Glance's rules).
 fn sorting(
     sort_param: Option<String>,
@@ -191,12 +306,16 @@ fn sorting(
                 "The 'sort' param cannot be combined with 'sort_key' or 'sort_dir'.",
             ));
         }
+        if sort.trim().is_empty() {
+            return Err(bad("Sort param must not be empty."));
+        }
         return sort
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|item| {
                 let (key, dir) = item.split_once(':').unwrap_or((item, "desc"));
+                let dir = if dir.trim().is_empty() { "desc" } else { dir };
                 Ok(SortKey {
                     column: sort_column(key.trim())?,
                     dir: sort_dir(dir.trim())?,
@@ -305,5 +424,60 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.filters.created_at[0].0, CmpOp::Gte);
+    }
+
+    fn list(q: &str) -> ApiResult<ListImages> {
+        parse(q, &RequestContext::default(), &cfg())
+    }
+
+    #[test]
+    fn values_no_image_has_match_nothing_rather_than_fail() {
+        // Glance 33 answers these with 200 and an empty (or full) list.
+        let q = list("status=bogus").unwrap();
+        assert_eq!(q.filters.statuses, Some(vec![]));
+        assert_eq!(
+            list("status=ACTIVE").unwrap().filters.statuses,
+            Some(vec![])
+        );
+        assert_eq!(list("id=abc").unwrap().filters.ids, Some(vec![]));
+        assert_eq!(list("visibility=").unwrap().filters.ids, Some(vec![]));
+        assert_eq!(list("size_min=-1").unwrap().filters.size_min, Some(-1));
+        assert_eq!(
+            list("limit=99999999999999999999").unwrap().limit,
+            cfg().api_limit_max
+        );
+        assert!(list("created_at=gt:2999-01-01").is_ok());
+        assert!(list("sort=name:").is_ok());
+        assert_eq!(
+            list("owner=in:a,b").unwrap().filters.owners,
+            Some(vec!["in:a,b".into()])
+        );
+        assert_eq!(
+            list("name=eq:l-1").unwrap().filters.names,
+            Some(vec!["l-1".into()])
+        );
+        assert_eq!(
+            list("name=in:a,%22b,c%22").unwrap().filters.names,
+            Some(vec!["a".into(), "b,c".into()])
+        );
+    }
+
+    #[test]
+    fn what_glance_refuses_is_refused() {
+        for q in [
+            "name=neq:x",
+            "name=a:b",
+            "sort=",
+            "sort_key=owner",
+            "sort_key=min_disk",
+            "sort_key=visibility",
+            "sort_key=virtual_size",
+            "protected=True",
+            "protected=1",
+            "os_hidden=1",
+            "a=%ff",
+        ] {
+            assert!(matches!(list(q), Err(ApiError::BadRequest(_))), "{q}");
+        }
     }
 }

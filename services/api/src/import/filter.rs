@@ -18,8 +18,10 @@ impl UriFilter {
     pub fn from_raw(raw: &RawConfig) -> Result<Self, String> {
         let r = raw.reader();
         let s = "import_filtering_opts";
+        // Glance's list syntax (`[a, b]`, `['a', 'b']`, `[]`) as well as `a, b`.
+        let list = |option: &str| glance_store::glance_list(raw, s, option);
         let ports = |option: &str| -> Result<Vec<u16>, String> {
-            r.list(s, option)
+            list(option)
                 .iter()
                 .map(|p| {
                     p.parse::<u16>()
@@ -28,7 +30,7 @@ impl UriFilter {
                 .collect()
         };
         let lower = |option: &str| -> Vec<String> {
-            r.list(s, option)
+            list(option)
                 .into_iter()
                 .map(|v| v.to_ascii_lowercase())
                 .collect()

@@ -26,6 +26,14 @@ pub async fn info_import(state: web::Data<AppState>) -> HttpResponse {
     }))
 }
 
+/// `GET /v2/info/usage` (API 2.17): a project's usage against its Keystone unified limits.
+/// Without `use_keystone_limits` (we have no Keystone limits) Glance reports no limits at
+/// all, to every caller; `[DEFAULT] user_storage_quota` and the count quotas are not
+/// reported there either.
+pub async fn info_usage() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "usage": {} }))
+}
+
 pub async fn info_stores(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let list = store_docs(&state)?
         .into_iter()

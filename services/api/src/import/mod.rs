@@ -90,6 +90,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET")),
     )
     .service(
+        web::resource("/v2/info/usage")
+            .route(web::get().to(handlers::info_usage))
+            .default_service(crate::no_other_methods()),
+    )
+    .service(
         web::resource("/v2/stores/{store_id}/{id}")
             .route(web::delete().to(remove::delete_from_store))
             .default_service(not_allowed("DELETE")),

@@ -388,11 +388,13 @@ fn filter_condition(ctx: &RequestContext, f: &ImageFilters) -> RegistryResult<Co
 /// A `?key=value` filter. As in Glance, a key naming an image column filters on that column
 /// (`?checksum=...`, `?min_ram=512`); any other key is an extra property.
 fn property_condition(name: &str, value: &str) -> RegistryResult<SimpleExpr> {
+    // Glance compares the column with the text as given: a value that is not a number
+    // matches no image (it is not an error).
     let integer = |column: Col| -> RegistryResult<SimpleExpr> {
-        let parsed: i64 = value.parse().map_err(|_| {
-            RegistryError::Invalid(format!("Invalid value '{value}' for filter {name}"))
-        })?;
-        Ok(column.eq(parsed))
+        Ok(match value.trim().parse::<i64>() {
+            Ok(parsed) => column.eq(parsed),
+            Err(_) => Expr::cust("1 = 0"),
+        })
     };
     match name {
         "checksum" => Ok(Col::Checksum.eq(value)),

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 use glance_domain::{ContainerFormat, DiskFormat, ImageStatus};
-use glance_proto::registry::{CmpOp, ImageFilters, RegistryError};
+use glance_proto::registry::{CmpOp, ImageFilters};
 
-use crate::helpers::{admin, ids, image, on_both_databases, put, request, set, t0, user, TestDb};
+use crate::helpers::{admin, ids, image, on_both_databases, put, set, t0, user, TestDb};
 
 on_both_databases!(
     listing_filters_by_ids_names_statuses_owners_and_formats,
@@ -270,11 +270,10 @@ async fn listing_filters_by_extra_properties_and_by_core_columns(db: &TestDb) {
         ids(&db.repo, admin(), props(&[("checksum", &checksum)])).await,
         [scsi]
     );
-    let bad = db
-        .repo
-        .list(&request(admin(), props(&[("min_ram", "lots")])))
-        .await;
-    assert!(matches!(bad, Err(RegistryError::Invalid(_))), "{bad:?}");
+    // Glance compares the column with the text: a value that is no number matches nothing.
+    assert!(ids(&db.repo, admin(), props(&[("min_ram", "lots")]))
+        .await
+        .is_empty());
 }
 
 async fn deleted_and_killed_images_are_never_listed(db: &TestDb) {

@@ -12,27 +12,31 @@ use crate::images::handlers::image_id;
 use crate::images::view::timestamp;
 use crate::{not_allowed, AppState};
 
+mod legacy;
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v2/tasks")
             .route(web::get().to(list))
-            .default_service(not_allowed("GET")),
+            .route(web::post().to(legacy::create))
+            .default_service(not_allowed("GET, POST")),
     )
     .service(
         web::resource("/v2/tasks/{id}")
             .route(web::get().to(show))
-            .default_service(not_allowed("GET")),
+            .route(web::delete().to(delete))
+            .default_service(not_allowed("GET, DELETE")),
     )
     .service(
         web::resource("/v2/images/{id}/tasks")
             .route(web::get().to(image_tasks))
-            .default_service(not_allowed("GET")),
+            .default_service(crate::no_other_methods()),
     );
 }
 
 /// Glance's default `tasks_api_access` is `role:admin`: the Tasks API is for operators;
 /// users see their image's tasks under `/v2/images/{id}/tasks`.
-fn require_admin(ctx: &RequestContext) -> ApiResult<()> {
+pub(crate) fn require_admin(ctx: &RequestContext) -> ApiResult<()> {
     if ctx.is_admin {
         Ok(())
     } else {
@@ -65,6 +69,12 @@ pub fn render(task: &Task, full: bool) -> Value {
     m.insert("self".into(), json!(format!("/v2/tasks/{}", task.id)));
     m.insert("schema".into(), json!("/v2/schemas/task"));
     Value::Object(m)
+}
+
+/// Tasks go when they expire; Glance refuses to delete one (after the access check).
+async fn delete(Caller(ctx): Caller) -> ApiResult<HttpResponse> {
+    require_admin(&ctx)?;
+    Err(ApiError::MethodNotAllowed("GET"))
 }
 
 async fn show(
@@ -109,7 +119,9 @@ async fn list(
                         ApiError::BadRequest(format!("Invalid status value: {value}"))
                     })?)
             }
-            "type" => list.kind = Some(value.clone()),
+            // The one type the Tasks API shows.
+            "type" if value == "import" => list.kind = Some(value.clone()),
+            "type" => return Err(ApiError::BadRequest(format!("Invalid type value: {value}"))),
             "sort_dir" => match value.as_str() {
                 "asc" => list.ascending = true,
                 "desc" => list.ascending = false,
@@ -126,16 +138,34 @@ async fn list(
             _ => {}
         }
     }
+    // As for images, `first` repeats the caller's query less any marker.
+    let first = {
+        let params: Vec<(String, String)> = query
+            .iter()
+            .filter(|(k, _)| k != "marker")
+            .cloned()
+            .collect();
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &params {
+            s.append_pair(k, v);
+        }
+        let q = s.finish();
+        if q.is_empty() {
+            "/v2/tasks".to_owned()
+        } else {
+            format!("/v2/tasks?{q}")
+        }
+    };
     if list.limit == 0 {
         return Ok(HttpResponse::Ok().json(json!({
-            "tasks": [], "first": "/v2/tasks", "schema": "/v2/schemas/tasks"
+            "tasks": [], "first": first, "schema": "/v2/schemas/tasks"
         })));
     }
     let limit = list.limit;
     let tasks = state.import.tasks.list(list).await?;
     let mut doc = json!({
         "tasks": tasks.iter().map(|t| render(t, false)).collect::<Vec<_>>(),
-        "first": "/v2/tasks",
+        "first": first,
         "schema": "/v2/schemas/tasks",
     });
     if tasks.len() as u32 == limit {
