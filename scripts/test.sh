@@ -31,6 +31,8 @@ QUICK=0
 SERVICES_FILE=""
 WITH_RABBITMQ=${GLANCE_TEST_WITH_RABBITMQ:-1}
 WITH_KEYSTONE=${GLANCE_TEST_WITH_KEYSTONE:-1}
+# The Keystone tests fail without a Keystone unless told it was left out on purpose.
+export GLANCE_TEST_WITH_KEYSTONE=$WITH_KEYSTONE
 KEYSTONE_SCRIPTS=${KEYSTONE_SCRIPTS:-$ROOT/../shared/reference-keystone}
 KEYSTONE_HOME="" KEYSTONE_PORT=""
 KEYSTONE_VENV=$ROOT/target/keystone-venv

@@ -98,7 +98,9 @@ async fn negotiate(
             req.head_mut().uri = uri;
         }
     }
-    if let Err(e) = identity::authenticate(req.request(), &config) {
+    // The caller is resolved here once (Keystone validation included) and the handlers'
+    // `Caller` reuses it.
+    if let Err(e) = identity::resolve_once(req.request(), &config).await {
         return Ok(req.error_response(e));
     }
     next.call(req).await

@@ -106,6 +106,28 @@ pub struct Caller(pub RequestContext);
 #[derive(Clone)]
 pub struct KeystoneToken(pub Arc<glance_keystone::TokenInfo>);
 
+/// The caller as the front door resolved it (see [`resolve_once`]), kept in the request's
+/// extensions so handlers do not validate a token twice.
+#[derive(Clone)]
+struct Resolved(RequestContext);
+
+/// The caller's context under the configured strategy, asynchronously (Keystone asks over
+/// the network; the others read headers or the token file).
+pub async fn resolve(req: &HttpRequest, config: &ApiConfig) -> Result<RequestContext, ApiError> {
+    match (config.auth_strategy, &config.keystone) {
+        (AuthStrategy::Keystone, Some(keystone)) => keystone_context(req, config, keystone).await,
+        _ => authenticate(req, config),
+    }
+}
+
+/// [`resolve`], remembered for the rest of the request: the [`Caller`] extractor then
+/// answers from it.
+pub async fn resolve_once(req: &HttpRequest, config: &ApiConfig) -> Result<(), ApiError> {
+    let ctx = resolve(req, config).await?;
+    req.extensions_mut().insert(Resolved(ctx));
+    Ok(())
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Either<
@@ -114,6 +136,9 @@ impl FromRequest for Caller {
     >;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        if let Some(Resolved(ctx)) = req.extensions().get::<Resolved>() {
+            return Either::Left(ready(Ok(Caller(ctx.clone()))));
+        }
         let state = req
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered");
@@ -132,7 +157,7 @@ impl FromRequest for Caller {
 
 /// The caller's context under the configured strategy; with an identity (not `noauth`),
 /// `is_admin` is the policy's `context_is_admin` for the caller's roles. Keystone's is
-/// asynchronous: see [`keystone_context`].
+/// asynchronous: see [`resolve`] and [`keystone_context`]; here it is always refused.
 pub fn authenticate(req: &HttpRequest, config: &ApiConfig) -> Result<RequestContext, ApiError> {
     let mut ctx = match (config.auth_strategy, &config.access.tokens) {
         (AuthStrategy::Tokens, Some(tokens)) => {
