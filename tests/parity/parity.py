@@ -582,7 +582,7 @@ def corpus_list(h):
         "size_min": ["abc", "-1", "5", "", "1.5"],
         "size_max": ["abc", "-1", "5000", ""],
         "protected": ["true", "false", "bogus", "True", "1", ""],
-        "os_hidden": ["true", "false", "bogus", "1", ""],
+        "os_hidden": ["true", "false", "bogus", "True", "FALSE", "1", ""],
         "member_status": ["accepted", "pending", "rejected", "all", "bogus", ""],
         "tag": ["t1", "t2", "nope", ""],
         "owner": ["project-a", "project-b", "nope", "", "in:project-a,project-b"],

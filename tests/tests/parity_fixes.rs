@@ -207,7 +207,11 @@ async fn list_filters_match_nothing_or_fail_as_in_glance() {
         ("sort_key=owner", 400, None),
         ("sort_key=virtual_size", 400, None),
         ("protected=1", 400, None),
-        ("os_hidden=True", 400, None),
+        ("protected=True", 400, None),
+        // Glance reads os_hidden case-insensitively (openstacksdk sends `True`).
+        ("os_hidden=True", 200, Some(1)),
+        ("os_hidden=TRUE", 200, Some(1)),
+        ("os_hidden=1", 400, None),
         ("a=%ff", 400, None),
     ] {
         let res = call(&app, Method::GET, &format!("/v2/images?{query}"), admin()).await;

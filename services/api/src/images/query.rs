@@ -111,6 +111,13 @@ fn boolean(key: &str, value: &str) -> ApiResult<bool> {
     }
 }
 
+/// `os_hidden` is read by Glance's controller itself, case-insensitively: `True`, which
+/// openstacksdk sends for every list, is as good as `true` (unlike for `protected`).
+fn hidden(value: &str) -> ApiResult<bool> {
+    boolean("os_hidden", &value.to_ascii_lowercase())
+        .map_err(|_| bad(format!("Invalid value '{value}' for os_hidden filter")))
+}
+
 fn time_filter(key: &str, value: &str) -> ApiResult<(CmpOp, DateTime<Utc>)> {
     let (op, when) = match value.split_once(':') {
         Some((op @ ("eq" | "neq" | "gt" | "gte" | "lt" | "lte"), rest)) => (op, rest),
@@ -245,7 +252,7 @@ pub fn parse(query: &str, ctx: &RequestContext, cfg: &ApiConfig) -> ApiResult<Li
             "size_max" => filters.size_max = Some(size("size_max", &value)?),
             "tag" => filters.tags.push(value),
             "protected" => filters.protected = Some(boolean("protected", &value)?),
-            "os_hidden" => filters.os_hidden = Some(boolean("os_hidden", &value)?),
+            "os_hidden" => filters.os_hidden = Some(hidden(&value)?),
             "member_status" => {
                 filters.member_status = Some(match value.as_str() {
                     "pending" => MemberStatusFilter::Pending,
