@@ -9,6 +9,7 @@ pub mod cache;
 pub mod data;
 pub mod error;
 pub mod gateway;
+pub mod health;
 pub mod identity;
 pub mod images;
 pub mod import;
@@ -205,6 +206,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .wrap(identity::RequestId)
+                .configure(health::configure)
                 .configure(routes)
         })
         .workers(workers)
