@@ -12,8 +12,12 @@
 # in target/venv), starts a throwaway PostgreSQL and RabbitMQ on free loopback ports under one
 # temp dir, and stops them and removes that dir on exit, however it exits.
 #
+# Last, scripts/compose-test.sh runs docker-compose.yml across containers (a Docker engine is
+# needed; it makes its images from Debian packages and the debug binaries).
+#
 # Environment:
 #   GLANCE_TEST_WITH_RABBITMQ=0   do not start RabbitMQ (the broker contract tests then skip)
+#   GLANCE_TEST_WITH_DOCKER=0     skip the compose stack tests (no Docker engine)
 #   GLANCE_TEST_KEEP_TMP=1        keep the temp dir (database and broker logs) after the run
 set -euo pipefail
 
@@ -24,6 +28,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
 SERVICES_FILE=""
 WITH_RABBITMQ=${GLANCE_TEST_WITH_RABBITMQ:-1}
+WITH_DOCKER=${GLANCE_TEST_WITH_DOCKER:-1}
 
 TMPROOT=""
 PG_BINDIR="" PG_DIR="" PG_PORT=""
@@ -102,13 +107,18 @@ ensure_packages() {
     # The format inspector's tests build real images with these.
     command -v qemu-img >/dev/null || need+=(qemu-utils)
     command -v genisoimage >/dev/null || need+=(genisoimage)
-    # The compose file is validated (there is no Docker engine here to run it).
+    # The compose file is validated, and run on the Docker engine by compose-test.sh;
+    # compose-images.sh makes its base images with debootstrap and strips with objcopy.
     command -v docker-compose >/dev/null || need+=(docker-compose)
+    if [[ $WITH_DOCKER == 1 ]]; then
+        command -v debootstrap >/dev/null || need+=(debootstrap)
+        command -v objcopy >/dev/null || need+=(binutils)
+    fi
     command -v python3 >/dev/null || need+=(python3)
     # Debian's python3 has no venv/ensurepip without python3-venv.
     python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
     if [[ ${#need[@]} -eq 0 ]]; then
-        note "postgresql, rabbitmq-server, curl, python3-venv, qemu-utils, genisoimage, docker-compose: present"
+        note "postgresql, rabbitmq-server, curl, python3-venv, qemu-utils, genisoimage, docker-compose, debootstrap, binutils: present"
         return 0
     fi
     command -v apt-get >/dev/null || die "missing ${need[*]} and there is no apt-get to install them"
@@ -383,6 +393,17 @@ run_compose_check() {
     show docker-compose -f "$ROOT/docker-compose.yml" config -q
 }
 
+# The compose stack across containers (scripts/compose-test.sh), on the debug binaries the
+# tests step built: images made here, the stack up, scaled, broken and restarted.
+run_compose_stack() {
+    if [[ $WITH_DOCKER == 0 ]]; then
+        note "skipped (GLANCE_TEST_WITH_DOCKER=0)"
+        return 0
+    fi
+    show env GLANCE_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug" GLANCE_VENV="$ROOT/target/venv" \
+        bash "$ROOT/scripts/compose-test.sh"
+}
+
 # The HTTP suite again, every spawned app on a fresh database of the throwaway PostgreSQL.
 run_tests_on_postgres() {
     if cargo nextest --version >/dev/null 2>&1; then
@@ -492,6 +513,7 @@ main() {
         bash tests/smoke/glanceclient_smoke.sh || true
     step smoke-sharing show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
         bash tests/smoke/sharing_smoke.sh || true
+    step compose-stack run_compose_stack || true
 
     phase "summary"
     printf '    %s\n' "${SUMMARY[@]}"
