@@ -151,8 +151,14 @@ make_glance() {
     awk '/^FROM .* AS runtime$/ { on = 1 } on' "$ROOT/Dockerfile" \
         | sed 's|^COPY --from=build /out/ |COPY out/ |' >"$ctx/Dockerfile"
     grep -q '^COPY out/ ' "$ctx/Dockerfile" || die "Dockerfile has no runtime stage copying /out/ from build"
+    local old
+    old=$(docker image inspect -f '{{.Id}}' "$GLANCE" 2>/dev/null || true)
     docker build -q -t "$GLANCE" "$ctx" >/dev/null || die "docker build of $GLANCE failed"
     rm -rf "$ctx"
+    # The image this one replaces would stay behind untagged, a few hundred MiB a run.
+    if [[ -n $old && $old != "$(docker image inspect -f '{{.Id}}' "$GLANCE")" ]]; then
+        docker rmi "$old" >/dev/null 2>&1 || true
+    fi
     note "made $GLANCE from $BIN_DIR ($((SECONDS - t0))s)"
 }
 
