@@ -14,8 +14,12 @@
 # that dir on exit, however it exits. Keystone is the reference one in ../shared
 # (KEYSTONE_SCRIPTS overrides where its start.sh/stop.sh are).
 #
+# Last, scripts/compose-test.sh runs docker-compose.yml across containers (a Docker engine is
+# needed; it makes its images from Debian packages and the debug binaries).
+#
 # Environment:
 #   GLANCE_TEST_WITH_RABBITMQ=0   do not start RabbitMQ (the broker contract tests then skip)
+#   GLANCE_TEST_WITH_DOCKER=0     skip the compose stack tests (no Docker engine)
 #   GLANCE_TEST_KEEP_TMP=1        keep the temp dir (database and broker logs) after the run
 #   GLANCE_TEST_WITH_KEYSTONE=0   do not start Keystone (its tests then skip)
 #   GLANCE_TEST_PARITY=0          skip the side-by-side run against the reference Glance 33
@@ -37,6 +41,7 @@ KEYSTONE_SCRIPTS=${KEYSTONE_SCRIPTS:-$ROOT/../shared/reference-keystone}
 KEYSTONE_HOME="" KEYSTONE_PORT=""
 KEYSTONE_VENV=$ROOT/target/keystone-venv
 WITH_PARITY=${GLANCE_TEST_PARITY:-1}
+WITH_DOCKER=${GLANCE_TEST_WITH_DOCKER:-1}
 
 TMPROOT=""
 PG_BINDIR="" PG_DIR="" PG_PORT=""
@@ -115,13 +120,18 @@ ensure_packages() {
     # The format inspector's tests build real images with these.
     command -v qemu-img >/dev/null || need+=(qemu-utils)
     command -v genisoimage >/dev/null || need+=(genisoimage)
-    # The compose file is validated (there is no Docker engine here to run it).
+    # The compose file is validated, and run on the Docker engine by compose-test.sh;
+    # compose-images.sh makes its base images with debootstrap and strips with objcopy.
     command -v docker-compose >/dev/null || need+=(docker-compose)
+    if [[ $WITH_DOCKER == 1 ]]; then
+        command -v debootstrap >/dev/null || need+=(debootstrap)
+        command -v objcopy >/dev/null || need+=(binutils)
+    fi
     command -v python3 >/dev/null || need+=(python3)
     # Debian's python3 has no venv/ensurepip without python3-venv.
     python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
     if [[ ${#need[@]} -eq 0 ]]; then
-        note "postgresql, rabbitmq-server, curl, python3-venv, qemu-utils, genisoimage, docker-compose: present"
+        note "postgresql, rabbitmq-server, curl, python3-venv, qemu-utils, genisoimage, docker-compose, debootstrap, binutils: present"
         return 0
     fi
     command -v apt-get >/dev/null || die "missing ${need[*]} and there is no apt-get to install them"
@@ -435,6 +445,17 @@ run_compose_check() {
     show docker-compose -f "$ROOT/docker-compose.yml" config -q
 }
 
+# The compose stack across containers (scripts/compose-test.sh), on the debug binaries the
+# tests step built: images made here, the stack up, scaled, broken and restarted.
+run_compose_stack() {
+    if [[ $WITH_DOCKER == 0 ]]; then
+        note "skipped (GLANCE_TEST_WITH_DOCKER=0)"
+        return 0
+    fi
+    show env GLANCE_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug" GLANCE_VENV="$ROOT/target/venv" \
+        bash "$ROOT/scripts/compose-test.sh"
+}
+
 # The HTTP suite again, every spawned app on a fresh database of the throwaway PostgreSQL.
 run_tests_on_postgres() {
     if cargo nextest --version >/dev/null 2>&1; then
@@ -569,6 +590,7 @@ main() {
     else
         phase "parity: skipped (GLANCE_TEST_PARITY=$WITH_PARITY)"
     fi
+    step compose-stack run_compose_stack || true
 
     phase "summary"
     printf '    %s\n' "${SUMMARY[@]}"

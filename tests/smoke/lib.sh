@@ -67,8 +67,14 @@ free_port() {
 # start_server ARGS...: runs $BIN on a free loopback port with --data-dir "$TMP/data" and
 # ARGS, logging to "$TMP/server.log", until it answers GET /versions (30 s per attempt).
 # Sets URL and SERVER_PID; fails (with SERVER_PID empty) if it never answered.
+# With GLANCE_URL set, the server is the one there (a compose stack's API) and none starts.
 start_server() {
     local attempt deadline PORT
+    if [[ -n ${GLANCE_URL:-} ]]; then
+        URL=$GLANCE_URL
+        curl -sf -o /dev/null "$URL/versions"
+        return
+    fi
     for attempt in 1 2 3; do
         PORT=$(free_port)
         URL="http://127.0.0.1:$PORT"

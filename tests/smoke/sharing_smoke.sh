@@ -7,6 +7,8 @@
 #
 # GLANCE_BIN   the server binary (default target/release/glance-all-in-one, else target/debug)
 # GLANCE_VENV  venv with python-glanceclient (default target/venv; scripts/test.sh creates it)
+# GLANCE_URL   an API already serving with tokens token-a (alice, project-a) and token-b
+#              (bob, project-b), instead of starting GLANCE_BIN (scripts/compose-test.sh)
 #
 # Prints `ok - <what>` / `not ok - <what>` per check and ends with `smoke: N passed, M failed`.
 set -uo pipefail
@@ -41,7 +43,7 @@ glance_as() {
     HOME="$TMP/home" "$VENV/bin/glance" --os-image-url "$URL" --os-auth-token "$token" "$@"
 }
 
-if [[ ! -x $BIN ]]; then
+if [[ -z ${GLANCE_URL:-} && ! -x $BIN ]]; then
     not_ok "server binary exists" "no executable at $BIN (cargo build --bin glance-all-in-one)"
     finish
 fi

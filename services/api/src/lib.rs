@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 mod front;
 pub mod gateway;
+pub mod health;
 pub mod identity;
 pub mod images;
 pub mod import;
@@ -244,6 +245,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .wrap(actix_web::middleware::from_fn(front::front_door))
                 .wrap(identity::RequestId)
+                .configure(health::configure)
                 .configure(routes)
         })
         .workers(workers)

@@ -46,13 +46,16 @@ fn main() -> anyhow::Result<()> {
         .stores
         .open_shared()
         .context("glance-api cannot open its image stores")?;
-    let listener = TcpListener::bind((settings.bind_host.as_str(), settings.bind_port))
-        .with_context(|| {
-            format!(
-                "cannot listen on {}:{}",
-                settings.bind_host, settings.bind_port
-            )
-        })?;
+    // Kept open across `glance-control api restart`, which hands it to the new image.
+    let listener = glance_service::listener::inherited_or(|| {
+        TcpListener::bind((settings.bind_host.as_str(), settings.bind_port))
+    })
+    .with_context(|| {
+        format!(
+            "cannot listen on {}:{}",
+            settings.bind_host, settings.bind_port
+        )
+    })?;
     let threads = config.mesh.runtime_threads;
     actix_web::rt::System::with_tokio_rt(move || glance_service::runtime(threads)).block_on(
         async {

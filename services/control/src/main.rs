@@ -51,6 +51,13 @@ struct Args {
     /// How long to wait for answers, in seconds.
     #[arg(long, default_value_t = 2.0)]
     timeout: f64,
+    /// Only instances on this host (its hostname): with `status`, a health check for a
+    /// container or a machine, failing when none of the service's instances here answers.
+    #[arg(long)]
+    local: bool,
+    /// How long a rolling restart waits for each instance to come back, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    restart_timeout: f64,
     /// Configuration file (Glance INI format) naming the broker; repeatable. Also passed to
     /// services launched by `start`.
     #[arg(long = "config-file")]
@@ -85,28 +92,36 @@ fn main() -> anyhow::Result<()> {
         Verb::Start => unreachable!("handled above"),
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let replies = runtime.block_on(async {
+    let window = Duration::from_secs_f64(args.timeout.max(0.1));
+    let mut replies = runtime.block_on(async {
         let amqp = Amqp::connect(&url, 1)
             .await
             .with_context(|| format!("cannot reach the broker at {url}"))?;
-        let env = Envelope::new(CONTROL_KIND, None, &ControlRequest { command })?;
-        let window = Duration::from_secs_f64(args.timeout.max(0.1));
-        let replies = amqp
-            .scatter(&topic(&args.service, args.instance.as_deref()), env, window)
-            .await?;
-        anyhow::Ok(replies)
+        if command == ControlCommand::Restart && args.instance.is_none() {
+            let deadline = Duration::from_secs_f64(args.restart_timeout.max(1.0));
+            return rolling_restart(&amqp, &args.service, window, deadline).await;
+        }
+        ask(
+            &amqp,
+            &args.service,
+            args.instance.as_deref(),
+            command,
+            window,
+        )
+        .await
     })?;
-    let mut replies: Vec<ControlReply> = replies
-        .into_iter()
-        .filter_map(|e| serde_json::from_value(e.payload).ok())
-        .collect();
-    replies.sort_by(|a, b| {
-        (&a.status.service, &a.status.instance).cmp(&(&b.status.service, &b.status.instance))
-    });
+    if args.local {
+        // The host as every instance reports it (its hostname: a container's is its own).
+        let here = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        replies.retain(|r| r.status.host == here);
+    }
     if replies.is_empty() {
         bail!(
-            "no instance of '{}' answered within {}s: is it running and connected to {url}?",
+            "no instance of '{}'{} answered within {}s: is it running and connected to {url}?",
             args.service,
+            if args.local { " on this host" } else { "" },
             args.timeout
         );
     }
@@ -115,6 +130,83 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Sends `command` to the instances `topic(service, instance)` names and gathers their
+/// replies for `window`, sorted by service and instance.
+async fn ask(
+    amqp: &Amqp,
+    service: &str,
+    instance: Option<&str>,
+    command: ControlCommand,
+    window: Duration,
+) -> anyhow::Result<Vec<ControlReply>> {
+    let env = Envelope::new(CONTROL_KIND, None, &ControlRequest { command })?;
+    let replies = amqp.scatter(&topic(service, instance), env, window).await?;
+    let mut replies: Vec<ControlReply> = replies
+        .into_iter()
+        .filter_map(|e| serde_json::from_value(e.payload).ok())
+        .collect();
+    replies.sort_by(|a, b| {
+        (&a.status.service, &a.status.instance).cmp(&(&b.status.service, &b.status.instance))
+    });
+    Ok(replies)
+}
+
+/// Restarts every instance of `service`, one at a time: the next only once the previous one
+/// answers again, so the service never has more than one instance down. A restart re-executes
+/// the binary in the same process, so the new instance is the one with the old host and pid
+/// and a new instance id. Returns the new instances' status.
+async fn rolling_restart(
+    amqp: &Amqp,
+    service: &str,
+    window: Duration,
+    deadline: Duration,
+) -> anyhow::Result<Vec<ControlReply>> {
+    let before = ask(amqp, service, None, ControlCommand::Status, window).await?;
+    let mut after = Vec::new();
+    for old in before {
+        let s = &old.status;
+        eprintln!("restarting {} on {} (pid {})", s.instance, s.host, s.pid);
+        let replies = ask(
+            amqp,
+            service,
+            Some(&s.instance),
+            ControlCommand::Restart,
+            window,
+        )
+        .await?;
+        match replies.first() {
+            Some(r) if r.ok => {}
+            Some(r) => bail!("{} refused to restart: {}", s.instance, r.message),
+            None => bail!("{} did not answer the restart", s.instance),
+        }
+        let started = std::time::Instant::now();
+        let new = loop {
+            let now = ask(amqp, &s.service, None, ControlCommand::Status, window).await?;
+            let back = now.into_iter().find(|r| {
+                r.status.host == s.host && r.status.pid == s.pid && r.status.instance != s.instance
+            });
+            if let Some(back) = back {
+                break back;
+            }
+            if started.elapsed() > deadline {
+                bail!(
+                    "{} on {} did not come back within {}s; the instances after it were not restarted",
+                    s.instance,
+                    s.host,
+                    deadline.as_secs()
+                );
+            }
+        };
+        eprintln!(
+            "  back as {} after {:.1}s",
+            new.status.instance,
+            started.elapsed().as_secs_f64()
+        );
+        after.push(new);
+    }
+    Ok(after)
 }
 
 fn print_table(replies: &[ControlReply]) {

@@ -66,6 +66,11 @@ impl Registry {
         self.router.in_flight()
     }
 
+    /// Requests taken from the queue since start (for `glance-control status`).
+    pub fn served(&self) -> u64 {
+        self.router.served()
+    }
+
     /// The router answering registry requests, for transports that dispatch inline.
     pub fn request_router(&self) -> Router {
         self.router.clone()

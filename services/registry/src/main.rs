@@ -28,9 +28,17 @@ struct Args {
 struct RegistryLifecycle {
     stop: StopHandle,
     config_files: Vec<PathBuf>,
+    router: glance_bus::Router,
 }
 
 impl Lifecycle for RegistryLifecycle {
+    fn detail(&self) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::from([(
+            "requests_served".into(),
+            self.router.served().to_string(),
+        )])
+    }
+
     /// The registry's options (database, broker) need a restart to change; a reload checks
     /// that the files still parse so a later restart will not fail.
     fn reload(&self) -> Result<String, String> {
@@ -71,6 +79,7 @@ fn main() -> anyhow::Result<()> {
             let lifecycle = RegistryLifecycle {
                 stop: registry.stop_handle(),
                 config_files: args.config_file.clone(),
+                router: registry.request_router(),
             };
             glance_service::start_control(
                 transport,

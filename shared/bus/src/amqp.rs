@@ -354,11 +354,23 @@ async fn declare_private(channel: &Channel, prefix: &str) -> Result<String, BusE
     Ok(queue)
 }
 
-/// Glance writes `rabbit://user:pass@host:port/vhost`; lapin speaks `amqp://`.
+/// Glance writes `rabbit://user:pass@host:port/vhost`; lapin speaks `amqp://`. As in
+/// oslo.messaging, a `rabbit://` URL with no virtual host (`.../` or none) means RabbitMQ's
+/// default one, `/`; in an `amqp://` URI that would be the empty name.
 pub fn normalize_url(url: &str) -> String {
-    match url.strip_prefix("rabbit://") {
-        Some(rest) => format!("amqp://{rest}"),
-        None => url.to_owned(),
+    let Some(rest) = url.strip_prefix("rabbit://") else {
+        return url.to_owned();
+    };
+    let host_start = rest.rfind('@').map_or(0, |at| at + 1);
+    let (authority, path) = match rest[host_start..].find('/') {
+        Some(slash) => rest.split_at(host_start + slash),
+        None => (rest, ""),
+    };
+    let path = path.strip_prefix('/').unwrap_or(path);
+    if path.is_empty() || path.starts_with('?') {
+        format!("amqp://{authority}/%2f{path}")
+    } else {
+        format!("amqp://{authority}/{path}")
     }
 }
 
@@ -737,5 +749,36 @@ impl Responder for AmqpResponder {
                 .map_err(unavailable)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::normalize_url;
+
+    #[test]
+    fn a_rabbit_url_without_a_vhost_means_the_default_one() {
+        assert_eq!(
+            normalize_url("rabbit://u:p@h:5672/"),
+            "amqp://u:p@h:5672/%2f"
+        );
+        assert_eq!(
+            normalize_url("rabbit://u:p@h:5672"),
+            "amqp://u:p@h:5672/%2f"
+        );
+        assert_eq!(
+            normalize_url("rabbit://h/?heartbeat=5"),
+            "amqp://h/%2f?heartbeat=5"
+        );
+    }
+
+    #[test]
+    fn a_named_vhost_and_amqp_urls_are_kept() {
+        assert_eq!(
+            normalize_url("rabbit://u:p@h:5672/glance"),
+            "amqp://u:p@h:5672/glance"
+        );
+        assert_eq!(normalize_url("rabbit://u:p@h/%2f"), "amqp://u:p@h/%2f");
+        assert_eq!(normalize_url("amqp://u:p@h:5672/"), "amqp://u:p@h:5672/");
     }
 }

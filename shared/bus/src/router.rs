@@ -20,6 +20,8 @@ pub struct Router {
     /// The same handlers without serialization, for callers in the same process.
     typed: HashMap<&'static str, TypedHandler>,
     in_flight: Arc<std::sync::atomic::AtomicU64>,
+    /// Requests dispatched since start, for telling how work spreads over replicas.
+    served: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Router {
@@ -68,6 +70,11 @@ impl Router {
         self.in_flight.clone()
     }
 
+    /// How many requests this router has dispatched from the bus since it was made.
+    pub fn served(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Runs the handler for `req` directly, without serializing anything; `None` if no
     /// handler is routed for `R`.
     pub async fn call_typed<R: Rpc>(&self, req: R) -> Option<R::Reply> {
@@ -89,6 +96,8 @@ impl Router {
             .ok_or_else(|| BusError::NoHandler(env.headers.kind.clone()))?
             .clone();
         let _busy = InFlightGuard::enter(&self.in_flight);
+        self.served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Envelope { headers, payload } = env;
         let reply = handler(payload).await?;
         let request = Envelope {

@@ -15,6 +15,8 @@ use glance_proto::control::{
     subscription_topics, ControlCommand, ControlReply, ControlRequest, InstanceStatus,
 };
 
+pub mod listener;
+
 /// Who this process is.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -126,7 +128,13 @@ impl Handler<Command> for ControlActor {
     type Result = MessageResult<Command>;
 
     fn handle(&mut self, Command(cmd): Command, _: &mut Context<Self>) -> Self::Result {
-        tracing::info!(command = ?cmd, instance = %self.identity.instance, "control command");
+        // Health checks ask for status every few seconds: only commands that change
+        // something are worth a line at info.
+        if cmd == ControlCommand::Status {
+            tracing::debug!(instance = %self.identity.instance, "status asked");
+        } else {
+            tracing::info!(command = ?cmd, instance = %self.identity.instance, "control command");
+        }
         let (ok, message) = match cmd {
             ControlCommand::Status => (true, "running".to_owned()),
             ControlCommand::Reload => match self.lifecycle.reload() {
@@ -180,9 +188,12 @@ pub fn exec_if_restart_requested() {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().expect("current executable");
     tracing::info!(exe = %exe.display(), "restarting");
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .exec();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1));
+    if let Some(vars) = listener::hand_over() {
+        cmd.envs(vars);
+    }
+    let err = cmd.exec();
     tracing::error!(error = %err, "restart failed");
     std::process::exit(1);
 }

@@ -1,0 +1,50 @@
+//! `/healthcheck`, as Glance serves it through oslo.middleware's healthcheck: no identity,
+//! `GET` answers 200 with the text `OK`, `HEAD` 204 with no body. Load balancers and the
+//! compose file's container health checks poll it; it says the HTTP server is taking
+//! requests, nothing about the registry behind it (a broker outage is a 503 on real calls,
+//! and taking every API node out of rotation for it would help nobody).
+
+use actix_web::{web, HttpResponse};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/healthcheck")
+            .route(web::get().to(get))
+            .route(web::head().to(head))
+            .default_service(crate::not_allowed("GET, HEAD")),
+    );
+}
+
+async fn get() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("OK")
+}
+
+async fn head() -> HttpResponse {
+    HttpResponse::NoContent().finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{http::StatusCode, test, App};
+
+    #[actix_web::test]
+    async fn a_healthcheck_answers_ok_without_identity() {
+        let app = test::init_service(App::new().configure(super::configure)).await;
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get().uri("/healthcheck").to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(test::read_body(resp).await, "OK");
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::default()
+                .method(actix_web::http::Method::HEAD)
+                .uri("/healthcheck")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    }
+}
