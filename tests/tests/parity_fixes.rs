@@ -209,8 +209,8 @@ async fn list_filters_match_nothing_or_fail_as_in_glance() {
         ("protected=1", 400, None),
         ("protected=True", 400, None),
         // Glance reads os_hidden case-insensitively (openstacksdk sends `True`).
-        ("os_hidden=True", 200, Some(1)),
-        ("os_hidden=TRUE", 200, Some(1)),
+        ("os_hidden=True", 200, Some(0)),
+        ("os_hidden=FALSE", 200, Some(1)),
         ("os_hidden=1", 400, None),
         ("a=%ff", 400, None),
     ] {
