@@ -16,7 +16,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn get() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("OK")
+    HttpResponse::Ok()
+        .content_type("text/plain;charset=utf-8")
+        .body("OK")
 }
 
 async fn head() -> HttpResponse {
@@ -36,6 +38,11 @@ mod tests {
         )
         .await;
         assert_eq!(resp.status(), StatusCode::OK);
+        // oslo.middleware's answer, as the reference Glance sends it.
+        assert_eq!(
+            resp.headers().get("content-type").unwrap(),
+            "text/plain;charset=utf-8"
+        );
         assert_eq!(test::read_body(resp).await, "OK");
         let resp = test::call_service(
             &app,
