@@ -132,6 +132,16 @@ impl App {
         req.send().await.unwrap()
     }
 
+    /// The status of `method path` with `token`.
+    async fn status(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::StatusCode {
+        self.call(method, path, token).await.status()
+    }
+
     async fn create(&self, token: &str, name: &str) -> reqwest::Response {
         reqwest::Client::new()
             .post(format!("{}/v2/images", self.url))
@@ -196,36 +206,28 @@ async fn a_keystone_token_makes_the_caller_its_user_project_and_roles() {
 
     let path = format!("/v2/images/{id}");
     assert_eq!(
-        app.call(reqwest::Method::GET, &path, Some(&demo))
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, &path, Some(&demo)).await,
         200
     );
     // Another project does not see a private image; a reader of the project does.
     assert_eq!(
-        app.call(reqwest::Method::GET, &path, Some(&alt))
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, &path, Some(&alt)).await,
         404
     );
     assert_eq!(
-        app.call(reqwest::Method::GET, &path, Some(&reader))
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, &path, Some(&reader)).await,
         200
     );
     // A reader may not write (Glance's secure RBAC defaults).
     assert_eq!(app.create(&reader, "nope").await.status(), 403);
     assert_eq!(
-        app.call(reqwest::Method::DELETE, &path, Some(&reader))
-            .await
-            .status(),
+        app.status(reqwest::Method::DELETE, &path, Some(&reader))
+            .await,
         403
     );
     assert_eq!(
-        app.call(reqwest::Method::DELETE, &path, Some(&demo))
-            .await
-            .status(),
+        app.status(reqwest::Method::DELETE, &path, Some(&demo))
+            .await,
         204
     );
 }
@@ -247,9 +249,7 @@ async fn missing_garbage_and_revoked_tokens_are_401_with_keystones_uri() {
     }
     // Identity is not needed for version discovery.
     assert_eq!(
-        app.call(reqwest::Method::GET, "/versions", None)
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, "/versions", None).await,
         200
     );
 }
@@ -269,16 +269,14 @@ async fn a_cold_token_costs_one_keystone_call_however_many_requests_bring_it() {
     // keystonemiddleware; an invalid one is remembered as invalid too.
     ks.revoke(&demo).await;
     assert_eq!(
-        app.call(reqwest::Method::GET, "/v2/images", Some(&demo))
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, "/v2/images", Some(&demo))
+            .await,
         200
     );
     for _ in 0..3 {
         assert_eq!(
-            app.call(reqwest::Method::GET, "/v2/images", Some("not-a-token"))
-                .await
-                .status(),
+            app.status(reqwest::Method::GET, "/v2/images", Some("not-a-token"))
+                .await,
             401
         );
     }
@@ -295,16 +293,14 @@ async fn without_the_cache_a_revoked_token_is_refused_at_once() {
     let app = spawn(&settings).await;
     let (demo, _) = ks.token("demo", "demo").await;
     assert_eq!(
-        app.call(reqwest::Method::GET, "/v2/images", Some(&demo))
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, "/v2/images", Some(&demo))
+            .await,
         200
     );
     ks.revoke(&demo).await;
     assert_eq!(
-        app.call(reqwest::Method::GET, "/v2/images", Some(&demo))
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, "/v2/images", Some(&demo))
+            .await,
         401
     );
 }
@@ -337,9 +333,8 @@ async fn a_refused_service_token_is_renewed_and_the_request_succeeds() {
     // A new user token must be validated with a service token Keystone now refuses.
     let (demo, _) = ks.token("demo", "demo").await;
     assert_eq!(
-        app.call(reqwest::Method::GET, "/v2/images", Some(&demo))
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, "/v2/images", Some(&demo))
+            .await,
         200
     );
     let second = app.keystone().service_token_now().await.unwrap();
@@ -376,9 +371,8 @@ async fn keystone_unreachable_is_503_and_the_service_recovers_when_it_is_back() 
     let (demo, _) = ks.token("demo", "demo").await;
     let (alt, _) = ks.token("alt", "alt").await;
     assert_eq!(
-        app.call(reqwest::Method::GET, "/v2/images", Some(&demo))
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, "/v2/images", Some(&demo))
+            .await,
         200
     );
 
@@ -386,9 +380,8 @@ async fn keystone_unreachable_is_503_and_the_service_recovers_when_it_is_back() 
     // A token validated before the outage is served from the cache; a new one cannot be
     // checked, which is not the caller's fault: 503, not 401.
     assert_eq!(
-        app.call(reqwest::Method::GET, "/v2/images", Some(&demo))
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, "/v2/images", Some(&demo))
+            .await,
         200
     );
     let res = app
@@ -399,9 +392,8 @@ async fn keystone_unreachable_is_503_and_the_service_recovers_when_it_is_back() 
 
     proxy.resume().await;
     assert_eq!(
-        app.call(reqwest::Method::GET, "/v2/images", Some(&alt))
-            .await
-            .status(),
+        app.status(reqwest::Method::GET, "/v2/images", Some(&alt))
+            .await,
         200
     );
 }
