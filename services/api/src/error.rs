@@ -56,7 +56,6 @@ impl From<RegistryError> for ApiError {
             RegistryError::Conflict(msg) | RegistryError::Duplicate(msg) => ApiError::Conflict(msg),
             RegistryError::Invalid(msg) => ApiError::BadRequest(msg),
             RegistryError::Internal(msg) => ApiError::Internal(msg),
-            RegistryError::Unavailable(msg) => ApiError::ServiceUnavailable(msg),
         }
     }
 }

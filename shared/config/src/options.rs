@@ -39,10 +39,8 @@ mod lifecycle;
 mod mesh;
 mod policy;
 mod replicator;
-mod upload;
 
 pub use mesh::MeshSettings;
-pub use upload::UploadSettings;
 
 /// Every option we understand: the core table, then one table per feature, each feature
 /// keeping its options in a file of its own.
@@ -56,7 +54,6 @@ pub fn all() -> impl Iterator<Item = &'static Opt> {
         import::OPTIONS,
         mesh::OPTIONS,
         replicator::OPTIONS,
-        upload::OPTIONS,
     ]
     .into_iter()
     .flatten()

@@ -2,8 +2,6 @@
 
 pub mod download;
 pub mod hashing;
-pub mod lease;
-pub mod sweep;
 mod undo;
 pub mod upload;
 

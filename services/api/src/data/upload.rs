@@ -9,15 +9,12 @@ use glance_domain::{Image, ImageStatus, Location, RequestContext};
 use glance_format::{FormatError, Inspector};
 
 use super::hashing::Hashers;
-use super::lease::{self, Lease};
 use super::Undo;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::{authorize_modify, Gateway};
 use crate::identity::Caller;
 use crate::images::handlers::{declared_length, image_id, require_octet_stream};
 use crate::AppState;
-use glance_proto::leases::LeaseChange;
-use glance_store::StoreError;
 
 struct Received {
     location: String,
@@ -83,15 +80,9 @@ pub async fn upload(
     }
 
     image.status = ImageStatus::Saving;
-    let holder = lease::new_holder(&state.instance);
     let saving = state
         .gateway
-        .save_leased(
-            &ctx,
-            image,
-            ImageStatus::Queued,
-            lease::take(&holder, &config.upload),
-        )
+        .save(&ctx, image, Some(ImageStatus::Queued))
         .await
         .map_err(|e| match e {
             ApiError::Conflict(_) => ApiError::Conflict(format!(
@@ -100,32 +91,14 @@ pub async fn upload(
             other => other,
         })?;
     // From here on the image must end active or back in queued, whatever happens to this
-    // request, including the client going away and the handler being dropped; and if this
-    // process dies, the lease runs out and another node's sweep puts it back.
-    let lease = Lease::hold(
-        state.gateway.clone(),
-        ctx.clone(),
-        id,
-        holder,
-        config.upload,
-    );
+    // request, including the client going away and the handler being dropped.
     let guard = Undo::new(restore_queued(
         state.gateway.clone(),
         ctx.clone(),
         saving.clone(),
-        lease.release(),
     ));
 
-    let received = match receive(
-        &state,
-        &saving,
-        disk_format,
-        payload,
-        cap,
-        target.as_ref(),
-        &lease,
-    )
-    .await
+    let received = match receive(&state, &saving, disk_format, payload, cap, target.as_ref()).await
     {
         Ok(r) => r,
         Err(e) => {
@@ -158,7 +131,7 @@ pub async fn upload(
     }];
     match state
         .gateway
-        .save_leased(&ctx, active, ImageStatus::Saving, lease.release())
+        .save(&ctx, active, Some(ImageStatus::Saving))
         .await
     {
         Ok(_) => {
@@ -242,82 +215,16 @@ async fn receive(
     state: &AppState,
     image: &Image,
     disk_format: glance_domain::DiskFormat,
-    payload: web::Payload,
+    mut payload: web::Payload,
     cap: Limit,
     target: Option<&glance_store::Backend>,
-    lease: &Lease,
 ) -> ApiResult<Received> {
     let mut writer = target
         .map_or(&state.store, |b| &b.store)
         .writer(image.id)
         .await
-        .map_err(|e| store_error(image.id, "cannot open store for writing", e))?;
+        .map_err(|e| ApiError::Internal(format!("cannot open store for writing: {e}")))?;
     let hashers = Hashers::start(&state.config().hashing_algorithm);
-    let pumped = pump(
-        state,
-        disk_format,
-        payload,
-        cap,
-        lease,
-        &hashers,
-        &mut writer,
-    )
-    .await;
-    let (size, virtual_size) = match pumped {
-        Ok(done) => done,
-        Err(e) => {
-            // What was written goes before the caller restores the image, so a full disk
-            // has its room back by then.
-            writer.abort().await;
-            return Err(e);
-        }
-    };
-    lease.finishing();
-    let digests = hashers.finish().await;
-    let location = writer
-        .commit()
-        .await
-        .map_err(|e| store_error(image.id, "storing image data failed", e))?;
-    Ok(Received {
-        location,
-        size,
-        md5: digests.md5,
-        multihash: digests.multihash,
-        virtual_size,
-    })
-}
-
-/// The message Glance answers a full store with (its `StorageFull`, as a 413).
-pub(crate) fn storage_full() -> ApiError {
-    ApiError::PayloadTooLarge(
-        "Image storage media is full: There is not enough disk space on the image storage media."
-            .into(),
-    )
-}
-
-/// A store failure as the client sees it: a full store is 413, anything else 500.
-pub(crate) fn store_error(id: glance_domain::ImageId, what: &str, e: StoreError) -> ApiError {
-    match e {
-        StoreError::Full { path } => {
-            tracing::error!(image_id = %id, path = %path.display(),
-                "image storage media is full; the partial data was removed");
-            storage_full()
-        }
-        other => ApiError::Internal(format!("{what}: {other}")),
-    }
-}
-
-/// Bytes from the client through the size limit, the inspector and the hashers into the
-/// store; returns the size and the virtual size.
-async fn pump(
-    state: &AppState,
-    disk_format: glance_domain::DiskFormat,
-    mut payload: web::Payload,
-    cap: Limit,
-    lease: &Lease,
-    hashers: &Hashers,
-    writer: &mut Box<dyn glance_store::StoreWriter>,
-) -> ApiResult<(u64, Option<u64>)> {
     let mut inspector = Inspector::new(disk_format);
     let strict = state.config().require_image_format_match;
     let mut size: u64 = 0;
@@ -328,8 +235,6 @@ async fn pump(
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("Error receiving image data: {e}")))?;
-        lease.check()?;
-        lease.progressed(chunk.len() as u64);
         size += chunk.len() as u64;
         if size > cap.bytes() {
             return Err(cap.exceeded());
@@ -342,19 +247,29 @@ async fn pump(
         batch.extend_from_slice(&chunk);
         if batch.len() >= BATCH {
             let full = std::mem::replace(&mut batch, BytesMut::with_capacity(BATCH)).freeze();
-            dispatch(hashers, writer, full).await?;
+            dispatch(&hashers, &mut writer, full).await?;
         }
     }
     if !batch.is_empty() {
-        dispatch(hashers, writer, batch.freeze()).await?;
+        dispatch(&hashers, &mut writer, batch.freeze()).await?;
     }
     let virtual_size = match inspector.finish() {
         Ok(inspection) => inspection.virtual_size,
         Err(FormatError::Mismatch { .. }) if !strict => None,
         Err(e) => return Err(format_error(e)),
     };
-    lease.check()?;
-    Ok((size, virtual_size))
+    let digests = hashers.finish().await;
+    let location = writer
+        .commit()
+        .await
+        .map_err(|e| ApiError::Internal(format!("storing image data failed: {e}")))?;
+    Ok(Received {
+        location,
+        size,
+        md5: digests.md5,
+        multihash: digests.multihash,
+        virtual_size,
+    })
 }
 
 const BATCH: usize = 1 << 20;
@@ -365,27 +280,18 @@ async fn dispatch(
     bytes: bytes::Bytes,
 ) -> ApiResult<()> {
     hashers.update_async(bytes.clone()).await;
-    writer.write(bytes).await.map_err(|e| match e {
-        StoreError::Full { .. } => storage_full(),
-        other => ApiError::Internal(format!("writing image data failed: {other}")),
-    })
+    writer
+        .write(bytes)
+        .await
+        .map_err(|e| ApiError::Internal(format!("writing image data failed: {e}")))
 }
 
-/// Puts a `saving` image back to `queued` (the undo of a failed or cancelled upload),
-/// releasing its lease. A lease already lost means another node's sweep restores it.
-async fn restore_queued(
-    gateway: Gateway,
-    ctx: RequestContext,
-    mut image: Image,
-    release: LeaseChange,
-) {
+/// Puts a `saving` image back to `queued` (the undo of a failed or cancelled upload).
+async fn restore_queued(gateway: Gateway, ctx: RequestContext, mut image: Image) {
     image.status = ImageStatus::Queued;
     image.size = None;
     image.virtual_size = None;
-    if let Err(e) = gateway
-        .save_leased(&ctx, image, ImageStatus::Saving, release)
-        .await
-    {
+    if let Err(e) = gateway.save(&ctx, image, Some(ImageStatus::Saving)).await {
         tracing::warn!(error = %e, "could not restore image to queued after a failed upload");
     }
 }

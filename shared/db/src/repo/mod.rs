@@ -4,7 +4,6 @@
 mod cache;
 mod children;
 mod convert;
-mod leases;
 mod list;
 mod members;
 mod purge;
