@@ -220,6 +220,12 @@ fn html_escape(s: &str) -> String {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// A request body as JSON, or Glance's 400 for one that is not.
+pub fn parse_json(body: &[u8]) -> ApiResult<serde_json::Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("Malformed JSON in request body: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::ErrorFormat::{self, *};

@@ -23,14 +23,11 @@ pub fn image_id(raw: &str) -> ApiResult<ImageId> {
 }
 
 fn json_body(body: &[u8]) -> ApiResult<serde_json::Map<String, Value>> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::BadRequest(
+    match crate::error::parse_json(body)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::BadRequest(
             "Request body must be a JSON object.".into(),
         )),
-        Err(e) => Err(ApiError::BadRequest(format!(
-            "Malformed JSON in request body: {e}"
-        ))),
     }
 }
 

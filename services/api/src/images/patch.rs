@@ -52,8 +52,7 @@ fn bad(msg: impl Into<String>) -> ApiError {
 
 /// Parses a patch document into changes, refusing anything Glance refuses.
 pub fn parse(body: &[u8], dialect: Dialect) -> ApiResult<Vec<Change>> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("Malformed JSON in request body: {e}")))?;
+    let doc = crate::error::parse_json(body)?;
     let items = doc
         .as_array()
         .ok_or_else(|| bad("Request body must be a JSON array of operation objects."))?;

@@ -107,8 +107,7 @@ struct ImportRequest {
 }
 
 fn parse_body(body: &[u8], enabled: &[String]) -> ApiResult<ImportRequest> {
-    let raw: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("Malformed JSON in request body: {e}")))?;
+    let raw = crate::error::parse_json(body)?;
     let name = raw
         .pointer("/method/name")
         .and_then(Value::as_str)

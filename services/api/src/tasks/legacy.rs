@@ -33,8 +33,7 @@ fn parse(body: &[u8]) -> ApiResult<(String, Map<String, Value>)> {
     if body.is_empty() {
         return Err(bad("Body expected in request."));
     }
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("Malformed JSON in request body: {e}")))?;
+    let doc = crate::error::parse_json(body)?;
     let Value::Object(doc) = doc else {
         return Err(bad("Request body must be a JSON object."));
     };
