@@ -23,6 +23,9 @@ pub enum RegistryError {
     Invalid(String),
     #[error("registry failure: {0}")]
     Internal(String),
+    /// The database cannot take writes for now (its volume is full): try again later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type RegistryResult<T> = Result<T, RegistryError>;
@@ -85,6 +88,9 @@ pub struct SaveImage {
     pub from_state: Option<ImageStatus>,
     #[serde(default)]
     pub unmodified_since: Option<DateTime<Utc>>,
+    /// Takes or releases the image's upload lease in the same compare-and-set.
+    #[serde(default)]
+    pub lease: crate::leases::LeaseChange,
 }
 
 impl Rpc for SaveImage {

@@ -56,6 +56,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Conflict(msg) | RegistryError::Duplicate(msg) => ApiError::Conflict(msg),
             RegistryError::Invalid(msg) => ApiError::BadRequest(msg),
             RegistryError::Internal(msg) => ApiError::Internal(msg),
+            RegistryError::Unavailable(msg) => ApiError::ServiceUnavailable(msg),
         }
     }
 }

@@ -5,6 +5,9 @@
 
 use glance_bus::{Bus, Coalescer};
 use glance_domain::{Image, ImageId, ImageStatus, RequestContext};
+use glance_proto::leases::{
+    BreakLease, ExpiredLease, ExpiredLeases, LeaseChange, RenewLease, UploadState, UploadStates,
+};
 use glance_proto::names::REGISTRY_QUEUE;
 use glance_proto::registry::{
     AddMember, CreateImage, DeleteImage, GetImage, GetImages, ImageMember, ListImages, ListMembers,
@@ -119,7 +122,80 @@ impl Gateway {
         image: Image,
         from_state: Option<ImageStatus>,
     ) -> ApiResult<Image> {
-        self.save_guarded(ctx, image, from_state, None).await
+        self.save_guarded(ctx, image, from_state, None, LeaseChange::Keep)
+            .await
+    }
+
+    /// [`Gateway::save`] that also takes or releases the image's upload lease.
+    pub async fn save_leased(
+        &self,
+        ctx: &RequestContext,
+        image: Image,
+        from_state: ImageStatus,
+        lease: LeaseChange,
+    ) -> ApiResult<Image> {
+        self.save_guarded(ctx, image, Some(from_state), None, lease)
+            .await
+    }
+
+    /// Extends an upload's lease; `Conflict` once it is lost.
+    pub async fn renew_lease(
+        &self,
+        ctx: &RequestContext,
+        id: ImageId,
+        holder: &str,
+        seconds: u32,
+    ) -> ApiResult<()> {
+        let req = RenewLease {
+            ctx: ctx.clone(),
+            image_id: id,
+            holder: holder.to_owned(),
+            seconds,
+        };
+        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+    }
+
+    /// Images whose upload lease ran out (see [`crate::data::sweep`]).
+    pub async fn expired_leases(
+        &self,
+        ctx: &RequestContext,
+        unleased_after_seconds: u32,
+    ) -> ApiResult<Vec<ExpiredLease>> {
+        let req = ExpiredLeases {
+            ctx: ctx.clone(),
+            unleased_after_seconds,
+            limit: 100,
+        };
+        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+    }
+
+    /// Puts the image of an expired lease back to `queued`; `false` if another node did,
+    /// or the upload renewed it after all.
+    pub async fn break_lease(
+        &self,
+        ctx: &RequestContext,
+        lease: ExpiredLease,
+        unleased_after_seconds: u32,
+    ) -> ApiResult<bool> {
+        let req = BreakLease {
+            ctx: ctx.clone(),
+            lease,
+            unleased_after_seconds,
+        };
+        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+    }
+
+    /// Whether live uploads or imports may own files of `ids`.
+    pub async fn upload_states(
+        &self,
+        ctx: &RequestContext,
+        ids: Vec<ImageId>,
+    ) -> ApiResult<Vec<UploadState>> {
+        let req = UploadStates {
+            ctx: ctx.clone(),
+            ids,
+        };
+        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
     }
 
     /// [`Gateway::save`], and only if nobody saved the image since `image` was read (its
@@ -131,7 +207,7 @@ impl Gateway {
         from_state: Option<ImageStatus>,
     ) -> ApiResult<Image> {
         let read_at = image.updated_at;
-        self.save_guarded(ctx, image, from_state, Some(read_at))
+        self.save_guarded(ctx, image, from_state, Some(read_at), LeaseChange::Keep)
             .await
     }
 
@@ -141,6 +217,7 @@ impl Gateway {
         image: Image,
         from_state: Option<ImageStatus>,
         unmodified_since: Option<chrono::DateTime<chrono::Utc>>,
+        lease: LeaseChange,
     ) -> ApiResult<Image> {
         let to = image.status;
         let req = SaveImage {
@@ -148,6 +225,7 @@ impl Gateway {
             image,
             from_state,
             unmodified_since,
+            lease,
         };
         let saved = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
         // Every save is an image.update (Glance's ImageRepoProxy.save). An upload is, as in

@@ -65,6 +65,8 @@ pub struct ApiConfig {
     pub mesh: glance_config::MeshSettings,
     /// The Keystone validator, when `[keystone_authtoken]` is configured (see [`keystone`]).
     pub keystone: Option<Arc<keystone::KeystoneAuth>>,
+    /// Upload leases and the sweep of abandoned uploads (see [`data::sweep`]).
+    pub upload: glance_config::UploadSettings,
 }
 
 impl Default for ApiConfig {
@@ -97,6 +99,7 @@ impl ApiConfig {
             import: Arc::default(),
             mesh: glance_config::MeshSettings::default(),
             keystone: None,
+            upload: glance_config::UploadSettings::default(),
         }
     }
 
@@ -114,6 +117,7 @@ impl ApiConfig {
         config.notifications = notify::NotifyConfig::from_raw(raw);
         config.import = Arc::new(import::ImportConfig::from_raw(raw)?);
         config.mesh = glance_config::MeshSettings::from_raw(raw).map_err(|e| e.to_string())?;
+        config.upload = glance_config::UploadSettings::from_raw(raw).map_err(|e| e.to_string())?;
         if config.auth_strategy == AuthStrategy::Tokens && config.access.tokens.is_none() {
             return Err("auth_strategy = tokens needs [glance_auth] token_file".into());
         }
@@ -147,6 +151,8 @@ pub struct AppState {
     pub import: import::ImportState,
     /// This node's image cache, when `image_cache_dir` is set.
     pub cache: Option<Arc<cache::NodeCache>>,
+    /// Names this process in the upload leases it holds (`host:pid:nonce`).
+    pub instance: String,
 }
 
 impl AppState {
@@ -229,7 +235,9 @@ impl Application {
             in_flight: InFlight::default(),
             cache: node_cache,
             import,
+            instance: data::lease::instance_name(),
         });
+        data::sweep::spawn(state.clone());
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

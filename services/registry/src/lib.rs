@@ -107,7 +107,7 @@ impl Registry {
             .route::<SaveImage, _, _>(move |r| {
                 let repo = save.clone();
                 async move {
-                    repo.save_guarded(&r.ctx, r.image, r.from_state, r.unmodified_since)
+                    repo.save_guarded(&r.ctx, r.image, r.from_state, r.unmodified_since, &r.lease)
                         .await
                 }
             })
@@ -120,6 +120,7 @@ impl Registry {
                 async move { repo.list(&r).await }
             });
         let router = glance_scrub_routes(router, members.clone());
+        let router = lease_routes(router, members.clone());
         let tasks = glance_db::TaskRepo::new(members.database().clone());
         Self::task_routes(Self::member_routes(router, members), tasks)
     }
@@ -224,5 +225,35 @@ fn glance_scrub_routes(router: Router, repo: ImageRepo) -> Router {
         .route::<RestoreImage, _, _>(move |r| {
             let repo = restore.clone();
             async move { repo.restore(&r.ctx, r.image_id).await }
+        })
+}
+
+/// Upload leases (`glance_proto::leases`): renewals from running uploads, and the sweep's
+/// questions from every API node.
+fn lease_routes(router: Router, repo: ImageRepo) -> Router {
+    use glance_proto::leases::{BreakLease, ExpiredLeases, RenewLease, UploadStates};
+    let (renew, expired, broken, states) = (repo.clone(), repo.clone(), repo.clone(), repo);
+    router
+        .route::<RenewLease, _, _>(move |r| {
+            let repo = renew.clone();
+            async move { repo.renew_lease(r.image_id, &r.holder, r.seconds).await }
+        })
+        .route::<ExpiredLeases, _, _>(move |r| {
+            let repo = expired.clone();
+            async move {
+                repo.expired_leases(&r.ctx, r.unleased_after_seconds, r.limit)
+                    .await
+            }
+        })
+        .route::<BreakLease, _, _>(move |r| {
+            let repo = broken.clone();
+            async move {
+                repo.break_lease(&r.ctx, &r.lease, r.unleased_after_seconds)
+                    .await
+            }
+        })
+        .route::<UploadStates, _, _>(move |r| {
+            let repo = states.clone();
+            async move { repo.upload_states(&r.ctx, &r.ids).await }
         })
 }

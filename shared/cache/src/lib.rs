@@ -340,6 +340,25 @@ impl ImageCache {
         Ok(report)
     }
 
+    /// Removes incomplete files nobody has written to for `stall_time`: left by a writer
+    /// that died (its process killed mid-fill). Returns how many.
+    pub fn remove_stalled_incomplete(&self, stall_time: Duration) -> io::Result<u64> {
+        let mut removed = 0;
+        for e in std::fs::read_dir(self.inner.dir.join("incomplete"))?.flatten() {
+            let stalled = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= stall_time);
+            if stalled && remove_if_exists(&e.path())? {
+                tracing::info!(path = %e.path().display(), "removed an abandoned incomplete cache file");
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes every invalid file, incomplete files not written to for `stall_time`, and
     /// index records whose entry is gone.
     pub fn clean(&self, stall_time: Duration) -> io::Result<CleanReport> {

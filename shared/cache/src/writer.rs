@@ -94,7 +94,14 @@ impl CacheWriter {
     /// Appends `chunk`. Hashing waits for `commit`, so a download that tees into the cache
     /// runs at the speed of the store and the disk, not of the hashes.
     pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.file.write_all(chunk)?;
+        if let Err(e) = self.file.write_all(chunk) {
+            if e.kind() == io::ErrorKind::StorageFull {
+                // Dropping the writer (the caller does, on this error) removes the file.
+                tracing::error!(path = %self.temp.display(), image_id = %self.id,
+                    "image cache full: the incomplete entry is dropped");
+            }
+            return Err(e);
+        }
         self.written += chunk.len() as u64;
         Ok(())
     }

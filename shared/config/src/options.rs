@@ -39,8 +39,10 @@ mod lifecycle;
 mod mesh;
 mod policy;
 mod replicator;
+mod upload;
 
 pub use mesh::MeshSettings;
+pub use upload::UploadSettings;
 
 /// Every option we understand: the core table, then one table per feature, each feature
 /// keeping its options in a file of its own.
@@ -54,6 +56,7 @@ pub fn all() -> impl Iterator<Item = &'static Opt> {
         import::OPTIONS,
         mesh::OPTIONS,
         replicator::OPTIONS,
+        upload::OPTIONS,
     ]
     .into_iter()
     .flatten()

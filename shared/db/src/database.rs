@@ -1,6 +1,7 @@
 //! Connection pools and schema management.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,10 @@ use sea_orm::{
     SqlxSqliteConnector, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
+
+/// Set when a write failed because the database's storage is full; the SQLite writer
+/// connection is then closed and reopened before its next use.
+pub(crate) static WRITER_SUSPECT: AtomicBool = AtomicBool::new(false);
 
 use crate::reads::SqliteReaders;
 use crate::url::{self, Target};
@@ -116,6 +121,12 @@ impl Database {
                     .max_lifetime(None)
                     .acquire_timeout(pool.acquire_timeout)
                     .test_before_acquire(false)
+                    // After a full disk the writer is replaced: SQLite rolls a transaction
+                    // back by itself when a write fails for lack of space, and the driver,
+                    // which still counts it open, would nest every later write in it.
+                    .before_acquire(|_, _| {
+                        Box::pin(async { Ok(!WRITER_SUSPECT.swap(false, Ordering::SeqCst)) })
+                    })
                     .connect_with(write_options)
                     .await
                     .map_err(DbError::Connect)?;

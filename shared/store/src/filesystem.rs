@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use glance_domain::ImageId;
 use tokio::sync::mpsc;
 
-use crate::{ByteStream, Store, StoreError, StoreWriter};
+use crate::{ByteStream, Partial, Store, StoreError, StoreWriter};
 
 /// Image data as files named by image id under one directory.
 ///
@@ -76,7 +76,8 @@ impl Store for FilesystemStore {
             move || std::fs::File::create(temp)
         })
         .await
-        .expect("blocking task panicked")?;
+        .expect("blocking task panicked")
+        .map_err(|e| StoreError::from_io(e, &temp))?;
         Ok(Box::new(FileWriter::start(
             file, temp, final_path, location,
         )))
@@ -150,6 +151,98 @@ impl Store for FilesystemStore {
             Err(e) => Err(e.into()),
         }
     }
+
+    async fn partials(&self) -> Result<Vec<Partial>, StoreError> {
+        let incoming = self.dir.join(".incoming");
+        tokio::task::spawn_blocking(move || {
+            // `<id>.<nonce>`: the id is what the name starts with.
+            list_files(&incoming, incoming_id)
+        })
+        .await
+        .expect("listing task panicked")
+    }
+
+    async fn remove_partial(&self, partial: &Partial) -> Result<(), StoreError> {
+        // Only files of this store's own incoming area.
+        if partial.path.parent() != Some(self.dir.join(".incoming").as_path()) {
+            return Ok(());
+        }
+        remove_if_there(&partial.path).await
+    }
+}
+
+impl FilesystemStore {
+    /// Committed data in this store, as [`Partial`]s (for the staging area, whose files
+    /// are only kept while their image waits for an import).
+    pub async fn committed(&self) -> Result<Vec<Partial>, StoreError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || list_files(&dir, committed_id))
+            .await
+            .expect("listing task panicked")
+    }
+
+    /// Removes committed data this store listed with [`FilesystemStore::committed`].
+    pub async fn remove_committed(&self, data: &Partial) -> Result<(), StoreError> {
+        if data.path.parent() != Some(self.dir.as_path()) {
+            return Ok(());
+        }
+        remove_if_there(&data.path).await
+    }
+}
+
+/// The image id of a committed file's name: the name itself.
+fn committed_id(name: &str) -> Option<&str> {
+    Some(name)
+}
+
+/// The image id of an incoming file's name, `<id>.<nonce>`.
+fn incoming_id(name: &str) -> Option<&str> {
+    name.split_once('.').map(|(id, _)| id)
+}
+
+async fn remove_if_there(path: &Path) -> Result<(), StoreError> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The regular files of `dir` whose name yields an image id through `id_of`. A file's
+/// `changed` is the later of its content's and its inode's change (a rename counts).
+fn list_files(dir: &Path, id_of: fn(&str) -> Option<&str>) -> Result<Vec<Partial>, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(image_id) = name
+            .to_str()
+            .and_then(id_of)
+            .and_then(|id| id.parse::<ImageId>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else {
+            continue; // gone meanwhile
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let ctime = std::time::UNIX_EPOCH
+            + std::time::Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32);
+        let changed = meta.modified().map_or(ctime, |m| m.max(ctime));
+        found.push(Partial {
+            image_id,
+            path: entry.path(),
+            changed,
+        });
+    }
+    Ok(found)
 }
 
 enum WriteCmd {
@@ -171,24 +264,17 @@ impl FileWriter {
         let (tx, mut rx) = mpsc::channel::<WriteCmd>(4);
         let temp_for_thread = temp.clone();
         let done = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-            while let Some(cmd) = rx.blocking_recv() {
-                match cmd {
-                    WriteCmd::Data(chunk) => out.write_all(&chunk)?,
-                    WriteCmd::Commit => {
-                        let file = out.into_inner().map_err(|e| e.into_error())?;
-                        file.sync_all()?;
-                        std::fs::rename(&temp_for_thread, &final_path)?;
-                        if let Some(dir) = final_path.parent() {
-                            std::fs::File::open(dir)?.sync_all()?;
-                        }
-                        return Ok(());
-                    }
+            let written = write_all(file, &mut rx, &temp_for_thread, &final_path);
+            if let Err(e) = &written {
+                // Whatever went wrong (a full disk most of all), nothing may remain: the
+                // file is closed by now, so removing it frees its space before the caller
+                // hears of the error.
+                let _ = std::fs::remove_file(&temp_for_thread);
+                if let StoreError::Full { path } = e {
+                    tracing::error!(path = %path.display(), "image store full: removed the partial data");
                 }
             }
-            // The writer was dropped without commit: nothing may remain.
-            let _ = std::fs::remove_file(&temp_for_thread);
-            Ok(())
+            written
         });
         Self {
             tx: Some(tx),
@@ -220,6 +306,14 @@ impl StoreWriter for FileWriter {
         Ok(())
     }
 
+    async fn abort(mut self: Box<Self>) {
+        self.tx.take();
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+        let _ = tokio::fs::remove_file(&self.temp).await;
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<String, StoreError> {
         let tx = self.tx.take().expect("commit twice");
         if tx.send(WriteCmd::Commit).await.is_err() {
@@ -237,6 +331,39 @@ impl StoreWriter for FileWriter {
             }
         }
     }
+}
+
+/// The writer thread's work: data until `Commit` (then fsync and rename into place) or the
+/// channel closing (then the temp file is removed).
+fn write_all(
+    file: std::fs::File,
+    rx: &mut mpsc::Receiver<WriteCmd>,
+    temp: &Path,
+    final_path: &Path,
+) -> Result<(), StoreError> {
+    let full = |e: std::io::Error| StoreError::from_io(e, temp);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    while let Some(cmd) = rx.blocking_recv() {
+        match cmd {
+            WriteCmd::Data(chunk) => out.write_all(&chunk).map_err(full)?,
+            WriteCmd::Commit => {
+                let file = out.into_inner().map_err(|e| full(e.into_error()))?;
+                file.sync_all().map_err(full)?;
+                drop(file);
+                std::fs::rename(temp, final_path)?;
+                if let Some(dir) = final_path.parent() {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                return Ok(());
+            }
+        }
+    }
+    // The writer was dropped without commit: nothing may remain. `out` is dropped
+    // unflushed: its buffer is of no use.
+    let (file, _) = out.into_parts();
+    drop(file);
+    let _ = std::fs::remove_file(temp);
+    Ok(())
 }
 
 impl Drop for FileWriter {
@@ -294,6 +421,64 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(leftovers, 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_reported_as_full_with_the_partial_file_already_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = dir.path().join("partial");
+        std::fs::write(&temp, b"what was written so far").unwrap();
+        // /dev/full refuses every write with ENOSPC, as a full file system does.
+        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            eprintln!("SKIPPED: no /dev/full here");
+            return;
+        };
+        let mut writer: Box<dyn StoreWriter> = Box::new(FileWriter::start(
+            full,
+            temp.clone(),
+            dir.path().join("final"),
+            "file:///final".into(),
+        ));
+        let mut result = Ok(());
+        for _ in 0..16 {
+            result = writer.write(Bytes::from(vec![0u8; 1 << 20])).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = writer.commit().await.map(|_| ());
+        }
+        match result {
+            Err(StoreError::Full { path }) => assert_eq!(path, temp),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        assert!(!temp.exists(), "the partial file was left behind");
+    }
+
+    #[tokio::test]
+    async fn partials_name_their_image_and_only_the_stores_own_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FilesystemStore::new(dir.path()).unwrap();
+        let id = ImageId::new();
+        let mut w = store.writer(id).await.unwrap();
+        w.write(Bytes::from_static(b"partial")).await.unwrap();
+        let found = store.partials().await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].image_id, id);
+        let foreign = Partial {
+            path: dir.path().join("elsewhere"),
+            ..found[0].clone()
+        };
+        std::fs::write(&foreign.path, b"x").unwrap();
+        store.remove_partial(&foreign).await.unwrap();
+        assert!(
+            foreign.path.exists(),
+            "a file outside .incoming was removed"
+        );
+        store.remove_partial(&found[0]).await.unwrap();
+        assert!(store.partials().await.unwrap().is_empty());
+        drop(w);
     }
 
     #[tokio::test]

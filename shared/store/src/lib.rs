@@ -11,7 +11,9 @@ pub use filesystem::FilesystemStore;
 pub use multi::{Backend, BackendSpec, Stores, StoresError, SINGLE_STORE_ID};
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,8 +26,38 @@ pub enum StoreError {
     NotFound(String),
     #[error("location {0} does not belong to this store")]
     ForeignLocation(String),
+    /// The store's file system (or quota) has no room left: Glance's `StorageFull`. What
+    /// the write had put down is already removed when this is returned.
+    #[error("There is not enough disk space on the image storage media.")]
+    Full { path: PathBuf },
     #[error("store I/O failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// `Full` for an out-of-space error writing `path`, else `Io`.
+    pub fn from_io(e: std::io::Error, path: &std::path::Path) -> Self {
+        // ENOSPC, or EDQUOT (a disk quota) on Linux.
+        const EDQUOT: i32 = 122;
+        let full = e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(EDQUOT);
+        if full {
+            StoreError::Full {
+                path: path.to_owned(),
+            }
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
+/// Data a write left in a store's incoming area: in progress, or abandoned by a process
+/// that died. The image id is in its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partial {
+    pub image_id: ImageId,
+    pub path: PathBuf,
+    /// When the file last changed (content, or its name).
+    pub changed: SystemTime,
 }
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StoreError>> + Send>>;
@@ -37,6 +69,9 @@ pub trait StoreWriter: Send {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError>;
     /// Makes the data durable (fsync) and visible; returns its location URL.
     async fn commit(self: Box<Self>) -> Result<String, StoreError>;
+    /// Drops the write and returns once what it wrote is removed (dropping the writer
+    /// removes it too, but later).
+    async fn abort(self: Box<Self>) {}
 }
 
 #[async_trait]
@@ -59,4 +94,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes the data at `location`. Removing what is already gone succeeds.
     async fn delete(&self, location: &str) -> Result<(), StoreError>;
+
+    /// Writes not yet committed, live or abandoned (see [`Partial`]).
+    async fn partials(&self) -> Result<Vec<Partial>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Removes a partial write this store listed. Already gone succeeds.
+    async fn remove_partial(&self, _partial: &Partial) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

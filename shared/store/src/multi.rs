@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use glance_domain::ImageId;
 
-use crate::{ByteStream, FilesystemStore, Store, StoreError, StoreWriter};
+use crate::{ByteStream, FilesystemStore, Partial, Store, StoreError, StoreWriter};
 
 /// The id of the only store when `enabled_backends` is not set (Glance's `file`).
 pub const SINGLE_STORE_ID: &str = "file";
@@ -193,6 +193,22 @@ impl Store for Stores {
 
     async fn delete(&self, location: &str) -> Result<(), StoreError> {
         self.find(location).await?.store.delete(location).await
+    }
+
+    /// Every store's partial writes (not the staging area's: see [`Stores::staging`]).
+    async fn partials(&self) -> Result<Vec<Partial>, StoreError> {
+        let mut all = Vec::new();
+        for backend in &self.backends {
+            all.extend(backend.store.partials().await?);
+        }
+        Ok(all)
+    }
+
+    async fn remove_partial(&self, partial: &Partial) -> Result<(), StoreError> {
+        for backend in &self.backends {
+            backend.store.remove_partial(partial).await?;
+        }
+        Ok(())
     }
 }
 

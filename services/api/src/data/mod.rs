@@ -2,6 +2,8 @@
 
 pub mod download;
 pub mod hashing;
+pub mod lease;
+pub mod sweep;
 mod undo;
 pub mod upload;
 

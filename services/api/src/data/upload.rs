@@ -9,12 +9,15 @@ use glance_domain::{Image, ImageStatus, Location, RequestContext};
 use glance_format::{FormatError, Inspector};
 
 use super::hashing::Hashers;
+use super::lease::{self, Lease};
 use super::Undo;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::{authorize_modify, Gateway};
 use crate::identity::Caller;
 use crate::images::handlers::{declared_length, image_id, require_octet_stream};
 use crate::AppState;
+use glance_proto::leases::LeaseChange;
+use glance_store::StoreError;
 
 struct Received {
     location: String,
@@ -80,9 +83,15 @@ pub async fn upload(
     }
 
     image.status = ImageStatus::Saving;
+    let holder = lease::new_holder(&state.instance);
     let saving = state
         .gateway
-        .save(&ctx, image, Some(ImageStatus::Queued))
+        .save_leased(
+            &ctx,
+            image,
+            ImageStatus::Queued,
+            lease::take(&holder, &config.upload),
+        )
         .await
         .map_err(|e| match e {
             ApiError::Conflict(_) => ApiError::Conflict(format!(
@@ -91,14 +100,32 @@ pub async fn upload(
             other => other,
         })?;
     // From here on the image must end active or back in queued, whatever happens to this
-    // request, including the client going away and the handler being dropped.
+    // request, including the client going away and the handler being dropped; and if this
+    // process dies, the lease runs out and another node's sweep puts it back.
+    let lease = Lease::hold(
+        state.gateway.clone(),
+        ctx.clone(),
+        id,
+        holder,
+        config.upload,
+    );
     let guard = Undo::new(restore_queued(
         state.gateway.clone(),
         ctx.clone(),
         saving.clone(),
+        lease.release(),
     ));
 
-    let received = match receive(&state, &saving, disk_format, payload, cap, target.as_ref()).await
+    let received = match receive(
+        &state,
+        &saving,
+        disk_format,
+        payload,
+        cap,
+        target.as_ref(),
+        &lease,
+    )
+    .await
     {
         Ok(r) => r,
         Err(e) => {
@@ -131,7 +158,7 @@ pub async fn upload(
     }];
     match state
         .gateway
-        .save(&ctx, active, Some(ImageStatus::Saving))
+        .save_leased(&ctx, active, ImageStatus::Saving, lease.release())
         .await
     {
         Ok(_) => {
@@ -215,16 +242,82 @@ async fn receive(
     state: &AppState,
     image: &Image,
     disk_format: glance_domain::DiskFormat,
-    mut payload: web::Payload,
+    payload: web::Payload,
     cap: Limit,
     target: Option<&glance_store::Backend>,
+    lease: &Lease,
 ) -> ApiResult<Received> {
     let mut writer = target
         .map_or(&state.store, |b| &b.store)
         .writer(image.id)
         .await
-        .map_err(|e| ApiError::Internal(format!("cannot open store for writing: {e}")))?;
+        .map_err(|e| store_error(image.id, "cannot open store for writing", e))?;
     let hashers = Hashers::start(&state.config().hashing_algorithm);
+    let pumped = pump(
+        state,
+        disk_format,
+        payload,
+        cap,
+        lease,
+        &hashers,
+        &mut writer,
+    )
+    .await;
+    let (size, virtual_size) = match pumped {
+        Ok(done) => done,
+        Err(e) => {
+            // What was written goes before the caller restores the image, so a full disk
+            // has its room back by then.
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    lease.finishing();
+    let digests = hashers.finish().await;
+    let location = writer
+        .commit()
+        .await
+        .map_err(|e| store_error(image.id, "storing image data failed", e))?;
+    Ok(Received {
+        location,
+        size,
+        md5: digests.md5,
+        multihash: digests.multihash,
+        virtual_size,
+    })
+}
+
+/// The message Glance answers a full store with (its `StorageFull`, as a 413).
+pub(crate) fn storage_full() -> ApiError {
+    ApiError::PayloadTooLarge(
+        "Image storage media is full: There is not enough disk space on the image storage media."
+            .into(),
+    )
+}
+
+/// A store failure as the client sees it: a full store is 413, anything else 500.
+pub(crate) fn store_error(id: glance_domain::ImageId, what: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::Full { path } => {
+            tracing::error!(image_id = %id, path = %path.display(),
+                "image storage media is full; the partial data was removed");
+            storage_full()
+        }
+        other => ApiError::Internal(format!("{what}: {other}")),
+    }
+}
+
+/// Bytes from the client through the size limit, the inspector and the hashers into the
+/// store; returns the size and the virtual size.
+async fn pump(
+    state: &AppState,
+    disk_format: glance_domain::DiskFormat,
+    mut payload: web::Payload,
+    cap: Limit,
+    lease: &Lease,
+    hashers: &Hashers,
+    writer: &mut Box<dyn glance_store::StoreWriter>,
+) -> ApiResult<(u64, Option<u64>)> {
     let mut inspector = Inspector::new(disk_format);
     let strict = state.config().require_image_format_match;
     let mut size: u64 = 0;
@@ -235,6 +328,8 @@ async fn receive(
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("Error receiving image data: {e}")))?;
+        lease.check()?;
+        lease.progressed(chunk.len() as u64);
         size += chunk.len() as u64;
         if size > cap.bytes() {
             return Err(cap.exceeded());
@@ -247,29 +342,19 @@ async fn receive(
         batch.extend_from_slice(&chunk);
         if batch.len() >= BATCH {
             let full = std::mem::replace(&mut batch, BytesMut::with_capacity(BATCH)).freeze();
-            dispatch(&hashers, &mut writer, full).await?;
+            dispatch(hashers, writer, full).await?;
         }
     }
     if !batch.is_empty() {
-        dispatch(&hashers, &mut writer, batch.freeze()).await?;
+        dispatch(hashers, writer, batch.freeze()).await?;
     }
     let virtual_size = match inspector.finish() {
         Ok(inspection) => inspection.virtual_size,
         Err(FormatError::Mismatch { .. }) if !strict => None,
         Err(e) => return Err(format_error(e)),
     };
-    let digests = hashers.finish().await;
-    let location = writer
-        .commit()
-        .await
-        .map_err(|e| ApiError::Internal(format!("storing image data failed: {e}")))?;
-    Ok(Received {
-        location,
-        size,
-        md5: digests.md5,
-        multihash: digests.multihash,
-        virtual_size,
-    })
+    lease.check()?;
+    Ok((size, virtual_size))
 }
 
 const BATCH: usize = 1 << 20;
@@ -280,18 +365,27 @@ async fn dispatch(
     bytes: bytes::Bytes,
 ) -> ApiResult<()> {
     hashers.update_async(bytes.clone()).await;
-    writer
-        .write(bytes)
-        .await
-        .map_err(|e| ApiError::Internal(format!("writing image data failed: {e}")))
+    writer.write(bytes).await.map_err(|e| match e {
+        StoreError::Full { .. } => storage_full(),
+        other => ApiError::Internal(format!("writing image data failed: {other}")),
+    })
 }
 
-/// Puts a `saving` image back to `queued` (the undo of a failed or cancelled upload).
-async fn restore_queued(gateway: Gateway, ctx: RequestContext, mut image: Image) {
+/// Puts a `saving` image back to `queued` (the undo of a failed or cancelled upload),
+/// releasing its lease. A lease already lost means another node's sweep restores it.
+async fn restore_queued(
+    gateway: Gateway,
+    ctx: RequestContext,
+    mut image: Image,
+    release: LeaseChange,
+) {
     image.status = ImageStatus::Queued;
     image.size = None;
     image.virtual_size = None;
-    if let Err(e) = gateway.save(&ctx, image, Some(ImageStatus::Saving)).await {
+    if let Err(e) = gateway
+        .save_leased(&ctx, image, ImageStatus::Saving, release)
+        .await
+    {
         tracing::warn!(error = %e, "could not restore image to queued after a failed upload");
     }
 }

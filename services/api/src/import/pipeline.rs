@@ -66,66 +66,79 @@ where
         .clone()
         .unwrap_or_else(|| checks.hashing_algorithm.to_owned());
     let mut writer = store.writer(image.id).await?;
-    let hashers = Hashers::start(&algo);
-    let mut inspector = checks.inspect.map(Inspector::new);
-    let mut size = 0u64;
-    let mut batch = BytesMut::with_capacity(BATCH);
-    futures::pin_mut!(source);
-    while let Some(chunk) = source.next().await {
-        let chunk = chunk?;
-        size += chunk.len() as u64;
-        if size > checks.cap {
-            return Err(PipelineError::TooLarge(checks.cap));
-        }
-        if let Some(inspector) = inspector.as_mut() {
-            match inspector.feed(&chunk) {
-                Ok(()) => {}
-                Err(FormatError::Mismatch { .. }) if !checks.strict_format => {}
-                Err(e) => return Err(e.into()),
+    // Everything up to the commit; on a failure what was written is removed before the
+    // caller hears of it (so a full disk has its room back when the image is restored).
+    let checked = async {
+        let hashers = Hashers::start(&algo);
+        let mut inspector = checks.inspect.map(Inspector::new);
+        let mut size = 0u64;
+        let mut batch = BytesMut::with_capacity(BATCH);
+        futures::pin_mut!(source);
+        while let Some(chunk) = source.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            if size > checks.cap {
+                return Err(PipelineError::TooLarge(checks.cap));
+            }
+            if let Some(inspector) = inspector.as_mut() {
+                match inspector.feed(&chunk) {
+                    Ok(()) => {}
+                    Err(FormatError::Mismatch { .. }) if !checks.strict_format => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            batch.extend_from_slice(&chunk);
+            if batch.len() >= BATCH {
+                let full = std::mem::replace(&mut batch, BytesMut::with_capacity(BATCH)).freeze();
+                hashers.update_async(full.clone()).await;
+                writer.write(full).await?;
             }
         }
-        batch.extend_from_slice(&chunk);
-        if batch.len() >= BATCH {
-            let full = std::mem::replace(&mut batch, BytesMut::with_capacity(BATCH)).freeze();
-            hashers.update_async(full.clone()).await;
-            writer.write(full).await?;
+        if !batch.is_empty() {
+            let rest = batch.freeze();
+            hashers.update_async(rest.clone()).await;
+            writer.write(rest).await?;
         }
+        let virtual_size = match inspector.map(Inspector::finish) {
+            None => None,
+            Some(Ok(inspection)) => inspection.virtual_size,
+            Some(Err(FormatError::Mismatch { .. })) if !checks.strict_format => None,
+            Some(Err(e)) => return Err(e.into()),
+        };
+        let digests = hashers.finish().await;
+        if let Some(expected) = &image.checksum {
+            if *expected != digests.md5 {
+                return Err(PipelineError::Mismatch(format!(
+                    "checksum is {}, the image says {expected}",
+                    digests.md5
+                )));
+            }
+        }
+        if let Some(expected) = &image.os_hash_value {
+            if *expected != digests.multihash {
+                return Err(PipelineError::Mismatch(format!(
+                    "{algo} is {}, the image says {expected}",
+                    digests.multihash
+                )));
+            }
+        }
+        if let Some(expected) = image.size.filter(|_| image.checksum.is_some()) {
+            if expected as u64 != size {
+                return Err(PipelineError::Mismatch(format!(
+                    "size is {size}, the image says {expected}"
+                )));
+            }
+        }
+        Ok::<_, PipelineError>((size, virtual_size, digests))
     }
-    if !batch.is_empty() {
-        let rest = batch.freeze();
-        hashers.update_async(rest.clone()).await;
-        writer.write(rest).await?;
-    }
-    let virtual_size = match inspector.map(Inspector::finish) {
-        None => None,
-        Some(Ok(inspection)) => inspection.virtual_size,
-        Some(Err(FormatError::Mismatch { .. })) if !checks.strict_format => None,
-        Some(Err(e)) => return Err(e.into()),
+    .await;
+    let (size, virtual_size, digests) = match checked {
+        Ok(done) => done,
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
     };
-    let digests = hashers.finish().await;
-    if let Some(expected) = &image.checksum {
-        if *expected != digests.md5 {
-            return Err(PipelineError::Mismatch(format!(
-                "checksum is {}, the image says {expected}",
-                digests.md5
-            )));
-        }
-    }
-    if let Some(expected) = &image.os_hash_value {
-        if *expected != digests.multihash {
-            return Err(PipelineError::Mismatch(format!(
-                "{algo} is {}, the image says {expected}",
-                digests.multihash
-            )));
-        }
-    }
-    if let Some(expected) = image.size.filter(|_| image.checksum.is_some()) {
-        if expected as u64 != size {
-            return Err(PipelineError::Mismatch(format!(
-                "size is {size}, the image says {expected}"
-            )));
-        }
-    }
     let location = writer.commit().await?;
     Ok(Stored {
         location,

@@ -5,8 +5,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use glance_domain::{Image, ImageStatus, RequestContext};
-use glance_store::Store;
+use glance_proto::leases::LeaseChange;
+use glance_store::{Store, StoreError};
 
+use crate::data::lease::{self, Lease};
+use crate::data::upload::{storage_full, store_error};
 use crate::data::Undo;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::{authorize_modify, Gateway};
@@ -43,9 +46,15 @@ pub async fn stage(
         return Err(too_large(cap));
     }
     image.status = ImageStatus::Uploading;
+    let holder = lease::new_holder(&state.instance);
     let uploading = state
         .gateway
-        .save(&ctx, image, Some(ImageStatus::Queued))
+        .save_leased(
+            &ctx,
+            image,
+            ImageStatus::Queued,
+            lease::take(&holder, &config.upload),
+        )
         .await
         .map_err(|e| match e {
             ApiError::Conflict(_) => ApiError::Conflict(format!(
@@ -53,47 +62,47 @@ pub async fn stage(
             )),
             other => other,
         })?;
-    let guard = Undo::new(unstage(state.clone(), ctx.clone(), uploading.clone()));
+    let lease = Lease::hold(
+        state.gateway.clone(),
+        ctx.clone(),
+        id,
+        holder,
+        config.upload,
+    );
+    let guard = Undo::new(unstage(
+        state.clone(),
+        ctx.clone(),
+        uploading.clone(),
+        lease.release(),
+    ));
 
     let staging = state.import.stores.staging().clone();
-    let mut writer = staging
-        .writer(id)
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot open the staging store: {e}")))?;
-    let mut size = 0u64;
-    while let Some(chunk) = payload.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                guard.run().await;
-                return Err(ApiError::BadRequest(format!(
-                    "Error receiving image data: {e}"
-                )));
-            }
-        };
-        size += chunk.len() as u64;
-        if size > cap {
+    let mut writer = match staging.writer(id).await {
+        Ok(w) => w,
+        Err(e) => {
             guard.run().await;
-            return Err(too_large(cap));
+            return Err(store_error(id, "cannot open the staging store", e));
         }
-        if let Err(e) = writer.write(chunk).await {
+    };
+    let size = match receive(&mut payload, &mut writer, cap, &lease).await {
+        Ok(size) => size,
+        Err(e) => {
+            // The partial data goes first, so a full disk has room for the restore.
+            writer.abort().await;
             guard.run().await;
-            return Err(ApiError::Internal(format!(
-                "staging image data failed: {e}"
-            )));
+            return Err(e);
         }
-    }
+    };
+    lease.finishing();
     if let Err(e) = writer.commit().await {
         guard.run().await;
-        return Err(ApiError::Internal(format!(
-            "staging image data failed: {e}"
-        )));
+        return Err(store_error(id, "staging image data failed", e));
     }
     let mut staged = uploading;
     staged.size = Some(size as i64);
     match state
         .gateway
-        .save(&ctx, staged, Some(ImageStatus::Uploading))
+        .save_leased(&ctx, staged, ImageStatus::Uploading, lease.release())
         .await
     {
         Ok(_) => {
@@ -115,6 +124,32 @@ pub async fn stage(
     }
 }
 
+/// The request's bytes into the staging writer, within the size cap; returns the size.
+async fn receive(
+    payload: &mut web::Payload,
+    writer: &mut Box<dyn glance_store::StoreWriter>,
+    cap: u64,
+    lease: &Lease,
+) -> ApiResult<u64> {
+    let mut size = 0u64;
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("Error receiving image data: {e}")))?;
+        lease.check()?;
+        lease.progressed(chunk.len() as u64);
+        size += chunk.len() as u64;
+        if size > cap {
+            return Err(too_large(cap));
+        }
+        writer.write(chunk).await.map_err(|e| match e {
+            StoreError::Full { .. } => storage_full(),
+            other => ApiError::Internal(format!("staging image data failed: {other}")),
+        })?;
+    }
+    lease.check()?;
+    Ok(size)
+}
+
 fn too_large(cap: u64) -> ApiError {
     ApiError::PayloadTooLarge(format!(
         "Image exceeds the storage quota: the image size cap is {cap} bytes."
@@ -124,7 +159,12 @@ fn too_large(cap: u64) -> ApiError {
 /// Glance's `_unstage`: drops the staged data and puts the image back to `queued` (run
 /// by the guard unless disarmed, from `Drop` too, so a client that vanishes mid-stream
 /// leaves nothing behind).
-async fn unstage(state: web::Data<AppState>, ctx: RequestContext, mut image: Image) {
+async fn unstage(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    mut image: Image,
+    release: LeaseChange,
+) {
     let staging = state.import.stores.staging();
     let _ = staging.delete(&staging.location_of(image.id)).await;
     image.status = ImageStatus::Queued;
@@ -132,7 +172,7 @@ async fn unstage(state: web::Data<AppState>, ctx: RequestContext, mut image: Ima
     image.virtual_size = None;
     let gateway: &Gateway = &state.gateway;
     if let Err(e) = gateway
-        .save(&ctx, image, Some(ImageStatus::Uploading))
+        .save_leased(&ctx, image, ImageStatus::Uploading, release)
         .await
     {
         tracing::warn!(error = %e, "could not restore image to queued after a failed stage");

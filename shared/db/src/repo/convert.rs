@@ -21,10 +21,28 @@ pub(crate) fn now() -> DateTime<Utc> {
     micros(Utc::now())
 }
 
-/// An unexpected failure: logged here, where the detail is, and sent on as `Internal`.
+/// An unexpected failure: logged here, where the detail is, and sent on as `Internal`;
+/// or, when the database's volume is full, as `Unavailable` (the caller answers 503 and
+/// may retry once space is freed).
 pub(crate) fn internal(what: &str, err: impl Display) -> RegistryError {
-    tracing::error!(error = %err, "{what}");
-    RegistryError::Internal(format!("{what}: {err}"))
+    let detail = err.to_string();
+    if database_full(&detail) {
+        crate::database::WRITER_SUSPECT.store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::error!(error = %detail, "{what}: the database's storage is full");
+        return RegistryError::Unavailable(
+            "The image registry's database storage is full; free space and try again".into(),
+        );
+    }
+    tracing::error!(error = %detail, "{what}");
+    RegistryError::Internal(format!("{what}: {detail}"))
+}
+
+/// SQLite's `SQLITE_FULL` ("database or disk is full") and PostgreSQL's `disk_full`
+/// (SQLSTATE 53100, "No space left on device") as the drivers render them.
+fn database_full(detail: &str) -> bool {
+    detail.contains("database or disk is full")
+        || detail.contains("No space left on device")
+        || detail.contains("53100")
 }
 
 /// `.context("...")` for database results, in the manner of `anyhow`.

@@ -4,6 +4,7 @@
 mod cache;
 mod children;
 mod convert;
+mod leases;
 mod list;
 mod members;
 mod purge;

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use glance_domain::{Image, ImageId, ImageStatus, Location, RequestContext};
+use glance_proto::leases::LeaseChange;
 use glance_proto::registry::{RegistryError, RegistryResult};
 use sea_orm::sea_query::{Alias, Condition, Expr, Func, Query, SimpleExpr, UpdateStatement};
 use sea_orm::{
@@ -16,7 +17,7 @@ use super::convert::{
     self, image_from_row, metadata_to_json, micros, new_location, new_property, new_tag, now,
     unique_tags, DbContext,
 };
-use super::{attach, ImageRepo};
+use super::{attach, leases, ImageRepo};
 use crate::entity::{image, image_location, image_property, image_tag};
 
 type Col = image::Column;
@@ -35,13 +36,15 @@ impl ImageRepo {
         image: Image,
         from_state: Option<ImageStatus>,
     ) -> RegistryResult<Image> {
-        self.save_guarded(ctx, image, from_state, None).await
+        self.save_guarded(ctx, image, from_state, None, &LeaseChange::Keep)
+            .await
     }
 
     /// [`ImageRepo::save`], and with `unmodified_since` only while the stored `updated_at`
     /// still equals it: nobody saved the image since the caller read it. Every save sets
     /// `updated_at`, and the row's own value is rechecked under its lock, so of two savers
-    /// that read the same record exactly one wins.
+    /// that read the same record exactly one wins. `lease` takes or releases the image's
+    /// upload lease in the same statement (a release only while the caller holds it).
     #[tracing::instrument(level = "debug", skip_all, fields(image_id = %image.id, request_id = %ctx.request_id))]
     pub async fn save_guarded(
         &self,
@@ -49,6 +52,7 @@ impl ImageRepo {
         image: Image,
         from_state: Option<ImageStatus>,
         unmodified_since: Option<DateTime<Utc>>,
+        lease: &LeaseChange,
     ) -> RegistryResult<Image> {
         let now = now();
         let id = image.id.to_string();
@@ -91,6 +95,22 @@ impl ImageRepo {
         };
         if let Some(read_at) = unmodified_since {
             target = target.add(Col::UpdatedAt.eq(micros(read_at)));
+        }
+        match lease {
+            LeaseChange::Keep => {}
+            LeaseChange::Take { holder, seconds } => {
+                update.values([
+                    (leases::holder_col(), holder.clone().into()),
+                    (leases::expires_col(), leases::expiry(now, *seconds).into()),
+                ]);
+            }
+            LeaseChange::Release { holder } => {
+                target = target.add(Expr::col(leases::holder_col()).eq(holder.as_str()));
+                update.values([
+                    (leases::holder_col(), Option::<String>::None.into()),
+                    (leases::expires_col(), Option::<DateTime<Utc>>::None.into()),
+                ]);
+            }
         }
         if !ctx.is_admin {
             target = target.add(Col::Owner.eq(ctx.project_id.clone()));

@@ -101,8 +101,14 @@ async fn of_concurrent_guarded_saves_of_one_read_exactly_one_wins(db: &TestDb) {
             mine.properties.insert("lock".into(), format!("racer-{i}"));
             let since = Some(read.updated_at);
             tokio::spawn(async move {
-                repo.save_guarded(&user("p1"), mine, Some(ImageStatus::Active), since)
-                    .await
+                repo.save_guarded(
+                    &user("p1"),
+                    mine,
+                    Some(ImageStatus::Active),
+                    since,
+                    &glance_proto::leases::LeaseChange::Keep,
+                )
+                .await
             })
         })
         .collect();

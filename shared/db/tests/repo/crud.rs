@@ -212,7 +212,13 @@ async fn of_two_saves_of_one_read_record_only_the_first_applies_when_guarded(db:
     let mut first = read.clone();
     first.properties.insert("lock".into(), "first".into());
     db.repo
-        .save_guarded(&user("p1"), first, active, since)
+        .save_guarded(
+            &user("p1"),
+            first,
+            active,
+            since,
+            &glance_proto::leases::LeaseChange::Keep,
+        )
         .await
         .unwrap();
 
@@ -220,7 +226,13 @@ async fn of_two_saves_of_one_read_record_only_the_first_applies_when_guarded(db:
     second.properties.insert("lock".into(), "second".into());
     let lost = db
         .repo
-        .save_guarded(&user("p1"), second.clone(), active, since)
+        .save_guarded(
+            &user("p1"),
+            second.clone(),
+            active,
+            since,
+            &glance_proto::leases::LeaseChange::Keep,
+        )
         .await;
     assert!(
         matches!(&lost, Err(RegistryError::Conflict(m)) if m.contains("since it was read")),
