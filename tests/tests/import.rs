@@ -464,15 +464,22 @@ async fn expired_tasks_disappear_from_the_tasks_api() {
         assert!(Instant::now() < deadline, "import did not finish");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // A time to live of 0 hours expires the task as it finishes; the next list purges it
-    // (with the default of 48 hours it stays: see the glance-direct test).
-    let listed: Value = reqwest::get(app.url("/v2/tasks"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed["tasks"], json!([]));
+    // A time to live of 0 hours expires the task as it finishes (which is recorded just
+    // after the image goes active); the next list then purges it (with the default of 48
+    // hours it stays: see the glance-direct test).
+    loop {
+        let listed: Value = reqwest::get(app.url("/v2/tasks"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed["tasks"] == json!([]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "task not purged: {listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(tasks_at(&app.address, &id).await, Vec::<Value>::new());
 }
 
@@ -900,16 +907,24 @@ async fn of_concurrent_copies_of_one_image_exactly_one_is_accepted() {
         statuses.push(call.await.unwrap());
     }
     statuses.sort_unstable();
-    assert_eq!(statuses, [202, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(statuses[0], 202, "{statuses:?}");
+    // A call that reads the image after the winner locked it is refused before it makes a
+    // task (Glance's `_enforce_import_lock`), and one that reads it after the copy finished
+    // is told the image is already there; either way, only one is accepted.
+    assert!(
+        statuses[1..].iter().all(|s| matches!(s, 400 | 409)),
+        "{statuses:?}"
+    );
 
-    // Every call made a task; the refused ones failed at once, the accepted one copies.
+    // The calls that got as far as the lock made a task each; the losers failed at once,
+    // the winner copies.
     let deadline = Instant::now() + Duration::from_secs(60);
     let tasks = loop {
         let tasks = tasks_at(&app.address, &id).await;
         let done = tasks
             .iter()
             .all(|t| matches!(t["status"].as_str(), Some("success" | "failure")));
-        if tasks.len() == 8 && done {
+        if !tasks.is_empty() && done {
             break tasks;
         }
         assert!(

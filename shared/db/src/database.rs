@@ -1,7 +1,7 @@
 //! Connection pools and schema management.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +16,16 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-/// Set when a write failed because the database's storage is full; the SQLite writer
-/// connection is then closed and reopened before its next use.
-pub(crate) static WRITER_SUSPECT: AtomicBool = AtomicBool::new(false);
+/// Counts the writes that failed because the database's storage was full. Each SQLite
+/// writer pool remembers the count it last saw, and on a change closes and reopens its
+/// connection before the next use (every pool of the process does, not only the first
+/// to look).
+static FULL_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// A write failed for lack of space: SQLite writer connections are replaced before reuse.
+pub(crate) fn writer_suspect() {
+    FULL_WRITES.fetch_add(1, Ordering::SeqCst);
+}
 
 use crate::reads::SqliteReaders;
 use crate::url::{self, Target};
@@ -124,8 +131,13 @@ impl Database {
                     // After a full disk the writer is replaced: SQLite rolls a transaction
                     // back by itself when a write fails for lack of space, and the driver,
                     // which still counts it open, would nest every later write in it.
-                    .before_acquire(|_, _| {
-                        Box::pin(async { Ok(!WRITER_SUSPECT.swap(false, Ordering::SeqCst)) })
+                    .before_acquire({
+                        let seen = Arc::new(AtomicU64::new(FULL_WRITES.load(Ordering::SeqCst)));
+                        move |_, _| {
+                            let now = FULL_WRITES.load(Ordering::SeqCst);
+                            let fresh = seen.swap(now, Ordering::SeqCst) == now;
+                            Box::pin(async move { Ok(fresh) })
+                        }
                     })
                     .connect_with(write_options)
                     .await

@@ -174,12 +174,28 @@ pub async fn upload(
                 "Image {id} could not be found after upload. The image may have been deleted during the upload."
             )))
         }
+        Err(e) if recorded(&state, id, &received.location).await => {
+            // The answer was lost, not the save (a registry that died after its commit, a
+            // reply that timed out): the image is active with this data, so keep both.
+            guard.disarm();
+            tracing::warn!(image_id = %id, error = %e, "the save of an upload looked failed but was recorded");
+            Ok(HttpResponse::NoContent().finish())
+        }
         Err(e) => {
             let _ = state.store.delete(&received.location).await;
             guard.run().await;
             Err(e)
         }
     }
+}
+
+/// Whether image `id` is active with its data at `location`: a save whose reply failed
+/// may still have been recorded, and its data must then stay.
+async fn recorded(state: &AppState, id: glance_domain::ImageId, location: &str) -> bool {
+    let admin = RequestContext::admin(glance_telemetry::new_request_id());
+    state.gateway.get(&admin, id).await.is_ok_and(|image| {
+        image.status == ImageStatus::Active && image.locations.iter().any(|l| l.url == location)
+    })
 }
 
 async fn recheck_storage_quota(

@@ -117,11 +117,25 @@ pub async fn stage(
                 "Image {id} could not be found after staging. The image may have been deleted."
             )))
         }
+        Err(e) if staged_anyway(&state, id, size).await => {
+            // The reply was lost, not the save: the image says its data is staged.
+            guard.disarm();
+            tracing::warn!(image_id = %id, error = %e, "the save of a stage looked failed but was recorded");
+            Ok(HttpResponse::NoContent().finish())
+        }
         Err(e) => {
             guard.run().await;
             Err(e)
         }
     }
+}
+
+/// Whether image `id` was recorded as staged with `size` bytes after all.
+async fn staged_anyway(state: &AppState, id: glance_domain::ImageId, size: u64) -> bool {
+    let admin = RequestContext::admin(glance_telemetry::new_request_id());
+    state.gateway.get(&admin, id).await.is_ok_and(|image| {
+        image.status == ImageStatus::Uploading && image.size == Some(size as i64)
+    })
 }
 
 /// The request's bytes into the staging writer, within the size cap; returns the size.

@@ -26,23 +26,44 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// may retry once space is freed).
 pub(crate) fn internal(what: &str, err: impl Display) -> RegistryError {
     let detail = err.to_string();
-    if database_full(&detail) {
-        crate::database::WRITER_SUSPECT.store(true, std::sync::atomic::Ordering::SeqCst);
-        tracing::error!(error = %detail, "{what}: the database's storage is full");
-        return RegistryError::Unavailable(
-            "The image registry's database storage is full; free space and try again".into(),
-        );
+    if full_message(&detail) {
+        return storage_full(what, &detail);
     }
     tracing::error!(error = %detail, "{what}");
     RegistryError::Internal(format!("{what}: {detail}"))
 }
 
-/// SQLite's `SQLITE_FULL` ("database or disk is full") and PostgreSQL's `disk_full`
-/// (SQLSTATE 53100, "No space left on device") as the drivers render them.
-fn database_full(detail: &str) -> bool {
-    detail.contains("database or disk is full")
-        || detail.contains("No space left on device")
-        || detail.contains("53100")
+fn storage_full(what: &str, detail: &str) -> RegistryError {
+    crate::database::writer_suspect();
+    tracing::error!(error = %detail, "{what}: the database's storage is full");
+    RegistryError::Unavailable(
+        "The image registry's database storage is full; free space and try again".into(),
+    )
+}
+
+/// The messages SQLite (`SQLITE_FULL`) and an I/O error from either driver give when the
+/// volume is full.
+fn full_message(detail: &str) -> bool {
+    detail.contains("database or disk is full") || detail.contains("No space left on device")
+}
+
+/// Whether the database said its storage is full: SQLite's `SQLITE_FULL` (13), or
+/// PostgreSQL's `disk_full` (SQLSTATE 53100).
+fn database_full(err: &DbErr) -> bool {
+    use sea_orm::{sqlx, RuntimeErr};
+    let sqlx = match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        other => return full_message(&other.to_string()),
+    };
+    match sqlx {
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("13" | "53100")) || full_message(db.message())
+        }
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+        other => full_message(&other.to_string()),
+    }
 }
 
 /// `.context("...")` for database results, in the manner of `anyhow`.
@@ -52,7 +73,13 @@ pub(crate) trait DbContext<T> {
 
 impl<T> DbContext<T> for Result<T, DbErr> {
     fn context(self, what: &str) -> RegistryResult<T> {
-        self.map_err(|err| internal(what, err))
+        self.map_err(|err| {
+            if database_full(&err) {
+                storage_full(what, &err.to_string())
+            } else {
+                internal(what, err)
+            }
+        })
     }
 }
 
