@@ -418,18 +418,21 @@ run_tests() {
     # The cross-process tests start the real binaries.
     show cargo build --workspace --bins || return 1
     if cargo nextest --version >/dev/null 2>&1; then
-        # The broker-restart test takes the shared broker away: it runs alone, below.
-        show cargo nextest run --workspace --no-fail-fast -E 'not binary(broker_restart)'
+        # The broker restart test and the fault campaign take the shared broker and
+        # database away: they are #[ignore]d here and run alone, below.
+        show cargo nextest run --workspace --no-fail-fast
     else
         show cargo test --workspace --no-fail-fast
     fi
 }
 
-# Stops and starts the test broker under running services; alone, so no other test
-# loses its broker. The test gets a rabbitmqctl bound to our node.
+# Stops and starts the test broker and database under running services (the broker
+# restart test and the fault campaign, both #[ignore]d in the main run); alone and one at a
+# time, so no other test loses its broker or database. The tests get control scripts bound
+# to our broker node and database cluster.
 run_broker_restart() {
     [[ $WITH_RABBITMQ == 1 ]] || { note "skipped: no RabbitMQ"; return 0; }
-    local ctl="$TMPROOT/rabbitmqctl"
+    local ctl="$TMPROOT/rabbitmqctl" pgctl="$TMPROOT/pg_ctl"
     rabbit_env
     {
         echo '#!/usr/bin/env bash'
@@ -437,11 +440,21 @@ run_broker_restart() {
         printf ' %q' "${RABBIT_ENV[@]}"
         printf ' %q -n %q "$@"\n' "$(dirname "$(find_rabbitmq_server)")/rabbitmqctl" "$RABBIT_NODE"
     } >"$ctl"
-    chmod 755 "$ctl"
+    {
+        echo '#!/usr/bin/env bash'
+        printf 'cd %q || exit 1\n' "$PG_DIR"
+        [[ $EUID -eq 0 ]] && printf 'exec runuser -u postgres -- ' || printf 'exec '
+        printf '%q -D %q -l %q -w -t 60 "$@"\n' "$PG_BINDIR/pg_ctl" "$PG_DIR/data" "$PG_DIR/server.log"
+    } >"$pgctl"
+    chmod 755 "$ctl" "$pgctl"
+    local env=(env GLANCE_TEST_RABBITMQCTL="$ctl" GLANCE_TEST_PG_CTL="$pgctl")
     if cargo nextest --version >/dev/null 2>&1; then
-        show env GLANCE_TEST_RABBITMQCTL="$ctl" cargo nextest run -p glance-tests --no-fail-fast -E 'binary(broker_restart)'
+        show "${env[@]}" cargo nextest run -p glance-tests --no-fail-fast --run-ignored only \
+            --test-threads 1 --success-output final \
+            -E 'binary(broker_restart) | binary(fault_campaign)'
     else
-        show env GLANCE_TEST_RABBITMQCTL="$ctl" cargo test -p glance-tests --test broker_restart
+        show "${env[@]}" cargo test -p glance-tests --test broker_restart --test fault_campaign \
+            -- --ignored --test-threads 1 --nocapture
     fi
 }
 

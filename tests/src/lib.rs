@@ -50,6 +50,9 @@ pub async fn spawn_app_with(overrides: &[(&str, &str, &str)]) -> TestApp {
         address: format!("http://127.0.0.1:{port}"),
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // Idle connections go before the server's keep-alive (5 s) closes them, so a
+            // request after a pause never races the close (hyper's IncompleteMessage).
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .unwrap(),
         data_dir,

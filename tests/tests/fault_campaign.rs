@@ -1,18 +1,24 @@
 //! A bounded fault campaign over the real processes on loopback: two registries and two API
 //! nodes over RabbitMQ and PostgreSQL, a steady mixed load (creates, uploads, downloads,
 //! deletes), and one fault at a time: an API node killed mid-upload, a registry killed under
-//! load. After each, what was lost is counted against what the service acknowledged and
-//! printed as one table; every "lost" and "stuck" column must be 0.
+//! load, the broker restarted, the database restarted. After each, what was lost is counted
+//! against what the service acknowledged and printed as one table; every "lost" and "stuck"
+//! column must be 0.
+//!
+//! It restarts the shared broker and database, so it is `#[ignore]`d (the runner reports it
+//! skipped) and `scripts/test.sh` runs it alone, after every other test, with
+//! `GLANCE_TEST_RABBITMQCTL` and `GLANCE_TEST_PG_CTL` naming control scripts for its test
+//! broker and database.
 //!
 //! Not covered here (each has its own test): a full store or database volume
-//! (`full_disk`), a broker restart (`broker_restart`), the scrubber and cache workers
-//! (`scrubber`, `cache_mesh`). Messages lost or dead-lettered are not counted: the table
-//! says n/a.
+//! (`full_disk`), the scrubber and cache workers (`scrubber`, `cache_mesh`). Messages lost
+//! or dead-lettered are not counted: the table says n/a.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -191,10 +197,50 @@ async fn recover(
     }
 }
 
+/// Runs the control script named by `var` with `args`; it must succeed.
+fn control(var: &str, args: &[&str]) {
+    let script = std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is unset: run this test through scripts/test.sh"));
+    let status = Command::new(&script)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(status.success(), "{script} {args:?} failed");
+}
+
+/// Runs the load on `apis` for `before`, applies `fault`, keeps loading for `after`, and
+/// audits until recovered.
+async fn under_load(
+    http: &reqwest::Client,
+    apis: &[String],
+    images: &Path,
+    name: &'static str,
+    fault: impl FnOnce(),
+) -> Row {
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = tokio::spawn(load(http.clone(), apis.to_vec(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::block_in_place(fault);
+    let fault_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    let ledger = running.await.unwrap();
+    let mut row = recover(http, &apis[0], images, &ledger, &[], fault_at).await;
+    row.fault = name;
+    row
+}
+
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "restarts the shared broker and database: scripts/test.sh runs it alone"]
 async fn a_fault_campaign_loses_nothing_and_leaves_nothing_stuck() {
+    for var in ["GLANCE_TEST_RABBITMQCTL", "GLANCE_TEST_PG_CTL"] {
+        assert!(
+            std::env::var(var).is_ok(),
+            "{var} is unset: run this test through scripts/test.sh"
+        );
+    }
     let Some(mesh) = common::mesh().await else {
-        return;
+        panic!("the fault campaign needs RabbitMQ and PostgreSQL");
     };
     let mut r1 = mesh.registry("registry-1");
     let _r2 = mesh.registry("registry-2");
@@ -263,22 +309,42 @@ async fn a_fault_campaign_loses_nothing_and_leaves_nothing_stuck() {
     let (_a1, api1) = mesh.api_with("api-1b", LEASE).await;
 
     // 2. A registry killed under load on both API nodes.
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = tokio::spawn(load(
-        http.clone(),
-        vec![api1.clone(), api2.clone()],
-        stop.clone(),
-    ));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    r1.kill9();
-    let fault_at = Instant::now();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::SeqCst);
-    let ledger = running.await.unwrap();
-    let mut row = recover(&http, &api1, &images, &ledger, &[], fault_at).await;
-    row.fault = "kill -9 glance-registry under load";
-    rows.push(row);
+    let apis = [api1.clone(), api2.clone()];
+    rows.push(
+        under_load(
+            &http,
+            &apis,
+            &images,
+            "kill -9 glance-registry under load",
+            || r1.kill9(),
+        )
+        .await,
+    );
     let _r1 = mesh.registry("registry-1b");
+
+    // 3. The broker stopped for five seconds under load, then started again.
+    rows.push(
+        under_load(
+            &http,
+            &apis,
+            &images,
+            "RabbitMQ stopped 5 s, restarted",
+            || {
+                control("GLANCE_TEST_RABBITMQCTL", &["stop_app"]);
+                std::thread::sleep(Duration::from_secs(5));
+                control("GLANCE_TEST_RABBITMQCTL", &["start_app"]);
+            },
+        )
+        .await,
+    );
+
+    // 4. The database restarted under load (a fast shutdown: sessions are cut).
+    rows.push(
+        under_load(&http, &apis, &images, "PostgreSQL restarted", || {
+            control("GLANCE_TEST_PG_CTL", &["restart", "-m", "fast"]);
+        })
+        .await,
+    );
 
     println!(
         "\n{:<36} {:>6} {:>11} {:>10} {:>9} {:>7} {:>9} {:>13}",
