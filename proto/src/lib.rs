@@ -9,6 +9,7 @@ pub mod cache;
 pub mod control;
 mod envelope;
 pub mod events;
+pub mod metadefs;
 pub mod registry;
 pub mod scrub;
 pub mod tasks;
