@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 mod m20261129_000001_initial_schema;
 mod m20261129_000002_list_indexes;
 mod m20261129_000013_tasks;
+mod m20261206_000014_metadefs;
 
 /// Every migration this release knows, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_initial_schema::Migration),
             Box::new(m20261129_000002_list_indexes::Migration),
             Box::new(m20261129_000013_tasks::Migration),
+            Box::new(m20261206_000014_metadefs::Migration),
         ]
     }
 }
