@@ -17,6 +17,7 @@ pub mod import;
 pub mod keystone;
 pub mod lifecycle;
 pub mod members;
+pub mod metadefs;
 pub mod notify;
 pub mod policy;
 pub mod protections;
@@ -147,6 +148,8 @@ pub struct AppState {
     pub import: import::ImportState,
     /// This node's image cache, when `image_cache_dir` is set.
     pub cache: Option<Arc<cache::NodeCache>>,
+    /// The metadefs catalog's registry requests (see [`metadefs`]).
+    pub metadefs: metadefs::Client,
 }
 
 impl AppState {
@@ -216,6 +219,7 @@ impl Application {
         }
         let store: Arc<dyn Store> = Arc::new(stores.clone());
         let import = import::ImportState::new(bus.clone(), stores);
+        let metadefs = metadefs::Client::new(bus.clone());
         let gateway = Gateway::new(bus)
             .with_notifications(config.notifications.clone())
             .with_show_batches(
@@ -229,6 +233,7 @@ impl Application {
             in_flight: InFlight::default(),
             cache: node_cache,
             import,
+            metadefs,
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -364,6 +369,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(images::locations::routes)
     .configure(import::routes)
     .configure(tasks::routes)
+    .configure(metadefs::routes)
     .default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::NotFound(
             "The resource could not be found.".into(),
