@@ -59,9 +59,10 @@ const TAG: Kind = Kind {
     check: check_tag,
 };
 
-fn render_one(kind: &Kind, namespace: &str, e: &Element) -> Value {
+/// One element; `echo` for a create's or update's answer (an object without defaults).
+fn render_one(kind: &Kind, namespace: &str, e: &Element, echo: bool) -> Value {
     match kind.kind {
-        ElementKind::Object => render::object(namespace, e),
+        ElementKind::Object => render::object_as(namespace, e, !echo),
         ElementKind::Property => render::property(e),
         ElementKind::Tag => render::tag(e),
     }
@@ -117,7 +118,7 @@ async fn show(
     let (ns, name) = path;
     readable(state, &ctx, &ns, &[kind.get]).await?;
     let element = state.metadefs.element(&ctx, &ns, kind.kind, &name).await?;
-    Ok(HttpResponse::Ok().json(render_one(kind, &ns, &element)))
+    Ok(HttpResponse::Ok().json(render_one(kind, &ns, &element, false)))
 }
 
 async fn create(
@@ -137,7 +138,7 @@ async fn create(
     let created = created
         .first()
         .ok_or_else(|| ApiError::Internal("the registry created nothing".into()))?;
-    Ok(HttpResponse::Created().json(render_one(kind, &ns, created)))
+    Ok(HttpResponse::Created().json(render_one(kind, &ns, created, true)))
 }
 
 async fn update(
@@ -155,7 +156,7 @@ async fn update(
         .metadefs
         .replace(&ctx, &ns, kind.kind, &name, element)
         .await?;
-    Ok(HttpResponse::Ok().json(render_one(kind, &ns, &saved)))
+    Ok(HttpResponse::Ok().json(render_one(kind, &ns, &saved, true)))
 }
 
 async fn delete_one(

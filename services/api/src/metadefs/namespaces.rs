@@ -123,6 +123,7 @@ pub async fn list(
 }
 
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Caller(ctx): Caller,
     body: web::Bytes,
@@ -147,12 +148,16 @@ pub async fn create(
     }
     authorize(&state.config().access.policy, &ctx, &rules)?;
     let created = state.metadefs.create(&ctx, contents).await?;
+    let info = req.connection_info();
+    let location = format!(
+        "{}://{}{}",
+        info.scheme(),
+        info.host(),
+        render::namespace_href(&created.namespace.namespace)
+    );
     Ok(HttpResponse::Created()
-        .insert_header((
-            header::LOCATION,
-            render::namespace_href(&created.namespace.namespace),
-        ))
-        .json(render::contents(&created, None)))
+        .insert_header((header::LOCATION, location))
+        .json(render::created(&created)))
 }
 
 pub async fn show(

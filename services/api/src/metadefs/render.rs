@@ -158,10 +158,20 @@ fn prefix_object(doc: &mut Value, prefix: Option<&str>) {
     }
 }
 
+/// An object as shown and listed: `required` and `properties` are always there.
 pub fn object(namespace: &str, o: &Element) -> Value {
+    object_as(namespace, o, true)
+}
+
+/// An object as a create or update answers it: what the request gave, without defaults
+/// (Glance renders the request's object there).
+pub fn object_as(namespace: &str, o: &Element, defaults: bool) -> Value {
     let mut m = Map::new();
     m.insert("name".into(), json!(o.name));
-    m.insert("required".into(), json!([]));
+    if defaults {
+        m.insert("required".into(), json!([]));
+        m.insert("properties".into(), json!({}));
+    }
     if let Value::Object(body) = &o.body {
         for (k, v) in body {
             let v = if k == "properties" {
@@ -179,6 +189,48 @@ pub fn object(namespace: &str, o: &Element) -> Value {
     );
     m.insert("schema".into(), json!("/v2/schemas/metadefs/object"));
     Value::Object(m)
+}
+
+/// A namespace-create's answer: the namespace, and its contents as the request gave them
+/// (definitions without timestamps or links), as Glance answers it.
+pub fn created(c: &Contents) -> Value {
+    let mut m = namespace_fields(&c.namespace);
+    if !c.associations.is_empty() {
+        let docs: Vec<Value> = c
+            .associations
+            .iter()
+            .map(|a| {
+                let mut d = association(a);
+                if let Value::Object(m) = &mut d {
+                    m.remove("created_at");
+                    m.remove("updated_at");
+                }
+                d
+            })
+            .collect();
+        m.insert("resource_type_associations".into(), Value::Array(docs));
+    }
+    if !c.properties.is_empty() {
+        let props: Map<String, Value> = c
+            .properties
+            .iter()
+            .map(|p| (p.name.clone(), property_body(&p.body)))
+            .collect();
+        m.insert("properties".into(), Value::Object(props));
+    }
+    if !c.objects.is_empty() {
+        m.insert(
+            "objects".into(),
+            c.objects.iter().map(Element::to_document).collect(),
+        );
+    }
+    if !c.tags.is_empty() {
+        m.insert(
+            "tags".into(),
+            c.tags.iter().map(|t| json!({"name": t.name})).collect(),
+        );
+    }
+    finish(m, &c.namespace)
 }
 
 /// A property: its name and its schema.
