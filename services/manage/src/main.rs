@@ -26,15 +26,16 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
-    /// Same as `db load_metadefs` (Glance's older spelling).
+    /// Same as `db load_metadefs` (Glance's older spelling, which also takes
+    /// `[PATH [MERGE [PREFER_NEW [OVERWRITE]]]]` as positional arguments).
     #[command(name = "db_load_metadefs")]
-    DbLoadMetadefs(metadefs::LoadArgs),
+    DbLoadMetadefs(metadefs::LegacyLoadArgs),
     /// Same as `db unload_metadefs`.
     #[command(name = "db_unload_metadefs")]
     DbUnloadMetadefs,
-    /// Same as `db export_metadefs`.
+    /// Same as `db export_metadefs` (also `db_export_metadefs PATH`).
     #[command(name = "db_export_metadefs")]
-    DbExportMetadefs(metadefs::ExportArgs),
+    DbExportMetadefs(metadefs::LegacyExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -136,9 +137,9 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot connect to {connection}"))?;
     let command = match args.command {
         Command::Db { command } => command,
-        Command::DbLoadMetadefs(a) => DbCommand::LoadMetadefs(a),
+        Command::DbLoadMetadefs(a) => DbCommand::LoadMetadefs(a.into_args()?),
         Command::DbUnloadMetadefs => DbCommand::UnloadMetadefs,
-        Command::DbExportMetadefs(a) => DbCommand::ExportMetadefs(a),
+        Command::DbExportMetadefs(a) => DbCommand::ExportMetadefs(a.into_args()?),
     };
     match command {
         DbCommand::Version => match db.version().await? {

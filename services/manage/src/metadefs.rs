@@ -44,6 +44,61 @@ pub struct ExportArgs {
     pub path: Option<PathBuf>,
 }
 
+/// `db_load_metadefs`: the flags, or Glance's legacy positional `PATH MERGE PREFER_NEW
+/// OVERWRITE` (each of the last three on when given and not a false-like word).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LegacyLoadArgs {
+    #[command(flatten)]
+    pub flags: LoadArgs,
+    #[arg(value_name = "PATH MERGE PREFER_NEW OVERWRITE", num_args = 0..=4)]
+    pub positional: Vec<String>,
+}
+
+impl LegacyLoadArgs {
+    pub fn into_args(self) -> anyhow::Result<LoadArgs> {
+        let mut args = self.flags;
+        let mut rest = self.positional.into_iter();
+        if let Some(path) = rest.next() {
+            if args.path.is_some() {
+                bail!("give the path once: as --path or as the first argument");
+            }
+            args.path = Some(PathBuf::from(path));
+        }
+        let on = |v: Option<String>| {
+            v.is_some_and(|v| {
+                !matches!(
+                    v.to_lowercase().as_str(),
+                    "" | "0" | "false" | "f" | "no" | "n" | "off" | "none"
+                )
+            })
+        };
+        args.merge |= on(rest.next());
+        args.prefer_new |= on(rest.next());
+        args.overwrite |= on(rest.next());
+        Ok(args)
+    }
+}
+
+/// `db_export_metadefs`: `--path` or Glance's legacy positional `PATH`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LegacyExportArgs {
+    #[command(flatten)]
+    pub flags: ExportArgs,
+    #[arg(value_name = "PATH")]
+    pub positional: Option<PathBuf>,
+}
+
+impl LegacyExportArgs {
+    pub fn into_args(self) -> anyhow::Result<ExportArgs> {
+        match (self.flags.path, self.positional) {
+            (Some(_), Some(_)) => bail!("give the path once: as --path or as the argument"),
+            (path, positional) => Ok(ExportArgs {
+                path: path.or(positional),
+            }),
+        }
+    }
+}
+
 /// Glance's rules for the flags, refused instead of logged and ignored.
 pub fn mode(args: &LoadArgs) -> anyhow::Result<LoadMode> {
     match (args.merge, args.prefer_new, args.overwrite) {
@@ -230,6 +285,22 @@ mod tests {
         assert!(mode(&args(false, true, false)).is_err());
         assert!(mode(&args(false, false, true)).is_err());
         assert!(mode(&args(true, true, true)).is_err());
+    }
+
+    #[test]
+    fn glances_legacy_positional_arguments_are_understood() {
+        let legacy = |positional: &[&str]| LegacyLoadArgs {
+            flags: args(false, false, false),
+            positional: positional.iter().map(|s| s.to_string()).collect(),
+        };
+        let a = legacy(&["/x", "True", "", "yes"]).into_args().unwrap();
+        assert_eq!(a.path.as_deref(), Some(Path::new("/x")));
+        assert!(a.merge && !a.prefer_new && a.overwrite);
+        let a = legacy(&["/x", "False"]).into_args().unwrap();
+        assert!(!a.merge);
+        let mut both = legacy(&["/x"]);
+        both.flags.path = Some("/y".into());
+        assert!(both.into_args().is_err());
     }
 
     #[test]
