@@ -416,6 +416,21 @@ show() {
     "$@"
 }
 
+# Glance's shipped metadef definition files, which tests/tests/metadefs.rs and the metadefs
+# smoke load, come from the reference Glance's venv; its start.sh creates the venv on first
+# use, so start (and stop) a throwaway reference once when they are missing.
+ensure_glance_metadefs() {
+    local ref=${REFERENCE_DIR:-$ROOT/../shared/reference-glance}
+    local dir=${GLANCE_REF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/reference-glance}/venv/etc/glance/metadefs
+    if [[ ! -f $dir/compute-cpu-pinning.json && -x $ref/start.sh ]]; then
+        ANCHOR_RUN=$TMPROOT/reference-metadefs GLANCE_REF_PORT=$(free_port) "$ref/start.sh" --fresh >/dev/null || true
+        ANCHOR_RUN=$TMPROOT/reference-metadefs "$ref/stop.sh" >/dev/null 2>&1 || true
+    fi
+    [[ -f $dir/compute-cpu-pinning.json ]] || { note "no Glance metadef files at $dir"; return 1; }
+    export GLANCE_TEST_METADEFS_DIR=$dir
+    note "Glance's metadef files: $dir"
+}
+
 run_tests() {
     # The cross-process tests start the real binaries.
     show cargo build --workspace --bins || return 1
@@ -574,6 +589,7 @@ main() {
         step fmt show cargo fmt --all -- --check || true
         step clippy show cargo clippy --workspace --all-targets -- -D warnings || true
     fi
+    step metadefs-files ensure_glance_metadefs || true
     step tests run_tests || true
     step tests-postgres run_tests_on_postgres || true
     step broker-restart run_broker_restart || true

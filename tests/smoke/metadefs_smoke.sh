@@ -9,7 +9,8 @@
 # GLANCE_BIN           the all-in-one binary; glance-manage is taken from the same directory
 #                      (default target/debug/glance-all-in-one)
 # GLANCE_VENV          venv with python-glanceclient and openstacksdk (default target/venv)
-# GLANCE_METADEFS_DIR  Glance's definition files (default: the reference Glance's venv,
+# GLANCE_METADEFS_DIR  Glance's definition files (default: GLANCE_TEST_METADEFS_DIR, which
+#                      scripts/test.sh sets, else the reference Glance's venv,
 #                      ~/.cache/reference-glance/venv/etc/glance/metadefs)
 # OPENSTACK_CLI        an `openstack` executable (default: $GLANCE_VENV/bin/openstack, then
 #                      the reference Keystone's venv under target/keystone-venv)
@@ -21,7 +22,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${GLANCE_BIN:-$ROOT/target/debug/glance-all-in-one}
 MANAGE=$(dirname "$BIN")/glance-manage
 VENV=${GLANCE_VENV:-$ROOT/target/venv}
-METADEFS=${GLANCE_METADEFS_DIR:-${GLANCE_REF_HOME:-$HOME/.cache/reference-glance}/venv/etc/glance/metadefs}
+METADEFS=${GLANCE_METADEFS_DIR:-${GLANCE_TEST_METADEFS_DIR:-${GLANCE_REF_HOME:-$HOME/.cache/reference-glance}/venv/etc/glance/metadefs}}
 
 # shellcheck source=tests/smoke/lib.sh
 source "$ROOT/tests/smoke/lib.sh"
