@@ -6,7 +6,7 @@
 //! sea-query statements, parameterized by table, serves them all. Every write runs in one
 //! transaction on the write connection; the catalog is small and rarely written.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use glance_domain::RequestContext;
@@ -648,18 +648,18 @@ impl MetadefRepo {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| internal(what, e))?;
         let ids: Vec<i32> = namespaces.iter().map(|(id, _)| *id).collect();
-        let mut assocs = associations(conn, &ids)
+        let mut by_namespace: HashMap<i32, Vec<Association>> = HashMap::new();
+        for (id, a) in associations(conn, &ids)
             .await
-            .map_err(|e| internal(what, e))?;
+            .map_err(|e| internal(what, e))?
+        {
+            by_namespace.entry(id).or_default().push(a);
+        }
         Ok(namespaces
             .into_iter()
             .map(|(id, namespace)| ListedNamespace {
                 namespace,
-                associations: assocs
-                    .extract_if_compat(|(nid, _)| *nid == id)
-                    .into_iter()
-                    .map(|(_, a)| a)
-                    .collect(),
+                associations: by_namespace.remove(&id).unwrap_or_default(),
             })
             .collect())
     }
@@ -1083,17 +1083,4 @@ async fn merge(
         }
     }
     Ok(())
-}
-
-/// `Vec::extract_if` is newer than our minimum Rust; this is the same for small vectors.
-trait ExtractIfCompat<T> {
-    fn extract_if_compat(&mut self, pred: impl FnMut(&T) -> bool) -> Vec<T>;
-}
-
-impl<T> ExtractIfCompat<T> for Vec<T> {
-    fn extract_if_compat(&mut self, mut pred: impl FnMut(&T) -> bool) -> Vec<T> {
-        let (taken, kept) = std::mem::take(self).into_iter().partition(|x| pred(x));
-        *self = kept;
-        taken
-    }
 }
