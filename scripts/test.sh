@@ -33,6 +33,8 @@ set -euo pipefail
 
 GLANCECLIENT_VERSION=4.13.0
 OPENSTACKSDK_VERSION=4.22.0
+# The `openstack` CLI, for `openstack image metadef ...` in tests/smoke/metadefs_smoke.sh.
+OPENSTACKCLIENT_VERSION=10.5.0
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
@@ -373,7 +375,7 @@ stop_keystone() {
 ensure_venv() {
     local venv=$ROOT/target/venv
     local stamp=$venv/.glance-test-requirements
-    local want="python-glanceclient==$GLANCECLIENT_VERSION openstacksdk==$OPENSTACKSDK_VERSION"
+    local want="python-glanceclient==$GLANCECLIENT_VERSION openstacksdk==$OPENSTACKSDK_VERSION python-openstackclient==$OPENSTACKCLIENT_VERSION"
     if [[ -f $stamp && $(<"$stamp") == "$want" ]] && "$venv/bin/python" -c 'import glanceclient, openstack' 2>/dev/null; then
         note "reusing $venv ($want)"
         return 0
@@ -412,6 +414,21 @@ step() {
 show() {
     printf '    $ %s\n' "$*"
     "$@"
+}
+
+# Glance's shipped metadef definition files, which tests/tests/metadefs.rs and the metadefs
+# smoke load, come from the reference Glance's venv; its start.sh creates the venv on first
+# use, so start (and stop) a throwaway reference once when they are missing.
+ensure_glance_metadefs() {
+    local ref=${REFERENCE_DIR:-$ROOT/../shared/reference-glance}
+    local dir=${GLANCE_REF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/reference-glance}/venv/etc/glance/metadefs
+    if [[ ! -f $dir/compute-cpu-pinning.json && -x $ref/start.sh ]]; then
+        ANCHOR_RUN=$TMPROOT/reference-metadefs GLANCE_REF_PORT=$(free_port) "$ref/start.sh" --fresh >/dev/null || true
+        ANCHOR_RUN=$TMPROOT/reference-metadefs "$ref/stop.sh" >/dev/null 2>&1 || true
+    fi
+    [[ -f $dir/compute-cpu-pinning.json ]] || { note "no Glance metadef files at $dir"; return 1; }
+    export GLANCE_TEST_METADEFS_DIR=$dir
+    note "Glance's metadef files: $dir"
 }
 
 run_tests() {
@@ -477,9 +494,9 @@ run_compose_stack() {
 # The HTTP suite again, every spawned app on a fresh database of the throwaway PostgreSQL.
 run_tests_on_postgres() {
     if cargo nextest --version >/dev/null 2>&1; then
-        show env GLANCE_TEST_DATABASE=postgres cargo nextest run -p glance-tests --no-fail-fast -E 'binary(images_api) | binary(sharing)'
+        show env GLANCE_TEST_DATABASE=postgres cargo nextest run -p glance-tests --no-fail-fast -E 'binary(images_api) | binary(sharing) | binary(metadefs)'
     else
-        show env GLANCE_TEST_DATABASE=postgres cargo test -p glance-tests --no-fail-fast --test images_api --test sharing
+        show env GLANCE_TEST_DATABASE=postgres cargo test -p glance-tests --no-fail-fast --test images_api --test sharing --test metadefs
     fi
 }
 
@@ -585,6 +602,7 @@ main() {
         step fmt show cargo fmt --all -- --check || true
         step clippy show cargo clippy --workspace --all-targets -- -D warnings || true
     fi
+    step metadefs-files ensure_glance_metadefs || true
     step tests run_tests || true
     step tests-postgres run_tests_on_postgres || true
     step broker-restart run_broker_restart || true
@@ -596,6 +614,8 @@ main() {
         bash tests/smoke/glanceclient_smoke.sh || true
     step smoke-sharing show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
         bash tests/smoke/sharing_smoke.sh || true
+    step smoke-metadefs show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
+        bash tests/smoke/metadefs_smoke.sh || true
     # Last: it stops and restarts Keystone.
     if [[ $WITH_KEYSTONE == 1 ]]; then
         step smoke-keystone show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \

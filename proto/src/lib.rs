@@ -10,6 +10,7 @@ pub mod control;
 mod envelope;
 pub mod events;
 pub mod leases;
+pub mod metadefs;
 pub mod registry;
 pub mod scrub;
 pub mod tasks;

@@ -142,8 +142,8 @@ def normalize_json(server, v, key=None):
     if key == "data_dir":
         return "<dir>"
     if key == "tags" and isinstance(v, list):
-        # A set in Glance: its order is the database's.
-        return sorted(normalize_json(server, x) for x in v)
+        # A set in Glance: its order is the database's. (Metadefs tags are objects.)
+        return sorted((normalize_json(server, x) for x in v), key=lambda x: json.dumps(x, sort_keys=True))
     if isinstance(v, dict):
         return {normalize_text(server, k): normalize_json(server, x, k) for k, x in v.items()}
     if isinstance(v, list):
@@ -867,8 +867,102 @@ def corpus_methods(h):
 
 # Lists first, while the only images are the five the list section makes: a page of Glance's
 # list is then all of them whatever its order (equal created_at is broken by random ids).
+
+def corpus_metadefs(h):
+    """The metadefs API: both servers start with Glance's shipped catalog loaded (run.sh loads
+    it into ours with glance-manage, the reference's start.sh with Glance's own)."""
+    ns = "/v2/metadefs/namespaces"
+    for persona in ALL:
+        h.check("metadefs: list [%s]" % persona, "GET", ns + "?limit=100&sort_key=namespace&sort_dir=asc",
+                persona, ordered=True)
+        h.check("metadefs: list public [%s]" % persona, "GET", ns + "?visibility=public&limit=5&sort_key=namespace",
+                persona, ordered=True)
+        h.check("metadefs: list by type [%s]" % persona, "GET",
+                ns + "?resource_types=OS::Nova::Aggregate&sort_key=namespace&sort_dir=asc", persona, ordered=True)
+        h.check("metadefs: resource types [%s]" % persona, "GET", "/v2/metadefs/resource_types", persona)
+        for name in ("OS::Compute::CPUPinning", "OS::OperatingSystem", "OS::Software::DBMS"):
+            h.check("metadefs: show %s [%s]" % (name, persona), "GET", "%s/%s" % (ns, name), persona)
+            for part in ("objects", "properties", "tags", "resource_types"):
+                h.check("metadefs: %s of %s [%s]" % (part, name, persona), "GET",
+                        "%s/%s/%s" % (ns, name, part), persona)
+        h.check("metadefs: show prefixed [%s]" % persona, "GET",
+                ns + "/OS::Compute::CPUPinning?resource_type=OS::Glance::Image", persona)
+        h.check("metadefs: show object [%s]" % persona, "GET", ns + "/OS::Software::DBMS/objects/MySQL", persona)
+        h.check("metadefs: show property [%s]" % persona, "GET", ns + "/OS::Compute::CPUPinning/properties/cpu_policy",
+                persona)
+        h.check("metadefs: unknown [%s]" % persona, "GET", ns + "/Nope::Nope", persona)
+        # Writes: only admins may; others get 403 on what they see, 404 on what they do not.
+        h.check("metadefs: create [%s]" % persona, "POST", ns, persona,
+                body={"namespace": "Parity::%s" % persona, "visibility": "public",
+                      "properties": {"p": {"title": "P", "type": "string"}},
+                      "objects": [{"name": "O", "properties": {"x": {"title": "X", "type": "integer"}}}],
+                      "tags": [{"name": "t"}]})
+        h.check("metadefs: add object to public [%s]" % persona, "POST", ns + "/OS::Compute::CPUPinning/objects",
+                persona, body={"name": "o-%s" % persona})
+        h.check("metadefs: add tag to private [%s]" % persona, "POST", ns + "/OS::OperatingSystem/tags/t-%s" % persona,
+                persona)
+    a = ns + "/Parity::admin"
+    h.check("metadefs: show created [admin]", "GET", a, "admin")
+    h.check("metadefs: duplicate [admin]", "POST", ns, "admin", body={"namespace": "Parity::admin"})
+    h.check("metadefs: read-only member [admin]", "POST", ns, "admin", body={"namespace": "P2", "self": "x"})
+    h.check("metadefs: bad visibility [admin]", "POST", ns, "admin", body={"namespace": "P2", "visibility": "shared"})
+    h.check("metadefs: no name [admin]", "POST", ns, "admin", body={"display_name": "x"})
+    h.check("metadefs: object [admin]", "POST", a + "/objects", "admin",
+            body={"name": "O2", "description": "d", "required": ["x"],
+                  "properties": {"x": {"title": "X", "type": "integer", "minimum": 1}}})
+    h.check("metadefs: object dup [admin]", "POST", a + "/objects", "admin", body={"name": "O2"})
+    h.check("metadefs: object bad [admin]", "POST", a + "/objects", "admin",
+            body={"name": "O3", "properties": {"x": {"type": "integer"}}})
+    h.check("metadefs: object update [admin]", "PUT", a + "/objects/O2", "admin", body={"name": "O4", "description": "e"})
+    h.check("metadefs: objects [admin]", "GET", a + "/objects", "admin")
+    h.check("metadefs: property [admin]", "POST", a + "/properties", "admin",
+            body={"name": "q", "title": "Q", "type": "string", "enum": ["a", "b"], "default": "a"})
+    for what, body in (("no title", {"name": "z", "type": "string"}),
+                       ("bad type", {"name": "z", "title": "Z", "type": "float"}),
+                       ("extra", {"name": "z", "title": "Z", "type": "string", "foo": 1}),
+                       ("bad minimum", {"name": "z", "title": "Z", "type": "integer", "minimum": "1"})):
+        h.check("metadefs: property %s [admin]" % what, "POST", a + "/properties", "admin", body=body)
+    h.check("metadefs: property dup [admin]", "POST", a + "/properties", "admin",
+            body={"name": "q", "title": "Q", "type": "string"})
+    h.check("metadefs: property update [admin]", "PUT", a + "/properties/q", "admin",
+            body={"name": "q2", "title": "Q2", "type": "boolean"})
+    h.check("metadefs: properties [admin]", "GET", a + "/properties", "admin")
+    h.check("metadefs: tag dup case [admin]", "POST", a + "/tags/T", "admin")
+    h.check("metadefs: tags append [admin]", "POST", a + "/tags", "admin", headers={"X-Openstack-Append": "true"},
+            body={"tags": [{"name": "u"}, {"name": "v"}]})
+    h.check("metadefs: tags after append [admin]", "GET", a + "/tags", "admin")
+    h.check("metadefs: tags replace [admin]", "POST", a + "/tags", "admin", body={"tags": [{"name": "w"}]})
+    h.check("metadefs: tags after replace [admin]", "GET", a + "/tags", "admin")
+    h.check("metadefs: tags dup [admin]", "POST", a + "/tags", "admin", body={"tags": [{"name": "x"}, {"name": "x"}]})
+    h.check("metadefs: tag rename [admin]", "PUT", a + "/tags/w", "admin", body={"name": "w2"})
+    h.check("metadefs: tag show [admin]", "GET", a + "/tags/w2", "admin")
+    h.check("metadefs: tag delete [admin]", "DELETE", a + "/tags/w2", "admin")
+    h.check("metadefs: tag delete again [admin]", "DELETE", a + "/tags/w2", "admin")
+    h.check("metadefs: associate [admin]", "POST", a + "/resource_types", "admin",
+            body={"name": "OS::Parity::Thing", "prefix": "p_", "properties_target": "image"})
+    h.check("metadefs: associate dup [admin]", "POST", a + "/resource_types", "admin", body={"name": "OS::Parity::Thing"})
+    h.check("metadefs: associations [admin]", "GET", a + "/resource_types", "admin")
+    h.check("metadefs: dissociate [admin]", "DELETE", a + "/resource_types/OS::Parity::Thing", "admin")
+    h.check("metadefs: rename [admin]", "PUT", a, "admin",
+            body={"namespace": "Parity::renamed", "visibility": "private", "protected": True})
+    r = ns + "/Parity::renamed"
+    for persona in ALL:
+        h.check("metadefs: private after rename [%s]" % persona, "GET", r, persona)
+    h.check("metadefs: delete protected [admin]", "DELETE", r, "admin")
+    h.check("metadefs: delete objects of protected [admin]", "DELETE", r + "/objects", "admin")
+    h.check("metadefs: unprotect [admin]", "PUT", r, "admin", body={"namespace": "Parity::renamed"})
+    h.check("metadefs: delete objects [admin]", "DELETE", r + "/objects", "admin")
+    h.check("metadefs: delete properties [admin]", "DELETE", r + "/properties", "admin")
+    h.check("metadefs: delete tags [admin]", "DELETE", r + "/tags", "admin")
+    h.check("metadefs: emptied [admin]", "GET", r, "admin")
+    h.check("metadefs: delete [admin]", "DELETE", r, "admin")
+    h.check("metadefs: deleted [admin]", "GET", r, "admin")
+    for bad in ("sort_dir=up", "visibility=shared", "limit=-1", "marker=Nope::Nope"):
+        h.check("metadefs: list %s [admin]" % bad, "GET", ns + "?" + bad, "admin")
+
+
 CORPUS = [corpus_list, corpus_versions, corpus_schemas, corpus_create, corpus_patch, corpus_show_delete, corpus_data, corpus_tags, corpus_members, corpus_actions,
-          corpus_tasks_import, corpus_cache, corpus_locations, corpus_methods]
+          corpus_tasks_import, corpus_cache, corpus_locations, corpus_methods, corpus_metadefs]
 
 
 def load_allowed(path):

@@ -50,6 +50,13 @@ t0=$SECONDS
 "$REF/start.sh" --fresh | sed 's/^/    reference: /'
 echo "    reference Glance up in $((SECONDS - t0))s on 127.0.0.1:$REF_PORT"
 
+# The reference starts with Glance's shipped metadefs catalog loaded; ours gets the same
+# files with glance-manage (beside $BIN), from the reference's venv.
+METADEFS=${GLANCE_REF_HOME:-$HOME/.cache/reference-glance}/venv/etc/glance/metadefs
+GLANCE__DATABASE__CONNECTION="sqlite://$TMP/ours/glance.sqlite?mode=rwc" \
+    "$(dirname "$BIN")/glance-manage" db load_metadefs --path "$METADEFS" >"$TMP/ours/load_metadefs.log" 2>&1 \
+    || { cat "$TMP/ours/load_metadefs.log" >&2; exit 1; }
+
 for _ in $(seq 1 100); do
     curl -s -o /dev/null "http://127.0.0.1:$OURS_PORT/versions" && break
     kill -0 "$OURS_PID" 2>/dev/null || { tail -n 30 "$TMP/ours/server.log" >&2; exit 1; }

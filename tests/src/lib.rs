@@ -81,6 +81,20 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
+    /// A test app around a server the test built itself (on a database of its choosing),
+    /// running on `join`, which is stopped when the app is dropped.
+    pub fn attach(address: String, join: tokio::task::JoinHandle<()>) -> TestApp {
+        TestApp {
+            address,
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            handle: actix_web_handle::Handle(Some(join)),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -17,6 +17,7 @@ pub mod import;
 pub mod keystone;
 pub mod lifecycle;
 pub mod members;
+pub mod metadefs;
 pub mod notify;
 pub mod policy;
 pub mod protections;
@@ -153,6 +154,8 @@ pub struct AppState {
     pub cache: Option<Arc<cache::NodeCache>>,
     /// Names this process in the upload leases it holds (`host:pid:nonce`).
     pub instance: String,
+    /// The metadefs catalog's registry requests (see [`metadefs`]).
+    pub metadefs: metadefs::Client,
 }
 
 impl AppState {
@@ -222,6 +225,7 @@ impl Application {
         }
         let store: Arc<dyn Store> = Arc::new(stores.clone());
         let import = import::ImportState::new(bus.clone(), stores);
+        let metadefs = metadefs::Client::new(bus.clone());
         let gateway = Gateway::new(bus)
             .with_notifications(config.notifications.clone())
             .with_show_batches(
@@ -236,6 +240,7 @@ impl Application {
             cache: node_cache,
             import,
             instance: data::lease::instance_name(),
+            metadefs,
         });
         data::sweep::spawn(state.clone());
         let app_state = state.clone();
@@ -372,6 +377,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(images::locations::routes)
     .configure(import::routes)
     .configure(tasks::routes)
+    .configure(metadefs::routes)
     .default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::NotFound(
             "The resource could not be found.".into(),

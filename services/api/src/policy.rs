@@ -29,6 +29,10 @@ const ADMIN_OR_PROJECT_MEMBER_CREATE_IMAGE: &str = "rule:context_is_admin or \
      (role:member and project_id:%(project_id)s and project_id:%(owner)s)";
 const ADMIN_OR_SHARED_MEMBER: &str =
     "rule:context_is_admin or (role:member and project_id:%(member_id)s)";
+/// Glance's `ADMIN_OR_PROJECT_READER_GET_NAMESPACE`: the namespace's project or a public one.
+const ADMIN_OR_PROJECT_READER_GET_NAMESPACE: &str = "rule:context_is_admin or (role:reader and \
+     (project_id:%(project_id)s or 'public':%(visibility)s))";
+const METADEF_ADMIN: &str = "rule:metadef_admin";
 const ADMIN_OR_PROJECT_READER_OR_SHARED_MEMBER: &str = "rule:context_is_admin or \
      (role:reader and (project_id:%(project_id)s or project_id:%(member_id)s))";
 
@@ -77,6 +81,51 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("add_task", "rule:default"),
     ("modify_task", "rule:default"),
     ("tasks_api_access", ADMIN),
+    // Metadata definitions (`glance/policies/metadef.py`): reading needs the reader role on
+    // a namespace of one's project or a public one; writing is for admins.
+    ("metadef_default", ""),
+    ("metadef_admin", ADMIN),
+    (
+        "get_metadef_namespace",
+        ADMIN_OR_PROJECT_READER_GET_NAMESPACE,
+    ),
+    ("get_metadef_namespaces", ADMIN_OR_PROJECT_READER),
+    ("modify_metadef_namespace", METADEF_ADMIN),
+    ("add_metadef_namespace", METADEF_ADMIN),
+    ("delete_metadef_namespace", METADEF_ADMIN),
+    ("get_metadef_object", ADMIN_OR_PROJECT_READER_GET_NAMESPACE),
+    ("get_metadef_objects", ADMIN_OR_PROJECT_READER_GET_NAMESPACE),
+    ("modify_metadef_object", METADEF_ADMIN),
+    ("add_metadef_object", METADEF_ADMIN),
+    ("delete_metadef_object", METADEF_ADMIN),
+    (
+        "list_metadef_resource_types",
+        ADMIN_OR_PROJECT_READER_GET_NAMESPACE,
+    ),
+    (
+        "get_metadef_resource_type",
+        ADMIN_OR_PROJECT_READER_GET_NAMESPACE,
+    ),
+    ("add_metadef_resource_type_association", METADEF_ADMIN),
+    ("remove_metadef_resource_type_association", METADEF_ADMIN),
+    (
+        "get_metadef_property",
+        ADMIN_OR_PROJECT_READER_GET_NAMESPACE,
+    ),
+    (
+        "get_metadef_properties",
+        ADMIN_OR_PROJECT_READER_GET_NAMESPACE,
+    ),
+    ("modify_metadef_property", METADEF_ADMIN),
+    ("add_metadef_property", METADEF_ADMIN),
+    ("remove_metadef_property", METADEF_ADMIN),
+    ("get_metadef_tag", ADMIN_OR_PROJECT_READER_GET_NAMESPACE),
+    ("get_metadef_tags", ADMIN_OR_PROJECT_READER_GET_NAMESPACE),
+    ("modify_metadef_tag", METADEF_ADMIN),
+    ("add_metadef_tag", METADEF_ADMIN),
+    ("add_metadef_tags", METADEF_ADMIN),
+    ("delete_metadef_tag", METADEF_ADMIN),
+    ("delete_metadef_tags", METADEF_ADMIN),
     (
         "stores_info_detail",
         "rule:context_is_admin or rule:service_api",

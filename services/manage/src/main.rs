@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use glance_db::Database;
 
+mod metadefs;
+
 #[derive(Parser)]
 #[command(name = "glance-manage", version, about = "Glance management utility")]
 struct Args {
@@ -24,6 +26,16 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Same as `db load_metadefs` (Glance's older spelling, which also takes
+    /// `[PATH [MERGE [PREFER_NEW [OVERWRITE]]]]` as positional arguments).
+    #[command(name = "db_load_metadefs")]
+    DbLoadMetadefs(metadefs::LegacyLoadArgs),
+    /// Same as `db unload_metadefs`.
+    #[command(name = "db_unload_metadefs")]
+    DbUnloadMetadefs,
+    /// Same as `db export_metadefs` (also `db_export_metadefs PATH`).
+    #[command(name = "db_export_metadefs")]
+    DbExportMetadefs(metadefs::LegacyExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -45,6 +57,16 @@ enum DbCommand {
     /// --max-rows. Fails while child rows still reference them: run `purge` first.
     #[command(name = "purge_images_table", alias = "purge-images-table")]
     PurgeImagesTable(PurgeImagesArgs),
+    /// Load the metadefs catalog from Glance's definition files (one namespace per JSON
+    /// file), all files or none. Namespaces already there are skipped, unless --merge.
+    #[command(name = "load_metadefs", alias = "load-metadefs")]
+    LoadMetadefs(metadefs::LoadArgs),
+    /// Remove every namespace and resource type of the metadefs catalog.
+    #[command(name = "unload_metadefs", alias = "unload-metadefs")]
+    UnloadMetadefs,
+    /// Write the metadefs catalog as definition files, one per namespace.
+    #[command(name = "export_metadefs", alias = "export-metadefs")]
+    ExportMetadefs(metadefs::ExportArgs),
 }
 
 #[derive(clap::Args)]
@@ -88,6 +110,19 @@ fn max_rows(n: i64) -> anyhow::Result<Option<u64>> {
     }
 }
 
+/// The catalog's repository, once the schema is there (the metadefs tables come with
+/// `db sync`; a database that has not been synced is refused with what to run).
+async fn metadefs_repo(db: Database) -> anyhow::Result<glance_db::MetadefRepo> {
+    let pending = db.pending_migrations().await?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "the database schema is not up to date ({} pending migration(s)): run glance-manage db sync first",
+            pending.len()
+        );
+    }
+    Ok(glance_db::MetadefRepo::new(db))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     glance_telemetry::init("warn");
@@ -100,7 +135,12 @@ async fn main() -> anyhow::Result<()> {
     let db = Database::connect(&connection)
         .await
         .with_context(|| format!("cannot connect to {connection}"))?;
-    let Command::Db { command } = args.command;
+    let command = match args.command {
+        Command::Db { command } => command,
+        Command::DbLoadMetadefs(a) => DbCommand::LoadMetadefs(a.into_args()?),
+        Command::DbUnloadMetadefs => DbCommand::UnloadMetadefs,
+        Command::DbExportMetadefs(a) => DbCommand::ExportMetadefs(a.into_args()?),
+    };
     match command {
         DbCommand::Version => match db.version().await? {
             Some(v) => println!("{v}"),
@@ -150,6 +190,19 @@ async fn main() -> anyhow::Result<()> {
                 )
             })?;
             println!("Purged {rows} row(s) from {table}");
+        }
+        DbCommand::LoadMetadefs(load) => {
+            let mode = metadefs::mode(&load)?;
+            let path = load.path.unwrap_or_else(|| metadefs::default_path(&raw));
+            let repo = metadefs_repo(db).await?;
+            metadefs::load(&repo, &path, mode).await?;
+        }
+        DbCommand::UnloadMetadefs => {
+            metadefs::unload(&metadefs_repo(db).await?).await?;
+        }
+        DbCommand::ExportMetadefs(export) => {
+            let path = export.path.unwrap_or_else(|| metadefs::default_path(&raw));
+            metadefs::export(&metadefs_repo(db).await?, &path).await?;
         }
         DbCommand::Check => {
             let pending = db.pending_migrations().await?;

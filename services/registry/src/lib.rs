@@ -122,7 +122,9 @@ impl Registry {
         let router = glance_scrub_routes(router, members.clone());
         let router = lease_routes(router, members.clone());
         let tasks = glance_db::TaskRepo::new(members.database().clone());
-        Self::task_routes(Self::member_routes(router, members), tasks)
+        let metadefs = glance_db::MetadefRepo::new(members.database().clone());
+        let router = Self::task_routes(Self::member_routes(router, members), tasks);
+        metadef_routes(router, metadefs)
     }
 
     /// Tasks (interoperable import and the Tasks API).
@@ -256,4 +258,62 @@ fn lease_routes(router: Router, repo: ImageRepo) -> Router {
             let repo = states.clone();
             async move { repo.upload_states(&r.ctx, &r.ids).await }
         })
+}
+
+/// The metadefs catalog (`glance_proto::metadefs`).
+fn metadef_routes(router: Router, repo: glance_db::MetadefRepo) -> Router {
+    use glance_proto::metadefs::{
+        CreateAssociation, CreateElements, CreateNamespace, DeleteAssociation, DeleteElements,
+        DeleteNamespace, GetElement, GetNamespace, ListElements, ListNamespaces, ListResourceTypes,
+        UpdateElement, UpdateNamespace,
+    };
+    // Each handler owns a handle on the repo; cloning one is cloning a pool handle.
+    macro_rules! route {
+        ($router:expr, $req:ty, |$repo:ident, $r:ident| $body:expr) => {{
+            let $repo = repo.clone();
+            $router.route::<$req, _, _>(move |$r| {
+                let $repo = $repo.clone();
+                async move { $body }
+            })
+        }};
+    }
+    let router = route!(router, ListNamespaces, |repo, r| repo
+        .list_namespaces(&r)
+        .await);
+    let router = route!(router, GetNamespace, |repo, r| repo
+        .get_namespace(&r.ctx, &r.namespace)
+        .await);
+    let router = route!(router, CreateNamespace, |repo, r| repo
+        .create_namespace(r.contents)
+        .await);
+    let router = route!(router, UpdateNamespace, |repo, r| repo
+        .update_namespace(&r.ctx, &r.namespace, r.update)
+        .await);
+    let router = route!(router, DeleteNamespace, |repo, r| repo
+        .delete_namespace(&r.ctx, &r.namespace)
+        .await);
+    let router = route!(router, ListElements, |repo, r| repo
+        .list_elements(&r.ctx, &r.namespace, r.kind)
+        .await);
+    let router = route!(router, GetElement, |repo, r| repo
+        .get_element(&r.ctx, &r.namespace, r.kind, &r.name)
+        .await);
+    let router = route!(router, CreateElements, |repo, r| repo
+        .create_elements(&r.ctx, &r.namespace, r.kind, &r.elements, r.replace)
+        .await);
+    let router = route!(router, UpdateElement, |repo, r| repo
+        .update_element(&r.ctx, &r.namespace, r.kind, &r.name, r.element)
+        .await);
+    let router = route!(router, DeleteElements, |repo, r| repo
+        .delete_elements(&r.ctx, &r.namespace, r.kind, r.name.as_deref())
+        .await);
+    let router = route!(router, ListResourceTypes, |repo, _r| repo
+        .list_resource_types()
+        .await);
+    let router = route!(router, CreateAssociation, |repo, r| repo
+        .create_association(&r.ctx, &r.namespace, r.association)
+        .await);
+    route!(router, DeleteAssociation, |repo, r| repo
+        .delete_association(&r.ctx, &r.namespace, &r.name)
+        .await)
 }

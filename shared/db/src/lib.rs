@@ -16,6 +16,7 @@
 mod database;
 pub mod entity;
 mod error;
+mod metadefs;
 mod migration;
 mod reads;
 mod repo;
@@ -24,6 +25,7 @@ mod url;
 
 pub use database::{Database, PoolConfig};
 pub use error::DbError;
+pub use metadefs::{LoadMode, Loaded, MetadefRepo};
 pub use migration::Migrator;
 pub use repo::ImageRepo;
 pub use sea_orm::DbBackend;

@@ -6,6 +6,7 @@
 mod context;
 mod formats;
 mod image;
+pub mod metadef;
 mod status;
 
 pub use context::RequestContext;

@@ -10,6 +10,7 @@ mod m20261129_000001_initial_schema;
 mod m20261129_000002_list_indexes;
 mod m20261129_000013_tasks;
 mod m20261206_000014_upload_leases;
+mod m20261206_000015_metadefs;
 
 /// Every migration this release knows, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_list_indexes::Migration),
             Box::new(m20261129_000013_tasks::Migration),
             Box::new(m20261206_000014_upload_leases::Migration),
+            Box::new(m20261206_000015_metadefs::Migration),
         ]
     }
 }
