@@ -5,7 +5,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures::StreamExt;
-use glance_domain::{Image, ImageStatus, Location, RequestContext};
+use glance_domain::{Image, ImageId, ImageStatus, Location, RequestContext};
 use glance_format::{FormatError, Inspector};
 
 use super::hashing::Hashers;
@@ -92,11 +92,12 @@ pub async fn upload(
         })?;
     // From here on the image must end active or back in queued, whatever happens to this
     // request, including the client going away and the handler being dropped.
-    let guard = Undo::new(restore_queued(
-        state.gateway.clone(),
-        ctx.clone(),
-        saving.clone(),
-    ));
+    let guard = {
+        let (gateway, ctx, saving) = (state.gateway.clone(), ctx.clone(), saving.clone());
+        Undo::new(async move {
+            restore_queued(gateway, ctx, saving).await;
+        })
+    };
 
     let received = match receive(&state, &saving, disk_format, payload, cap, target.as_ref()).await
     {
@@ -129,29 +130,58 @@ pub async fn upload(
             .collect(),
         status: "active".into(),
     }];
-    match state
+    let saved = state
         .gateway
         .save(&ctx, active, Some(ImageStatus::Saving))
-        .await
-    {
-        Ok(_) => {
-            guard.disarm();
-            tracing::info!(image_id = %id, size = received.size, "image uploaded");
-            Ok(HttpResponse::NoContent().finish())
+        .await;
+    let error = match saved {
+        Ok(_) => None,
+        // An error does not prove the save did not land: a registry that committed it and
+        // died before acknowledging leaves the request to another, which then finds the image
+        // active (a conflict); a broker lost meanwhile fails the call (503) whatever became
+        // of it. So look before removing data an active record may already point to.
+        Err(e) if saved_anyway(&state, &ctx, id, &received.location).await => {
+            tracing::warn!(image_id = %id, error = %e, "the save of the upload answered an error but had landed");
+            None
         }
-        Err(ApiError::NotFound(_)) | Err(ApiError::Conflict(_)) => {
+        Err(e) => Some(e),
+    };
+    let Some(error) = error else {
+        guard.disarm();
+        tracing::info!(image_id = %id, size = received.size, "image uploaded");
+        return Ok(HttpResponse::NoContent().finish());
+    };
+    guard.disarm();
+    match error {
+        ApiError::NotFound(_) | ApiError::Conflict(_) => {
             // Deleted (or otherwise changed) while we were receiving: keep nothing.
-            guard.disarm();
             let _ = state.store.delete(&received.location).await;
             Err(ApiError::Gone(format!(
                 "Image {id} could not be found after upload. The image may have been deleted during the upload."
             )))
         }
-        Err(e) => {
-            let _ = state.store.delete(&received.location).await;
-            guard.run().await;
+        e => {
+            // The data goes only once the image is back in queued: then no record points to
+            // it, and a save still on its way can no longer land (it wants `saving`). If the
+            // image cannot be put back, the data stays (an orphan file is harmless; an active
+            // image without its data is not).
+            if restore_queued(state.gateway.clone(), ctx.clone(), saving).await {
+                let _ = state.store.delete(&received.location).await;
+            } else {
+                tracing::warn!(image_id = %id, location = %received.location, "upload failed and the image could not be put back to queued: its data is kept");
+            }
             Err(e)
         }
+    }
+}
+
+/// Whether image `id` is active with its data at `location`: the save of this upload landed.
+async fn saved_anyway(state: &AppState, ctx: &RequestContext, id: ImageId, location: &str) -> bool {
+    match state.gateway.get(ctx, id).await {
+        Ok(image) => {
+            image.status == ImageStatus::Active && image.locations.iter().any(|l| l.url == location)
+        }
+        Err(_) => false,
     }
 }
 
@@ -286,12 +316,17 @@ async fn dispatch(
         .map_err(|e| ApiError::Internal(format!("writing image data failed: {e}")))
 }
 
-/// Puts a `saving` image back to `queued` (the undo of a failed or cancelled upload).
-async fn restore_queued(gateway: Gateway, ctx: RequestContext, mut image: Image) {
+/// Puts a `saving` image back to `queued` (the undo of a failed or cancelled upload);
+/// whether it did.
+async fn restore_queued(gateway: Gateway, ctx: RequestContext, mut image: Image) -> bool {
     image.status = ImageStatus::Queued;
     image.size = None;
     image.virtual_size = None;
-    if let Err(e) = gateway.save(&ctx, image, Some(ImageStatus::Saving)).await {
-        tracing::warn!(error = %e, "could not restore image to queued after a failed upload");
+    match gateway.save(&ctx, image, Some(ImageStatus::Saving)).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not restore image to queued after a failed upload");
+            false
+        }
     }
 }
