@@ -468,19 +468,19 @@ remove_compose_leftovers() {
     [[ -n $COMPOSE_PROJECT ]] || return 0
     command -v docker >/dev/null || return 0
     local label="label=com.docker.compose.project=$COMPOSE_PROJECT" ids
-    ids=$(docker ps -aq --filter "$label" 2>/dev/null)
+    ids=$(docker ps -aq --filter "$label" 2>/dev/null || true)
     if [[ -n $ids ]]; then
         note "removing containers left by $COMPOSE_PROJECT"
         # shellcheck disable=SC2086 # a list of ids
-        docker rm -f $ids >/dev/null 2>&1
+        docker rm -f $ids >/dev/null 2>&1 || true
     fi
-    ids=$(docker network ls -q --filter "$label" 2>/dev/null)
+    ids=$(docker network ls -q --filter "$label" 2>/dev/null || true)
     # shellcheck disable=SC2086
-    [[ -z $ids ]] || docker network rm $ids >/dev/null 2>&1
-    ids=$(docker volume ls -q --filter "$label" 2>/dev/null)
+    [[ -z $ids ]] || docker network rm $ids >/dev/null 2>&1 || true
+    ids=$(docker volume ls -q --filter "$label" 2>/dev/null || true)
     # shellcheck disable=SC2086
-    [[ -z $ids ]] || docker volume rm -f $ids >/dev/null 2>&1
-    docker rmi "glance-rs:$COMPOSE_PROJECT" >/dev/null 2>&1
+    [[ -z $ids ]] || docker volume rm -f $ids >/dev/null 2>&1 || true
+    docker rmi "glance-rs:$COMPOSE_PROJECT" >/dev/null 2>&1 || true
     return 0
 }
 
