@@ -44,7 +44,7 @@ KEYSTONE_HOME="" KEYSTONE_PORT=""
 KEYSTONE_VENV=$ROOT/target/keystone-venv
 WITH_PARITY=${GLANCE_TEST_PARITY:-1}
 WITH_DOCKER=${GLANCE_TEST_WITH_DOCKER:-1}
-COMPOSE_PROJECT=""
+COMPOSE_PROJECT="" STANDINS_PID=""
 
 TMPROOT=""
 PG_BINDIR="" PG_DIR="" PG_PORT=""
@@ -450,10 +450,30 @@ run_compose_check() {
 
 # The compose stack across containers (scripts/compose-test.sh), on the debug binaries the
 # tests step built: images made here, the stack up, scaled, broken and restarted.
+# The compose stack's stand-in base images (debootstrap, apt: mostly waiting on the mirror)
+# are made in the background while the Rust steps run; a machine that has them skips this.
+start_standins() {
+    [[ $WITH_DOCKER == 1 && $EUID -eq 0 ]] || return 0
+    docker info >/dev/null 2>&1 || return 0
+    bash "$ROOT/scripts/compose-images.sh" --standins-only >"$TMPROOT/standins.log" 2>&1 </dev/null &
+    STANDINS_PID=$!
+    note "making the compose stack's stand-in images in the background (log: $TMPROOT/standins.log)"
+}
+
 run_compose_stack() {
     if [[ $WITH_DOCKER == 0 ]]; then
         note "skipped (GLANCE_TEST_WITH_DOCKER=0)"
         return 0
+    fi
+    if [[ -n $STANDINS_PID ]]; then
+        local t0=$SECONDS
+        if wait "$STANDINS_PID"; then
+            note "stand-in images ready (waited $((SECONDS - t0))s): $(grep -c 'made\|present' "$TMPROOT/standins.log") of 3"
+        else
+            note "making the stand-in images in the background failed; compose-test.sh tries again:"
+            tail -n 20 "$TMPROOT/standins.log" | sed 's/^/      /'
+        fi
+        STANDINS_PID=""
     fi
     # Named here so that cleanup can remove what the run left even if compose-test.sh itself
     # was killed before its own clean-up.
@@ -512,6 +532,10 @@ ensure_cargo_tools() {
 cleanup() {
     local rc=$?
     set +e
+    if [[ -n $STANDINS_PID ]]; then
+        kill -TERM "$STANDINS_PID" 2>/dev/null
+        wait "$STANDINS_PID" 2>/dev/null
+    fi
     stop_rabbitmq
     stop_postgres
     stop_keystone
@@ -555,6 +579,7 @@ main() {
     TMPROOT=$(mktemp -d "${TMPDIR:-/tmp}/glance-test.XXXXXX")
     # The postgres user must be able to reach its directory below this one.
     chmod 755 "$TMPROOT"
+    [[ -n $SERVICES_FILE ]] || start_standins
 
     phase "PostgreSQL"
     start_postgres
