@@ -126,11 +126,8 @@ pub async fn stop(server: ServerHandle, connections: Connections, graceful: bool
         waited_ms = started.elapsed().as_millis() as u64,
         "no longer accepting; finishing requests in flight and closing idle connections"
     );
+    // What follows the stop (the process exits or re-executes) is the rest of the log.
     server.stop(true).await;
-    tracing::info!(
-        took_ms = started.elapsed().as_millis() as u64,
-        "HTTP server stopped"
-    );
 }
 
 #[cfg(test)]
