@@ -9,8 +9,10 @@
 #                          RABBITMQ_DEFAULT_USER/PASS (deploy/standins/rabbitmq-entrypoint.sh)
 #   glance-rs:latest       our image: ./Dockerfile's runtime stage around binaries built on
 #                          the host, since the rust:1-bookworm build stage cannot be pulled
+#                          (--tag names it otherwise: compose-test.sh makes one per run, so
+#                          runs that share a Docker engine do not swap each other's binaries)
 #
-#   scripts/compose-images.sh [--bin-dir DIR] [--standins-only] [--rebuild]
+#   scripts/compose-images.sh [--bin-dir DIR] [--tag NAME] [--standins-only] [--rebuild]
 #
 # The stand-ins are cached: one that exists is not made again (--rebuild remakes them). Our
 # image is always rebuilt from DIR (default target/debug), which is quick. The stand-ins are
@@ -111,7 +113,7 @@ derive() {
         chroot "$dir" apt-get update -qq &&
             chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
                 --no-install-recommends "${packages[@]}" </dev/null
-    } >"$WORK/apt-$$.log" 2>&1 || { tail -n 30 "$WORK/apt-$$.log" >&2; die "apt-get in the $name chroot failed"; }
+    } >"$dir.apt.log" 2>&1 || { tail -n 30 "$dir.apt.log" >&2; die "apt-get in the $name chroot failed"; }
     chroot "$dir" apt-get clean
     umount "$dir/proc"
     rm -rf "$dir"/var/lib/apt/lists/* "$dir/usr/sbin/policy-rc.d" "$dir"/usr/share/doc/* "$dir"/usr/share/man/*
@@ -140,14 +142,14 @@ make_rabbitmq() {
 # binaries copied from the build context instead of from the rust:1-bookworm stage. Debug info
 # is stripped from the copies (CI's debug binaries are what goes in, not their symbols).
 make_glance() {
-    local ctx=$ROOT/target/compose-image t0=$SECONDS f
+    local ctx=$ROOT/target/compose-image t0=$SECONDS
     [[ -x $BIN_DIR/glance-api ]] || die "no glance binaries in $BIN_DIR (cargo build --workspace --bins first)"
     rm -rf "$ctx"
     mkdir -p "$ctx/out"
-    for f in "$BIN_DIR"/glance-*; do
-        [[ -f $f && -x $f ]] || continue
-        objcopy --strip-debug "$f" "$ctx/out/$(basename "$f")"
-    done
+    # Two at a time: each is a few hundred MiB of debug binary to read and write.
+    find "$BIN_DIR" -maxdepth 1 -type f -executable -name 'glance-*' -print0 \
+        | xargs -0 -P 2 -I{} sh -c 'objcopy --strip-debug "$1" "$2/$(basename "$1")"' _ {} "$ctx/out" \
+        || die "objcopy of the binaries in $BIN_DIR failed"
     awk '/^FROM .* AS runtime$/ { on = 1 } on' "$ROOT/Dockerfile" \
         | sed 's|^COPY --from=build /out/ |COPY out/ |' >"$ctx/Dockerfile"
     grep -q '^COPY out/ ' "$ctx/Dockerfile" || die "Dockerfile has no runtime stage copying /out/ from build"
@@ -166,9 +168,10 @@ main() {
     while [[ $# -gt 0 ]]; do
         case $1 in
             --bin-dir) BIN_DIR=${2:?}; shift ;;
+            --tag) GLANCE=${2:?}; shift ;;
             --standins-only) STANDINS_ONLY=1 ;;
             --rebuild) REBUILD=1 ;;
-            *) sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+            *) sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
         esac
         shift
     done
@@ -180,8 +183,12 @@ main() {
         docker rmi -f "$RABBITMQ" "$POSTGRES" "$BASE" >/dev/null 2>&1 || true
     fi
     if have_image "$BASE"; then note "$BASE: present"; else make_base; fi
-    if have_image "$POSTGRES"; then note "$POSTGRES: present"; else make_postgres; fi
-    if have_image "$RABBITMQ"; then note "$RABBITMQ: present"; else make_rabbitmq; fi
+    # The two servers are made side by side: most of each is waiting on the mirror.
+    local jobs=() job failed=0
+    if have_image "$POSTGRES"; then note "$POSTGRES: present"; else make_postgres & jobs+=($!); fi
+    if have_image "$RABBITMQ"; then note "$RABBITMQ: present"; else make_rabbitmq & jobs+=($!); fi
+    for job in "${jobs[@]}"; do wait "$job" || failed=1; done
+    [[ $failed == 0 ]] || die "a stand-in image could not be made (above)"
     [[ $STANDINS_ONLY == 1 ]] || make_glance
 }
 

@@ -24,6 +24,9 @@
 #
 # GLANCE_BIN_DIR  the binaries to put in the image (default target/debug)
 # GLANCE_VENV     venv with requests and python-glanceclient (default target/venv)
+# GLANCE_COMPOSE_PROJECT  the compose project name (default glancetest<random>); its containers,
+#                 network and volumes carry it, and so does the image made for the run
+#                 (glance-rs:<project>), so runs sharing a Docker engine stay apart
 # GLANCE_COMPOSE_KEEP=1  leave the stack up at the end (for a look; remove it yourself)
 set -uo pipefail
 
@@ -32,8 +35,9 @@ BIN_DIR=${GLANCE_BIN_DIR:-$ROOT/target/debug}
 VENV=${GLANCE_VENV:-$ROOT/target/venv}
 PY=$VENV/bin/python
 LOAD=$ROOT/tests/compose/load.py
-PROJECT=glancetest$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+PROJECT=${GLANCE_COMPOSE_PROJECT:-glancetest$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 NETWORK=${PROJECT}_default
+export GLANCE_IMAGE=glance-rs:$PROJECT
 PASSED=0
 FAILED=0
 ROWS=()
@@ -67,9 +71,10 @@ cleanup() {
     local rc=$?
     set +e
     if [[ ${GLANCE_COMPOSE_KEEP:-0} == 1 ]]; then
-        echo "# kept: docker-compose -p $PROJECT -f docker-compose.yml down -v"
+        echo "# kept: GLANCE_IMAGE=$GLANCE_IMAGE docker-compose -p $PROJECT -f docker-compose.yml down -v"
     elif [[ -n $TMP ]]; then
         compose down -v --remove-orphans -t 5 >/dev/null 2>&1
+        docker rmi "$GLANCE_IMAGE" >/dev/null 2>&1
     fi
     [[ -n $TMP ]] && rm -rf "$TMP"
     exit "$rc"
@@ -158,6 +163,11 @@ start_load() { # start_load DIR SECONDS [load.py options]: in the background; se
 
 stat_of() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], 0))' "$1" "$2"; }
 
+# What the failed requests of a load run met, as "http_503:2 ReadTimeout:1".
+failures_of() {
+    "$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(" ".join("%s:%d" % (k[7:], v) for k, v in sorted(s.items()) if k.startswith("failed_")))' "$1"
+}
+
 verify_load() { # verify_load DIR: prints the verdict JSON; fails on anything lost
     "$PY" "$LOAD" verify --urls "$URL1,$URL2" --token "$ADMIN" --acked "$1" --prefetch-wait 90
 }
@@ -195,7 +205,7 @@ URL2=http://127.0.0.1:$GLANCE_API_2_PORT
 
 phase "images"
 t0=$SECONDS
-if "$ROOT/scripts/compose-images.sh" --bin-dir "$BIN_DIR"; then
+if "$ROOT/scripts/compose-images.sh" --bin-dir "$BIN_DIR" --tag "$GLANCE_IMAGE"; then
     ok "the images docker-compose.yml names exist ($((SECONDS - t0))s)"
 else
     not_ok "the images docker-compose.yml names exist"
@@ -216,7 +226,7 @@ else
     finish
 fi
 check "one image for every glance service" \
-    test "$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Image}}' | grep -c '^glance-rs:latest$')" -eq 8
+    test "$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Image}}' | grep -cx "$GLANCE_IMAGE")" -eq 8
 check "the glance services run as a non-root user" \
     test "$(docker exec "$(compose ps -q api-1)" id -u)" != 0
 out=$(compose run --rm -T control all status 2>&1)
@@ -303,7 +313,9 @@ phase "4. losing a node under load"
 chaos() {
     local name=$1 service=$2 how=$3 d=$TMP/chaos-$1 cid t0 recovered verdict lost failed acked
     cid=$(compose ps -q "$service" | head -n 1)
-    start_load "$d" 30 --writers 3 --prefetch
+    # The load outlasts the fault (4 s in; a kill is over 2 s later, a disconnect 20 s later)
+    # by a dozen seconds: the recovery happens under load too.
+    start_load "$d" "$([[ $how == kill ]] && echo 18 || echo 36)" --writers 3 --prefetch
     sleep 4
     t0=$SECONDS
     if [[ $how == kill ]]; then
@@ -320,9 +332,9 @@ chaos() {
     wait "$LOAD_PID"
     verdict=$(verify_load "$d")
     acked=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["acked_writes"])' "$verdict")
-    lost=$("$PY" -c 'import json,sys; v=json.loads(sys.argv[1]); print(v["lost_writes"] + v["prefetches_not_cached"])' "$verdict")
+    lost=$("$PY" -c 'import json,sys; v=json.loads(sys.argv[1]); print(v["lost_writes"] + v["prefetches_not_cached"] + v["active_without_data"])' "$verdict")
     failed=$(stat_of "$d/stats.json" failed)
-    ROWS+=("$(printf '%-26s %8s %6s %8s %10s' "$name" "$acked" "$lost" "$failed" "$recovered")")
+    ROWS+=("$(printf '%-26s %8s %6s %8s %10s  %s' "$name" "$acked" "$lost" "$failed" "$recovered" "$(failures_of "$d/stats.json")")")
     if [[ $lost == 0 && $recovered =~ ^[0-9]+$ && $acked -gt 0 ]]; then
         ok "$name: nothing acknowledged lost, every service answers again after ${recovered}s"
     else
@@ -335,9 +347,10 @@ chaos "kill scrubber" scrubber kill
 chaos "kill api-2" api-2 kill
 chaos "kill rabbitmq" rabbitmq kill
 chaos "disconnect registry 20s" registry disconnect
-printf '\n# %-26s %8s %6s %8s %10s\n' "what" "acked" "lost" "failed" "recover(s)"
+printf '\n# %-26s %8s %6s %8s %10s  %s\n' "what" "acked" "lost" "failed" "recover(s)" "failures"
 printf '# %s\n' "${ROWS[@]}"
-echo "# (acked: writes acknowledged under load; lost: acknowledged writes or prefetches missing;"
+echo "# (acked: writes acknowledged under load; lost: acknowledged writes or prefetches missing,"
+echo "#  or images active without their data;"
 echo "#  failed: requests that got an error; recover: from the fault until every service answers)"
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ connection is retried (a client's reaction to a restarting server) and only that
 error counts as a failed request.
 
 `verify` checks that every acknowledged image is active with its bytes (downloaded and
-compared) and every acknowledged prefetch is in the cache, and prints one JSON object.
+compared), that no unacknowledged one says active without its bytes, and that every
+acknowledged prefetch is in the cache, and prints one JSON object.
 `snapshot`/`compare` record and check every image, its bytes and its members.
 
 Targets are the stack's published loopback ports only.
@@ -95,6 +96,11 @@ def writer(base_urls, client, stop_at, max_requests, prefetch, out, out_lock, n)
             time.sleep(0.2)
             continue
         image_id = r.json()["id"]
+        md5 = hashlib.md5(data).hexdigest()
+        # Every image, acknowledged or not: one that ends up active must have these bytes.
+        with out_lock:
+            out.write(json.dumps({"kind": "created", "id": image_id, "md5": md5}) + "\n")
+            out.flush()
         r = client.request(
             "PUT", "%s/v2/images/%s/file" % (url, image_id), (204,),
             data=data, headers={"Content-Type": "application/octet-stream"},
@@ -102,7 +108,7 @@ def writer(base_urls, client, stop_at, max_requests, prefetch, out, out_lock, n)
         if r is None:
             time.sleep(0.2)
             continue
-        record = {"kind": "image", "id": image_id, "md5": hashlib.md5(data).hexdigest(), "size": len(data)}
+        record = {"kind": "image", "id": image_id, "md5": md5, "size": len(data)}
         with out_lock:
             out.write(json.dumps(record) + "\n")
             out.flush()
@@ -138,16 +144,18 @@ def cmd_load(args):
 
 
 def read_acked(path):
-    images, prefetches = {}, set()
+    images, prefetches, created = {}, set(), {}
     if os.path.exists(path):
         with open(path) as f:
             for line in f:
                 rec = json.loads(line)
                 if rec["kind"] == "image":
                     images[rec["id"]] = rec
+                elif rec["kind"] == "created":
+                    created[rec["id"]] = rec
                 else:
                     prefetches.add(rec["id"])
-    return images, prefetches
+    return images, prefetches, created
 
 
 def get(url, token, **kw):
@@ -170,9 +178,21 @@ def image_intact(url, token, image_id, md5):
     return None
 
 
+def active_intact(url, token, image_id, md5):
+    """None unless the image says active without these bytes behind it (what a failed
+    upload must never leave); else what is wrong."""
+    try:
+        r = get("%s/v2/images/%s" % (url, image_id), token)
+        if r.status_code != 200 or r.json().get("status") != "active":
+            return None
+    except requests.RequestException as e:
+        return "error: %s" % e
+    return image_intact(url, token, image_id, md5)
+
+
 def cmd_verify(args):
     urls = args.urls.split(",")
-    images, prefetches = read_acked(os.path.join(args.acked, "acked.jsonl"))
+    images, prefetches, created = read_acked(os.path.join(args.acked, "acked.jsonl"))
     items = sorted(images.items())
     with ThreadPoolExecutor(8) as pool:
         problems = pool.map(
@@ -180,6 +200,15 @@ def cmd_verify(args):
             range(len(items)),
         )
     lost = [{"id": items[n][0], "problem": p} for n, p in enumerate(problems) if p]
+    # Writes that were not acknowledged (the client saw an error) may have landed or not,
+    # but an image that says active must have its bytes.
+    unacked = sorted((i, r) for i, r in created.items() if i not in images)
+    with ThreadPoolExecutor(8) as pool:
+        problems = pool.map(
+            lambda n: active_intact(urls[n % len(urls)], args.token, unacked[n][0], unacked[n][1]["md5"]),
+            range(len(unacked)),
+        )
+    broken = [{"id": unacked[n][0], "problem": p} for n, p in enumerate(problems) if p]
     # A queued prefetch is work in a durable queue: it must end up cached.
     missing = set(prefetches)
     deadline = time.monotonic() + args.prefetch_wait
@@ -197,13 +226,16 @@ def cmd_verify(args):
     result = {
         "acked_writes": len(images),
         "lost_writes": len(lost),
+        "unacked_writes": len(unacked),
+        "active_without_data": len(broken),
         "acked_prefetches": len(prefetches),
         "prefetches_not_cached": len(missing),
         "lost": lost[:10],
+        "broken": broken[:10],
         "missing_prefetches": sorted(missing)[:10],
     }
     print(json.dumps(result))
-    return 0 if not lost and not missing else 1
+    return 0 if not lost and not missing and not broken else 1
 
 
 def listing(url, token):
@@ -241,20 +273,26 @@ def cmd_compare(args):
     now = {img["id"]: img for img in listing(args.url, args.token)}
 
     def check(item):
+        # The listing gives status and checksum; the bytes are downloaded; members are asked
+        # for where there were some (one request per image, not three, for thousands).
         image_id, was = item
         img = now.get(image_id)
         if img is None:
             return ["%s: gone" % image_id]
         found = []
-        if img["status"] != was["status"]:
-            found.append("%s: %s, was %s" % (image_id, img["status"], was["status"]))
+        if img["status"] != was["status"] or img.get("checksum") != was["checksum"]:
+            found.append("%s: %s %s, was %s %s" % (image_id, img["status"], img.get("checksum"), was["status"], was["checksum"]))
         if was["status"] == "active":
-            problem = image_intact(args.url, args.token, image_id, was["checksum"])
-            if problem:
-                found.append("%s: %s" % (image_id, problem))
-        members = get("%s/v2/images/%s/members" % (args.url, image_id), args.token).json().get("members", [])
-        if sorted([m["member_id"], m["status"]] for m in members) != [list(m) for m in was["members"]]:
-            found.append("%s: members %s, were %s" % (image_id, members, was["members"]))
+            try:
+                r = get("%s/v2/images/%s/file" % (args.url, image_id), args.token)
+                if r.status_code != 200 or hashlib.md5(r.content).hexdigest() != was["checksum"]:
+                    found.append("%s: download: HTTP %d, md5 %s" % (image_id, r.status_code, hashlib.md5(r.content).hexdigest()))
+            except requests.RequestException as e:
+                found.append("%s: download: %s" % (image_id, e))
+        if was["members"]:
+            members = get("%s/v2/images/%s/members" % (args.url, image_id), args.token).json().get("members", [])
+            if sorted([m["member_id"], m["status"]] for m in members) != [list(m) for m in was["members"]]:
+                found.append("%s: members %s, were %s" % (image_id, members, was["members"]))
         return found
 
     with ThreadPoolExecutor(8) as pool:

@@ -650,6 +650,7 @@ async fn a_reload_picks_up_new_and_revoked_tokens_and_policy() {
     let lifecycle = glance_api::lifecycle::ApiLifecycle {
         state: app.state(),
         server: app.handle(),
+        connections: app.connections(),
         config_files: vec![conf.clone()],
         default_auth: glance_config::AuthStrategy::NoAuth,
     };

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod cache;
 pub mod data;
+pub mod drain;
 pub mod error;
 mod front;
 pub mod gateway;
@@ -193,6 +194,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    connections: drain::Connections,
 }
 
 impl Application {
@@ -244,15 +246,18 @@ impl Application {
         });
         data::sweep::spawn(state.clone());
         let app_state = state.clone();
+        let connections = drain::Connections::default();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .wrap(actix_web::middleware::from_fn(front::front_door))
                 .wrap(identity::RequestId)
+                .wrap(actix_web::middleware::from_fn(drain::mark_started))
                 .configure(health::configure)
                 .configure(routes)
         })
+        .on_connect(connections.on_connect())
         .workers(workers)
         .listen(listener)?
         .run();
@@ -260,6 +265,7 @@ impl Application {
             port,
             server,
             state: app_state,
+            connections,
         })
     }
 
@@ -275,8 +281,36 @@ impl Application {
         self.state.clone()
     }
 
+    /// The server's open connections, for a drain (see [`drain`]).
+    pub fn connections(&self) -> drain::Connections {
+        self.connections.clone()
+    }
+
+    /// Starts the workers and the accept loop, and returns once connections are being
+    /// accepted (actix-server does both on the server's first poll). A service that announces
+    /// itself (`glance-control` status) only after this is serving when it does: a rolling
+    /// restart moves on to the next instance only once this one takes connections again.
+    pub async fn start(mut self) -> std::io::Result<Running> {
+        if let std::task::Poll::Ready(result) = futures::poll!(&mut self.server) {
+            result?;
+            return Err(std::io::Error::other(
+                "the HTTP server stopped as it started",
+            ));
+        }
+        Ok(Running(self.server))
+    }
+
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// A started server (see [`Application::start`]).
+pub struct Running(Server);
+
+impl Running {
+    pub async fn until_stopped(self) -> std::io::Result<()> {
+        self.0.await
     }
 }
 

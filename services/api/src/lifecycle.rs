@@ -1,5 +1,5 @@
 //! How `glance-control` drives an API process: reload swaps the configuration, shutdown
-//! stops the HTTP server (gracefully or not).
+//! drains and stops the HTTP server (see [`crate::drain`]), or stops it at once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ use crate::{ApiConfig, AppState};
 pub struct ApiLifecycle {
     pub state: web::Data<AppState>,
     pub server: ServerHandle,
+    pub connections: crate::drain::Connections,
     pub config_files: Vec<PathBuf>,
     pub default_auth: AuthStrategy,
 }
@@ -51,7 +52,9 @@ impl Lifecycle for ApiLifecycle {
     }
 
     fn shutdown(&self, graceful: bool) {
-        let server = self.server.clone();
-        actix_web::rt::spawn(async move { server.stop(graceful).await });
+        // Drained so that no accepted request is dropped, and nothing waits on idle
+        // keep-alive connections (see `drain`).
+        let stop = crate::drain::stop(self.server.clone(), self.connections.clone(), graceful);
+        actix_web::rt::spawn(stop);
     }
 }

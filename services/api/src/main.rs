@@ -81,18 +81,23 @@ fn main() -> anyhow::Result<()> {
             let lifecycle = glance_api::lifecycle::ApiLifecycle {
                 state: app.state(),
                 server: app.handle(),
+                connections: app.connections(),
                 config_files: args.config_file.clone(),
                 default_auth,
             };
+            let (port, in_flight) = (app.port(), app.state().in_flight.clone());
+            // Serving before answering the control plane: after a restart, `glance-control`
+            // takes the first status answer of the new instance as "back".
+            let running = app.start().await?;
             glance_service::start_control(
                 transport,
                 glance_service::Identity::new("api"),
-                app.state().in_flight.clone(),
+                in_flight,
                 Arc::new(lifecycle),
             )
             .await?;
-            tracing::info!(port = app.port(), "glance-api serving");
-            app.run_until_stopped().await?;
+            tracing::info!(port, "glance-api serving");
+            running.until_stopped().await?;
             Ok::<(), anyhow::Error>(())
         },
     )?;

@@ -5,7 +5,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures::StreamExt;
-use glance_domain::{Image, ImageStatus, Location, RequestContext};
+use glance_domain::{Image, ImageId, ImageStatus, Location, RequestContext};
 use glance_format::{FormatError, Inspector};
 
 use super::hashing::Hashers;
@@ -109,12 +109,13 @@ pub async fn upload(
         holder,
         config.upload,
     );
-    let guard = Undo::new(restore_queued(
-        state.gateway.clone(),
-        ctx.clone(),
-        saving.clone(),
-        lease.release(),
-    ));
+    let guard = {
+        let (gateway, ctx, saving) = (state.gateway.clone(), ctx.clone(), saving.clone());
+        let release = lease.release();
+        Undo::new(async move {
+            restore_queued(gateway, ctx, saving, release).await;
+        })
+    };
 
     let received = match receive(
         &state,
@@ -156,42 +157,55 @@ pub async fn upload(
             .collect(),
         status: "active".into(),
     }];
-    match state
+    let saved = state
         .gateway
         .save_leased(&ctx, active, ImageStatus::Saving, lease.release())
-        .await
-    {
-        Ok(_) => {
-            guard.disarm();
-            tracing::info!(image_id = %id, size = received.size, "image uploaded");
-            Ok(HttpResponse::NoContent().finish())
+        .await;
+    let error = match saved {
+        Ok(_) => None,
+        // An error does not prove the save did not land: a registry that committed it and
+        // died before acknowledging leaves the request to another, which then finds the image
+        // active (a conflict); a broker lost meanwhile fails the call (503) whatever became
+        // of it. So look before removing data an active record may already point to.
+        Err(e) if saved_anyway(&state, id, &received.location).await => {
+            tracing::warn!(image_id = %id, error = %e, "the save of the upload answered an error but had landed");
+            None
         }
-        Err(ApiError::NotFound(_)) | Err(ApiError::Conflict(_)) => {
+        Err(e) => Some(e),
+    };
+    guard.disarm();
+    let Some(error) = error else {
+        tracing::info!(image_id = %id, size = received.size, "image uploaded");
+        return Ok(HttpResponse::NoContent().finish());
+    };
+    match error {
+        ApiError::NotFound(_) | ApiError::Conflict(_) => {
             // Deleted (or otherwise changed) while we were receiving: keep nothing.
-            guard.disarm();
             let _ = state.store.delete(&received.location).await;
             Err(ApiError::Gone(format!(
                 "Image {id} could not be found after upload. The image may have been deleted during the upload."
             )))
         }
-        Err(e) if recorded(&state, id, &received.location).await => {
-            // The answer was lost, not the save (a registry that died after its commit, a
-            // reply that timed out): the image is active with this data, so keep both.
-            guard.disarm();
-            tracing::warn!(image_id = %id, error = %e, "the save of an upload looked failed but was recorded");
-            Ok(HttpResponse::NoContent().finish())
-        }
-        Err(e) => {
-            let _ = state.store.delete(&received.location).await;
-            guard.run().await;
+        e => {
+            // The data goes only once the image is back in queued: then no record points to
+            // it, and a save still on its way can no longer land (it wants `saving`). If the
+            // image cannot be put back, the data stays until the lease runs out and the
+            // sweep (which removes it first) puts the image back: an orphan for a while, never
+            // an active image without its data.
+            let restored =
+                restore_queued(state.gateway.clone(), ctx.clone(), saving, lease.release()).await;
+            if restored {
+                let _ = state.store.delete(&received.location).await;
+            } else {
+                tracing::warn!(image_id = %id, location = %received.location, "upload failed and the image could not be put back to queued: its data is kept");
+            }
             Err(e)
         }
     }
 }
 
-/// Whether image `id` is active with its data at `location`: a save whose reply failed
-/// may still have been recorded, and its data must then stay.
-async fn recorded(state: &AppState, id: glance_domain::ImageId, location: &str) -> bool {
+/// Whether image `id` is active with its data at `location`: the save of this upload landed.
+async fn saved_anyway(state: &AppState, id: ImageId, location: &str) -> bool {
     let admin = RequestContext::admin(glance_telemetry::new_request_id());
     state.gateway.get(&admin, id).await.is_ok_and(|image| {
         image.status == ImageStatus::Active && image.locations.iter().any(|l| l.url == location)
@@ -394,14 +408,18 @@ async fn restore_queued(
     ctx: RequestContext,
     mut image: Image,
     release: LeaseChange,
-) {
+) -> bool {
     image.status = ImageStatus::Queued;
     image.size = None;
     image.virtual_size = None;
-    if let Err(e) = gateway
+    match gateway
         .save_leased(&ctx, image, ImageStatus::Saving, release)
         .await
     {
-        tracing::warn!(error = %e, "could not restore image to queued after a failed upload");
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not restore image to queued after a failed upload");
+            false
+        }
     }
 }
