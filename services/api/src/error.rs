@@ -34,6 +34,10 @@ pub enum ApiError {
     RangeNotSatisfiable { size: u64 },
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// 503 when no registry answered (the bus timed out or was lost): unlike a registry's
+    /// own error, the request may still be carried out later.
+    #[error("{0}")]
+    RegistryUnreachable(String),
     #[error("The server does not support the request method.")]
     NotImplemented,
     /// 415 for a PATCH in another media type: says which ones it takes (`Accept-Patch`).
@@ -64,7 +68,7 @@ impl From<RegistryError> for ApiError {
 impl From<BusError> for ApiError {
     fn from(e: BusError) -> Self {
         match e {
-            BusError::Timeout { .. } | BusError::Unavailable(_) => ApiError::ServiceUnavailable(
+            BusError::Timeout { .. } | BusError::Unavailable(_) => ApiError::RegistryUnreachable(
                 format!("The image registry is unavailable, try again later ({e})"),
             ),
             other => ApiError::Internal(other.to_string()),
@@ -85,7 +89,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ServiceUnavailable(_) | ApiError::RegistryUnreachable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ApiError::UnsupportedPatchType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

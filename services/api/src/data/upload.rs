@@ -187,14 +187,16 @@ pub async fn upload(
             )))
         }
         e => {
-            // The data goes only once the image is back in queued: then no record points to
-            // it, and a save still on its way can no longer land (it wants `saving`). If the
-            // image cannot be put back, the data stays until the lease runs out and the
-            // sweep (which removes it first) puts the image back: an orphan for a while, never
-            // an active image without its data.
+            // When no registry answered, the data goes only once the image is back in
+            // queued: then no record points to it, and a save still on its way can no longer
+            // land (it wants `saving`). If the image cannot be put back, the data stays (the
+            // lease runs out and the sweep puts the image back): an orphan file at worst,
+            // never an active image without its data.
+            // A registry's own error (a full database, say) means the save was not made
+            // and will not be: only a registry nobody heard from may still make it.
             let restored =
                 restore_queued(state.gateway.clone(), ctx.clone(), saving, lease.release()).await;
-            if restored {
+            if restored || !matches!(e, ApiError::RegistryUnreachable(_)) {
                 let _ = state.store.delete(&received.location).await;
             } else {
                 tracing::warn!(image_id = %id, location = %received.location, "upload failed and the image could not be put back to queued: its data is kept");
