@@ -24,6 +24,8 @@
 #                                 (scripts/compose-test.sh; needs a running Docker engine)
 #   GLANCE_TEST_KEEP_TMP=1        keep the temp dir (database and broker logs) after the run
 #   GLANCE_TEST_WITH_KEYSTONE=0   do not start Keystone (its tests then skip)
+#   GLANCE_TEST_FUZZ_SECONDS=N    how long the disk-format inspector is fuzzed (default 60;
+#                                 0 skips; fuzz/README.md)
 #   GLANCE_TEST_PARITY=0          skip the side-by-side run against the reference Glance 33
 #                                 (tests/parity/run.sh; needs ../shared/reference-glance, whose
 #                                 venv it builds once, ~3 min, and reuses)
@@ -45,6 +47,7 @@ KEYSTONE_SCRIPTS=${KEYSTONE_SCRIPTS:-$ROOT/../shared/reference-keystone}
 KEYSTONE_HOME="" KEYSTONE_PORT=""
 KEYSTONE_VENV=$ROOT/target/keystone-venv
 WITH_PARITY=${GLANCE_TEST_PARITY:-1}
+FUZZ_SECONDS=${GLANCE_TEST_FUZZ_SECONDS:-60}
 WITH_DOCKER=${GLANCE_TEST_WITH_DOCKER:-1}
 COMPOSE_PROJECT="" STANDINS_PID=""
 
@@ -543,6 +546,21 @@ run_tests_on_postgres() {
     fi
 }
 
+# A bounded fuzz run of the disk-format inspector with cargo-fuzz, on this stable toolchain
+# (RUSTC_BOOTSTRAP), without the API crate; the seed corpus is read-only, new inputs go to
+# the temp dir. The JSON-patch and list-query targets build glance-api (about ten minutes)
+# and are run by hand (fuzz/README.md).
+run_fuzz() {
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        show cargo install --locked cargo-fuzz || return 1
+    fi
+    local corpus="$TMPROOT/fuzz-corpus"
+    mkdir -p "$corpus"
+    (cd "$ROOT/fuzz" && show env -u CARGO_TARGET_DIR RUSTC_BOOTSTRAP=1 cargo fuzz run \
+        --sanitizer none --no-default-features format_inspector "$corpus" \
+        corpus/format_inspector -- -max_total_time="$FUZZ_SECONDS")
+}
+
 ensure_cargo_tools() {
     local component
     for component in rustfmt clippy; do
@@ -671,6 +689,11 @@ main() {
             KEYSTONE_SCRIPTS="$KEYSTONE_SCRIPTS" KEYSTONE_HOME="$KEYSTONE_HOME" \
             KEYSTONE_VENV="$KEYSTONE_VENV" KEYSTONE_PORT="$KEYSTONE_PORT" \
             bash tests/smoke/keystone_smoke.sh || true
+    fi
+    if [[ $FUZZ_SECONDS -gt 0 ]]; then
+        step fuzz run_fuzz || true
+    else
+        phase "fuzz: skipped (GLANCE_TEST_FUZZ_SECONDS=$FUZZ_SECONDS)"
     fi
     if [[ $WITH_PARITY == 1 ]]; then
         step parity show env GLANCE_BIN="$bin" bash tests/parity/run.sh || true
