@@ -6,6 +6,8 @@
 //! Status codes and shapes were compared with the reference Glance 33
 //! (`../shared/reference-glance`) running the same requests.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -823,19 +825,6 @@ async fn what_the_schemas_list_is_what_the_api_accepts() {
 
 // ---- glance-manage: load, export, unload ------------------------------------------------
 
-fn bin(name: &str) -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("debug").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --bins` before this test (scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
-
 /// Glance 33's shipped definition files: `GLANCE_TEST_METADEFS_DIR`, or the reference
 /// Glance's venv (`../shared/reference-glance/start.sh` installs it).
 fn glance_metadefs() -> PathBuf {
@@ -894,7 +883,7 @@ impl Catalog {
 
     /// Runs `glance-manage ARGS` on this database: (success, stdout + stderr).
     fn manage(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(bin("glance-manage"))
+        let out = Command::new(common::bin("glance-manage"))
             .args(args)
             .env("GLANCE__DATABASE__CONNECTION", &self.db)
             .output()

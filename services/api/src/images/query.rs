@@ -14,6 +14,21 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }
 
+/// A `limit` query parameter as Glance reads it for every listing: an integer, not
+/// negative, capped at `max` (a number too big for us is simply more than `max`).
+pub(crate) fn limit_param(value: &str, max: u32) -> ApiResult<u32> {
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    let n: i64 = match value.parse() {
+        Ok(n) => n,
+        Err(_) if digits => i64::MAX,
+        Err(_) => return Err(bad("limit param must be an integer")),
+    };
+    if n < 0 {
+        return Err(bad("limit param must be positive"));
+    }
+    Ok(n.min(i64::from(max)) as u32)
+}
+
 /// The filters on `name`, `id`, `status`, `container_format` and `disk_format` as Glance's
 /// database layer reads them: `in:a,"b,c"` (a list, double quotes around items with
 /// commas), `eq:a` or a plain value (one), an ISO 8601 time as it is, and any other text
@@ -189,19 +204,7 @@ pub fn parse(query: &str, ctx: &RequestContext, cfg: &ApiConfig) -> ApiResult<Li
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let value = value.into_owned();
         match key.as_ref() {
-            "limit" => {
-                let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
-                let n: i64 = match value.parse() {
-                    Ok(n) => n,
-                    // A number too big for us is simply more than api_limit_max.
-                    Err(_) if digits => i64::MAX,
-                    Err(_) => return Err(bad("limit param must be an integer")),
-                };
-                if n < 0 {
-                    return Err(bad("limit param must be positive"));
-                }
-                limit = (n.min(cfg.api_limit_max as i64)) as u32;
-            }
+            "limit" => limit = limit_param(&value, cfg.api_limit_max)?,
             "marker" => {
                 marker = Some(value.parse::<ImageId>().map_err(|_| {
                     bad(format!("Invalid marker. Image {value} could not be found."))
@@ -399,6 +402,18 @@ mod tests {
         let q = parse("sort=name:asc,size", &RequestContext::default(), &cfg()).unwrap();
         assert_eq!(q.sort.len(), 2);
         assert_eq!(q.sort[1].dir, SortDir::Desc);
+    }
+
+    #[test]
+    fn a_limit_is_a_non_negative_integer_capped_at_the_maximum() {
+        assert_eq!(limit_param("5", 1000).unwrap(), 5);
+        assert_eq!(limit_param("5000", 1000).unwrap(), 1000);
+        // Beyond u32 and i64 alike: more than the maximum, not wrapped around.
+        assert_eq!(limit_param("4294967297", 1000).unwrap(), 1000);
+        assert_eq!(limit_param("99999999999999999999", 1000).unwrap(), 1000);
+        for refused in ["-1", "x", "", "1.5"] {
+            assert!(limit_param(refused, 1000).is_err(), "{refused}");
+        }
     }
 
     #[test]

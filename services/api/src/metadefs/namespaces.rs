@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::{authorize, body_json, mismatch, readable, refuse_read_only, render};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Caller;
+use crate::images::query::limit_param;
 use crate::AppState;
 
 fn query(req: &HttpRequest) -> ApiResult<Vec<(String, String)>> {
@@ -50,15 +51,7 @@ pub async fn list(
     };
     for (key, value) in &params {
         match key.as_str() {
-            "limit" => {
-                let n: i64 = value
-                    .parse()
-                    .map_err(|_| ApiError::BadRequest("limit param must be an integer".into()))?;
-                if n < 0 {
-                    return Err(ApiError::BadRequest("limit param must be positive".into()));
-                }
-                list.limit = n.min(i64::from(config.api_limit_max)) as u32;
-            }
+            "limit" => list.limit = limit_param(value, config.api_limit_max)?,
             "marker" => list.marker = Some(value.clone()),
             "sort_dir" => match value.as_str() {
                 "asc" => list.ascending = true,

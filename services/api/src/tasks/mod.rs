@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Caller;
 use crate::images::handlers::image_id;
+use crate::images::query::limit_param;
 use crate::images::view::timestamp;
 use crate::{not_allowed, AppState};
 
@@ -103,15 +104,7 @@ async fn list(
     };
     for (key, value) in query.iter() {
         match key.as_str() {
-            "limit" => {
-                let n: i64 = value
-                    .parse()
-                    .map_err(|_| ApiError::BadRequest("limit param must be an integer".into()))?;
-                if n < 0 {
-                    return Err(ApiError::BadRequest("limit param must be positive".into()));
-                }
-                list.limit = (n as u32).min(config.api_limit_max);
-            }
+            "limit" => list.limit = limit_param(value, config.api_limit_max)?,
             "marker" => list.marker = Some(value.clone()),
             "status" => {
                 list.status =
