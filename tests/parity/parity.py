@@ -311,10 +311,20 @@ class Harness:
                 raise SystemExit("fixture %s on %s: %d %s" % (sym, server.name, r.status, r.body[:300]))
             server.bind(sym, r.json()["id"])
         if data is not None:
-            for r in self.send("PUT", "/v2/images/{id:%s}/file" % sym, "admin",
-                               headers={"Content-Type": "application/octet-stream"}, raw=data):
+            path = "/v2/images/{id:%s}/file" % sym
+            headers = {"Content-Type": "application/octet-stream"}
+            answers = self.send("PUT", path, "admin", headers=headers, raw=data)
+            for server, r in zip(self.servers, answers):
+                # The reference Glance (uWSGI over SQLite) now and then answers a fixture
+                # upload 500 and puts the image back to queued; that is not a case under
+                # test, so it gets a second try. Ours gets none.
+                if r.status >= 500 and server is self.servers[0]:
+                    print("note: fixture upload %s on %s: %d, retried" % (sym, server.name, r.status))
+                    h = dict(identity("admin"), **headers)
+                    r = server.request("PUT", server.resolve(path), h, data)
                 if r.status != 204:
-                    raise SystemExit("fixture upload %s: %d %s" % (sym, r.status, r.body[:300]))
+                    raise SystemExit("fixture upload %s on %s: %d %s"
+                                     % (sym, server.name, r.status, r.body[:300]))
         return sym
 
 
