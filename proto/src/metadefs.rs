@@ -88,6 +88,22 @@ pub struct Association {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+impl Association {
+    /// Its name, prefix and properties target as Glance writes them (in a definition file
+    /// and in the API, which adds the timestamps): the optional ones only when set.
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), self.name.clone().into());
+        if let Some(p) = &self.prefix {
+            m.insert("prefix".into(), p.clone().into());
+        }
+        if let Some(t) = &self.properties_target {
+            m.insert("properties_target".into(), t.clone().into());
+        }
+        m
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceType {
     pub name: String,
@@ -478,17 +494,7 @@ impl Contents {
         let associations: Vec<Value> = self
             .associations
             .iter()
-            .map(|a| {
-                let mut m = Map::new();
-                m.insert("name".into(), json!(a.name));
-                if let Some(p) = &a.prefix {
-                    m.insert("prefix".into(), json!(p));
-                }
-                if let Some(t) = &a.properties_target {
-                    m.insert("properties_target".into(), json!(t));
-                }
-                Value::Object(m)
-            })
+            .map(|a| Value::Object(a.fields()))
             .collect();
         doc.insert(
             "resource_type_associations".into(),

@@ -14,6 +14,15 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }
 
+/// A `sort_dir` query parameter of the tasks and metadefs lists: `true` for `asc`.
+pub(crate) fn ascending_param(value: &str) -> ApiResult<bool> {
+    match value {
+        "asc" => Ok(true),
+        "desc" => Ok(false),
+        other => Err(bad(format!("Invalid sort direction: {other}"))),
+    }
+}
+
 /// A `limit` query parameter as Glance reads it for every listing: an integer, not
 /// negative, capped at `max` (a number too big for us is simply more than `max`).
 pub(crate) fn limit_param(value: &str, max: u32) -> ApiResult<u32> {

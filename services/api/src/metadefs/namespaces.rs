@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{authorize, body_json, mismatch, readable, refuse_read_only, render};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Caller;
-use crate::images::query::limit_param;
+use crate::images::query::{ascending_param, limit_param};
 use crate::AppState;
 
 fn query(req: &HttpRequest) -> ApiResult<Vec<(String, String)>> {
@@ -53,15 +53,7 @@ pub async fn list(
         match key.as_str() {
             "limit" => list.limit = limit_param(value, config.api_limit_max)?,
             "marker" => list.marker = Some(value.clone()),
-            "sort_dir" => match value.as_str() {
-                "asc" => list.ascending = true,
-                "desc" => list.ascending = false,
-                other => {
-                    return Err(ApiError::BadRequest(format!(
-                        "Invalid sort direction: {other}"
-                    )))
-                }
-            },
+            "sort_dir" => list.ascending = ascending_param(value)?,
             "sort_key" => list.sort_key = value.clone(),
             "visibility" if value.is_empty() => {}
             "visibility" if value == "public" || value == "private" => {

@@ -22,14 +22,7 @@ fn times(
 }
 
 pub fn association(a: &Association) -> Value {
-    let mut m = Map::new();
-    m.insert("name".into(), json!(a.name));
-    if let Some(p) = &a.prefix {
-        m.insert("prefix".into(), json!(p));
-    }
-    if let Some(t) = &a.properties_target {
-        m.insert("properties_target".into(), json!(t));
-    }
+    let mut m = a.fields();
     times(&mut m, &a.created_at, &a.updated_at);
     Value::Object(m)
 }

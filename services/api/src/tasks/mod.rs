@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Caller;
 use crate::images::handlers::image_id;
-use crate::images::query::limit_param;
+use crate::images::query::{ascending_param, limit_param};
 use crate::images::view::timestamp;
 use crate::{not_allowed, AppState};
 
@@ -115,15 +115,7 @@ async fn list(
             // The one type the Tasks API shows.
             "type" if value == "import" => list.kind = Some(value.clone()),
             "type" => return Err(ApiError::BadRequest(format!("Invalid type value: {value}"))),
-            "sort_dir" => match value.as_str() {
-                "asc" => list.ascending = true,
-                "desc" => list.ascending = false,
-                other => {
-                    return Err(ApiError::BadRequest(format!(
-                        "Invalid sort direction: {other}"
-                    )))
-                }
-            },
+            "sort_dir" => list.ascending = ascending_param(value)?,
             "sort_key" if glance_proto::tasks::TASK_SORT_KEYS.contains(&value.as_str()) => {
                 list.sort_key = Some(value.clone())
             }
