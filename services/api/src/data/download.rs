@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures::TryStreamExt;
-use glance_domain::{Image, ImageStatus};
+use glance_domain::{Image, ImageId, ImageStatus};
 
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Caller;
@@ -54,7 +54,7 @@ pub async fn download(
             .store
             .size(&location.url)
             .await
-            .map_err(|e| ApiError::NotFound(format!("Image data for {id} is missing: {e}")))?,
+            .map_err(|e| read_failed(id, e))?,
     };
     let range = range_header
         .map(|spec| parse_range(spec, size))
@@ -63,7 +63,7 @@ pub async fn download(
         .store
         .read(&location.url, range.clone())
         .await
-        .map_err(|e| ApiError::NotFound(format!("Image data for {id} is missing: {e}")))?
+        .map_err(|e| read_failed(id, e))?
         .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()));
     // A whole download of an active image also fills this node's cache on the way.
     let stream = match cache.filter(|_| range.is_none()) {
@@ -195,6 +195,17 @@ pub fn parse_range(spec: &str, size: u64) -> ApiResult<std::ops::Range<u64>> {
         return Err(unsatisfiable());
     }
     Ok(start..end)
+}
+
+/// What a failed store read answers: 404 only for data that is truly absent; anything else
+/// is the store failing, a 500 whose cause goes to the log.
+fn read_failed(id: ImageId, e: glance_store::StoreError) -> ApiError {
+    match e {
+        glance_store::StoreError::NotFound(_) => {
+            ApiError::NotFound(format!("Image data for {id} is missing: {e}"))
+        }
+        e => ApiError::Internal(format!("reading the data of image {id} failed: {e}")),
+    }
 }
 
 #[cfg(test)]
