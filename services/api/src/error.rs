@@ -51,6 +51,15 @@ impl ApiError {
     pub fn image_not_found(id: impl std::fmt::Display) -> Self {
         ApiError::NotFound(format!("No image found with ID {id}"))
     }
+
+    /// Whether the same request may succeed later unchanged: the registry or its database
+    /// was away for a moment.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ApiError::ServiceUnavailable(_) | ApiError::RegistryUnreachable(_)
+        )
+    }
 }
 
 impl From<RegistryError> for ApiError {

@@ -1,7 +1,6 @@
 //! One scrub job: re-read the image, remove its data, tell the registry.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use glance_bus::{BusError, Outcome};
 use glance_domain::{Image, ImageStatus};
@@ -10,10 +9,6 @@ use glance_proto::scrub::{ClaimScrub, FinishScrub, ScrubImage};
 use tracing::Instrument;
 
 use crate::Scrubber;
-
-/// Pause before a failed job goes back to the queue, so a store that is down is not
-/// hammered; the broker bounds the attempts, and the next wakeup schedules the image again.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 impl Scrubber {
     /// Handles one job. Idempotent: only a `pending_delete` image is scrubbed, and removing
@@ -120,8 +115,10 @@ fn pending_urls(image: &Image) -> Vec<String> {
         .collect()
 }
 
+/// A failed job goes back to the queue after a pause (`consume_work` backs off), so a store
+/// that is down is not hammered; the broker bounds the attempts, and the next wakeup
+/// schedules the image again.
 async fn retry(reason: String) -> Outcome {
     tracing::warn!(%reason, "scrub failed; will retry");
-    tokio::time::sleep(RETRY_PAUSE).await;
     Outcome::Retry(reason)
 }

@@ -726,6 +726,10 @@ impl Responder for AmqpResponder {
         Ok(())
     }
 
+    fn retries(&self) -> i64 {
+        attempt(&self.delivery.properties)
+    }
+
     /// Requeues by republishing with an attempt counter (classic queues count nothing), so
     /// a message that keeps failing reaches the dead-letter queue instead of looping.
     async fn reject(self: Box<Self>, requeue: bool) -> Result<(), BusError> {

@@ -350,6 +350,10 @@ impl Responder for InResponder {
         Ok(())
     }
 
+    fn retries(&self) -> i64 {
+        self.msg.as_ref().map_or(0, |m| m.attempts)
+    }
+
     async fn reject(mut self: Box<Self>, requeue: bool) -> Result<(), BusError> {
         if let (true, Some(mut msg), Some(queue)) = (requeue, self.msg.take(), self.requeue.clone())
         {

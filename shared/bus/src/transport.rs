@@ -86,4 +86,8 @@ pub trait Responder: Send {
     async fn ack(self: Box<Self>) -> Result<(), BusError>;
     /// Gives the message back (`requeue`) or drops it to the dead-letter queue.
     async fn reject(self: Box<Self>, requeue: bool) -> Result<(), BusError>;
+    /// How many times this message was given back before this delivery (0 the first time).
+    fn retries(&self) -> i64 {
+        0
+    }
 }

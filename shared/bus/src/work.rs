@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use glance_proto::{Headers, Work};
 
@@ -63,7 +64,11 @@ pub async fn consume_work<W, F, Fut>(
                     }
                 }
                 Outcome::Retry(why) => {
-                    tracing::warn!(reason = %why, "work failed; requeued");
+                    // What failed for a passing reason (a restart, a full volume being
+                    // freed) gets time to pass before the next of its few attempts.
+                    let pause = retry_pause(responder.retries());
+                    tracing::warn!(reason = %why, retry_in = ?pause, "work failed; requeued");
+                    tokio::time::sleep(pause).await;
                     let _ = responder.reject(true).await;
                 }
                 Outcome::Reject(why) => {
@@ -74,4 +79,10 @@ pub async fn consume_work<W, F, Fut>(
         }
     })
     .await
+}
+
+/// How long to hold work that failed for the `retries`-th time before giving it back:
+/// 1, 2, 4, 8 s, so the attempts a message has span about fifteen seconds of trouble.
+fn retry_pause(retries: i64) -> Duration {
+    Duration::from_secs(1 << retries.clamp(0, 3))
 }

@@ -66,6 +66,28 @@ fn database_full(err: &DbErr) -> bool {
     }
 }
 
+/// Whether the database could not be reached or went away under the statement (a restart,
+/// a failover, a network cut): no pooled connection in time, an I/O error on the socket, or
+/// PostgreSQL's connection exceptions (SQLSTATE class 08) and shutdown codes (57P01-57P03).
+/// Worth another try, unlike a statement the database refused.
+fn database_unreachable(err: &DbErr) -> bool {
+    use sea_orm::{sqlx, RuntimeErr};
+    let sqlx = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        _ => false,
+    }
+}
+
 /// `.context("...")` for database results, in the manner of `anyhow`.
 pub(crate) trait DbContext<T> {
     fn context(self, what: &str) -> RegistryResult<T>;
@@ -76,6 +98,11 @@ impl<T> DbContext<T> for Result<T, DbErr> {
         self.map_err(|err| {
             if database_full(&err) {
                 storage_full(what, &err.to_string())
+            } else if database_unreachable(&err) {
+                tracing::warn!(error = %err, "{what}: the database is unreachable");
+                RegistryError::Unavailable(
+                    "The image registry's database is unavailable; try again shortly".into(),
+                )
             } else {
                 internal(what, err)
             }
