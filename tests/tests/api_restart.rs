@@ -12,17 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{mesh, wait_until, Mesh};
+use common::{mesh, wait_until};
 use serde_json::json;
-
-/// The instance id `glance-control api status` shows for the API process `pid`.
-fn instance_of(mesh: &Mesh, pid: u32) -> Option<String> {
-    let (_, out) = mesh.control_status(&["api", "status", "--timeout", "0.5"]);
-    out.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|cols| cols.len() > 3 && cols[0] == "api" && cols[3] == pid.to_string())
-        .map(|cols| cols[1].to_owned())
-}
 
 #[derive(Default)]
 struct Tally {
@@ -104,7 +95,7 @@ async fn a_restarted_api_drops_no_request_and_closes_idle_keep_alive_connections
     let pid = api_proc.child.id();
     let mut before = None;
     wait_until("the API to answer status", Duration::from_secs(30), || {
-        before = instance_of(&mesh, pid);
+        before = mesh.instance_of("api", pid);
         std::future::ready(before.is_some())
     })
     .await;
@@ -144,7 +135,7 @@ async fn a_restarted_api_drops_no_request_and_closes_idle_keep_alive_connections
     mesh.control(&["api", "restart", "--instance", &before]);
     let mut after = None;
     wait_until("the API to come back", Duration::from_secs(30), || {
-        after = instance_of(&mesh, pid).filter(|i| *i != before);
+        after = mesh.instance_of("api", pid).filter(|i| *i != before);
         std::future::ready(after.is_some())
     })
     .await;

@@ -1183,6 +1183,7 @@ async fn import_workers_in_two_api_processes() {
     two_api_processes_share_the_imports().await;
     an_import_survives_its_worker_being_killed().await;
     a_frozen_worker_s_import_is_failed_and_the_image_recovered().await;
+    a_shutdown_lets_the_imports_in_hand_finish().await;
 }
 
 async fn two_api_processes_share_the_imports() {
@@ -1366,4 +1367,63 @@ async fn a_frozen_worker_s_import_is_failed_and_the_image_recovered() {
     let (task, image) = finished(&api_b, &id).await;
     assert_eq!(task["status"], "success", "{task}");
     assert_active_with(&image, &data);
+}
+
+/// `glance-control api shutdown` stops the node taking imports, and the process exits only
+/// once the import it was running has finished (nobody else is there to take it over).
+async fn a_shutdown_lets_the_imports_in_hand_finish() {
+    let Some(mesh) = common::mesh().await else {
+        return;
+    };
+    let _registry = mesh.registry("registry");
+    let data = Arc::new(payload(256 * 1024));
+    let origin = Origin::start(HashMap::from([(
+        "/slow.img",
+        Route::Slow {
+            data: data.clone(),
+            chunks: 20,
+            pause: Duration::from_millis(150),
+        },
+    )]))
+    .await;
+    let one = [("GLANCE__IMPORT_WORKER__CONCURRENCY", "1")];
+    let (mut draining, api) = api_with(&mesh, "api-draining", &one).await;
+    let id = new_image_at(&api).await;
+    let res = import(
+        &api,
+        &id,
+        json!({"method": {"name": "web-download", "uri": origin.url("/slow.img")}}),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while origin.hits("/slow.img") == 0 {
+        assert!(Instant::now() < deadline, "the import never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let instance = mesh
+        .instance_of("api", draining.child.id())
+        .expect("the API answers glance-control status");
+    mesh.control(&["api", "shutdown", "--instance", &instance]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = draining.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the API did not exit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "exited with {exit}");
+    assert!(
+        mesh.log("api-draining").contains("image imported"),
+        "the import finished before the process exited"
+    );
+
+    // Another node finds it done: nothing was left for it to do.
+    let (_other, other) = api_with(&mesh, "api-after", &one).await;
+    let (task, image) = finished(&other, &id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_active_with(&image, &data);
+    assert_eq!(origin.hits("/slow.img"), 1, "downloaded once");
 }

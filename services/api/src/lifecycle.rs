@@ -1,14 +1,17 @@
 //! How `glance-control` drives an API process: reload swaps the configuration, shutdown
-//! drains and stops the HTTP server (see [`crate::drain`]), or stops it at once.
+//! stops taking imports, lets those in hand finish, then drains and stops the HTTP server
+//! (see [`crate::drain`]); stop does both at once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use actix::Addr;
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 use glance_config::{AuthStrategy, RawConfig};
 use glance_service::Lifecycle;
 
+use crate::import::{ImportWorker, StopImports};
 use crate::{ApiConfig, AppState};
 
 pub struct ApiLifecycle {
@@ -17,6 +20,8 @@ pub struct ApiLifecycle {
     pub connections: crate::drain::Connections,
     pub config_files: Vec<PathBuf>,
     pub default_auth: AuthStrategy,
+    /// This process's import worker, if it runs one.
+    pub imports: Option<Addr<ImportWorker>>,
 }
 
 impl Lifecycle for ApiLifecycle {
@@ -52,9 +57,21 @@ impl Lifecycle for ApiLifecycle {
     }
 
     fn shutdown(&self, graceful: bool) {
-        // Drained so that no accepted request is dropped, and nothing waits on idle
-        // keep-alive connections (see `drain`).
+        // Imports first: the process ends with its HTTP server, so on a graceful shutdown
+        // the imports in hand finish while it still serves (new imports queue at the broker
+        // for other nodes). Then HTTP, drained so that no accepted request is dropped and
+        // nothing waits on idle keep-alive connections (see `drain`).
+        let imports = self.imports.clone();
         let stop = crate::drain::stop(self.server.clone(), self.connections.clone(), graceful);
-        actix_web::rt::spawn(stop);
+        actix_web::rt::spawn(async move {
+            if let Some(imports) = imports {
+                if graceful {
+                    let _ = imports.send(StopImports).await;
+                } else {
+                    imports.do_send(StopImports);
+                }
+            }
+            stop.await
+        });
     }
 }

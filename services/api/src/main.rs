@@ -69,6 +69,7 @@ fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(anyhow::Error::msg)?;
             let app = Application::build(config, Bus::new(transport.clone()), stores, listener)?;
+            let mut imports = None;
             if import_worker.enabled {
                 // Its own connection, prefetching no more than it runs at once, so imports
                 // queue at the broker for whichever API node is free rather than here.
@@ -76,7 +77,9 @@ fn main() -> anyhow::Result<()> {
                 let work = Amqp::connect(&url, prefetch)
                     .await
                     .with_context(|| format!("cannot reach the broker at {url}"))?;
-                glance_api::import::ImportWorker::start(app.state(), Arc::new(work)).await?;
+                imports = Some(
+                    glance_api::import::ImportWorker::start(app.state(), Arc::new(work)).await?,
+                );
             }
             let lifecycle = glance_api::lifecycle::ApiLifecycle {
                 state: app.state(),
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
                 connections: app.connections(),
                 config_files: args.config_file.clone(),
                 default_auth,
+                imports,
             };
             let (port, in_flight) = (app.port(), app.state().in_flight.clone());
             // Serving before answering the control plane: after a restart, `glance-control`

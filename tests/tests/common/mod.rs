@@ -158,6 +158,15 @@ impl Mesh {
         (out.status.success(), text)
     }
 
+    /// The instance id `glance-control SERVICE status` shows for process `pid`.
+    pub fn instance_of(&self, service: &str, pid: u32) -> Option<String> {
+        let (_, out) = self.control_status(&[service, "status", "--timeout", "0.5"]);
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|cols| cols.len() > 3 && cols[0] == service && cols[3] == pid.to_string())
+            .map(|cols| cols[1].to_owned())
+    }
+
     /// Runs `glance-control`, which must succeed; returns its output.
     pub fn control(&self, args: &[&str]) -> String {
         let (ok, text) = self.control_status(args);

@@ -137,7 +137,9 @@ pub async fn upload(
     // Uploads of one project running side by side may pass the quota together: with the
     // size known, check again (as Glance's quota `ImageProxy.set_data` does).
     if let Err(e) = recheck_storage_quota(&state, &ctx, &saving, received.size).await {
-        let _ = state.store.delete(&received.location).await;
+        state
+            .remove_data(&ctx, id, [received.location.clone()])
+            .await;
         guard.run().await;
         return Err(e);
     }
@@ -181,7 +183,9 @@ pub async fn upload(
     match error {
         ApiError::NotFound(_) | ApiError::Conflict(_) => {
             // Deleted (or otherwise changed) while we were receiving: keep nothing.
-            let _ = state.store.delete(&received.location).await;
+            state
+                .remove_data(&ctx, id, [received.location.clone()])
+                .await;
             Err(ApiError::Gone(format!(
                 "Image {id} could not be found after upload. The image may have been deleted during the upload."
             )))
@@ -197,7 +201,9 @@ pub async fn upload(
             let restored =
                 restore_queued(state.gateway.clone(), ctx.clone(), saving, lease.release()).await;
             if restored || !matches!(e, ApiError::RegistryUnreachable(_)) {
-                let _ = state.store.delete(&received.location).await;
+                state
+                    .remove_data(&ctx, id, [received.location.clone()])
+                    .await;
             } else {
                 tracing::warn!(image_id = %id, location = %received.location, "upload failed and the image could not be put back to queued: its data is kept");
             }

@@ -21,7 +21,7 @@ use glance_store::Stores;
 
 pub use config::ImportConfig;
 pub use registry::TaskClient;
-pub use worker::ImportWorker;
+pub use worker::{ImportWorker, StopImports};
 
 use crate::not_allowed;
 

@@ -45,9 +45,10 @@ enum Failure {
 
 impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::ServiceUnavailable(m) => Failure::Transient(m),
-            other => Failure::Fatal(other.to_string()),
+        if e.is_transient() {
+            Failure::Transient(e.to_string())
+        } else {
+            Failure::Fatal(e.to_string())
         }
     }
 }
@@ -57,9 +58,14 @@ pub struct ImportWorker {
     runner: Arc<Runner>,
     subscription: Option<Box<dyn Subscription>>,
     stop: tokio::sync::watch::Sender<bool>,
+    /// Turns true once the consumer has stopped and the imports it had in hand are done.
+    drained: tokio::sync::watch::Receiver<bool>,
+    drained_tx: Option<tokio::sync::watch::Sender<bool>>,
+    /// Whether the actor runs on an actix system of its own, to stop once drained.
+    own_system: bool,
 }
 
-/// Stops taking imports; those in hand finish.
+/// Stops taking imports; answers once those in hand have finished.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopImports;
@@ -75,14 +81,19 @@ impl ImportWorker {
             .await?;
         let subscription = transport.subscribe(IMPORT_QUEUE).await?;
         let (stop, _) = tokio::sync::watch::channel(false);
-        let worker = ImportWorker {
+        let (drained_tx, drained) = tokio::sync::watch::channel(false);
+        let mut worker = ImportWorker {
             runner: Arc::new(Runner { state }),
             subscription: Some(subscription),
             stop,
+            drained,
+            drained_tx: Some(drained_tx),
+            own_system: false,
         };
         if actix_rt::System::try_current().is_some() {
             return Ok(worker.start());
         }
+        worker.own_system = true;
         // Hosted outside an actix system (a plain tokio runtime, as in tests): give the
         // actor a system of its own on a thread of its own.
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -116,15 +127,28 @@ impl Actor for ImportWorker {
             concurrency = config.worker.concurrency,
             "import worker consuming"
         );
-        actix::spawn(consume_work::<ImportImage, _, _>(
-            subscription,
-            config.worker.concurrency,
-            stop,
-            move |work, headers| {
-                let runner = runner.clone();
-                async move { runner.handle(work, headers).await }
-            },
-        ));
+        let drained = self.drained_tx.take();
+        let own_system = self.own_system;
+        let concurrency = config.worker.concurrency;
+        actix::spawn(async move {
+            consume_work::<ImportImage, _, _>(
+                subscription,
+                concurrency,
+                stop,
+                move |work, headers| {
+                    let runner = runner.clone();
+                    async move { runner.handle(work, headers).await }
+                },
+            )
+            .await;
+            tracing::info!("import worker stopped");
+            if let Some(drained) = drained {
+                let _ = drained.send(true);
+            }
+            if own_system {
+                actix_rt::System::current().stop();
+            }
+        });
         let sweep = (config.worker.stale_after / 4).max(Duration::from_secs(1));
         ctx.run_interval(sweep, |act, _| {
             let runner = act.runner.clone();
@@ -139,10 +163,14 @@ impl Actor for ImportWorker {
 }
 
 impl Handler<StopImports> for ImportWorker {
-    type Result = ();
-    fn handle(&mut self, _: StopImports, ctx: &mut Self::Context) {
+    type Result = actix::ResponseFuture<()>;
+    fn handle(&mut self, _: StopImports, ctx: &mut Self::Context) -> Self::Result {
         let _ = self.stop.send(true);
         ctx.stop();
+        let mut drained = self.drained.clone();
+        Box::pin(async move {
+            let _ = drained.wait_for(|done| *done).await;
+        })
     }
 }
 
@@ -241,10 +269,7 @@ impl Runner {
         let outcome = run.run().await;
         heartbeat.abort();
         match outcome {
-            Ok(()) => {
-                run.succeed(task, ttl).await;
-                Outcome::Done
-            }
+            Ok(()) => run.succeed(task, ttl).await,
             Err(Failure::Transient(why)) => Outcome::Retry(why),
             Err(Failure::Fatal(why)) => {
                 tracing::warn!(task_id = %task.id, image_id = %work.msg.image_id, reason = %why, "import failed");
@@ -584,13 +609,9 @@ impl Run<'_> {
             .await;
         if saved.is_err() {
             // Not recorded, so nobody will ever delete it: do it now.
-            if let Some(b) = target
-                .as_deref()
-                .and_then(|id| self.import.stores.get(id))
-                .or(Some(self.import.stores.default_backend()))
-            {
-                let _ = b.store.delete(&stored.location).await;
-            }
+            self.state
+                .remove_data(&self.ctx, self.image_id(), [stored.location.clone()])
+                .await;
         }
         saved.map(|_| ())
     }
@@ -613,14 +634,23 @@ impl Run<'_> {
         .map(|_| ())
     }
 
-    async fn succeed(&self, task: Task, ttl: u32) {
-        if let Err(e) = self
-            .update(|image| {
+    /// Drops the import lock and records the task's success, riding out a registry or
+    /// database that is away for a moment; if it stays away, the message goes back to the
+    /// queue and the next attempt finds the data in place and finishes the bookkeeping.
+    async fn succeed(&self, task: Task, ttl: u32) -> Outcome {
+        let unlocked = persist("dropping the import lock", || async {
+            self.update(|image| {
                 image.properties.remove(IMPORT_TASK);
             })
             .await
-        {
-            tracing::warn!(error = ?e, "could not drop the import lock");
+            .map_err(|f| match f {
+                Failure::Transient(m) => ApiError::ServiceUnavailable(m),
+                other => ApiError::Internal(format!("{other:?}")),
+            })
+        })
+        .await;
+        if let Err(e) = unlocked {
+            tracing::warn!(error = %e, "could not drop the import lock");
         }
         let done = Task {
             status: TaskStatus::Success,
@@ -628,11 +658,19 @@ impl Run<'_> {
             message: String::new(),
             ..task
         };
-        match self.import.tasks.save(&self.ctx, done, None, ttl).await {
+        let saved = persist("recording the import's success", || {
+            self.import.tasks.save(&self.ctx, done.clone(), None, ttl)
+        })
+        .await;
+        match saved {
             Ok(done) => self.notify("task.success", &done).await,
+            Err(e) if e.is_transient() => {
+                return Outcome::Retry(format!("could not record the import's success: {e}"))
+            }
             Err(e) => tracing::warn!(error = %e, "could not record the import's success"),
         }
         tracing::info!(image_id = %self.image_id(), method = self.work.msg.method.name(), "image imported");
+        Outcome::Done
     }
 
     /// Glance's revert: the stores this import wrote to are dropped, its stores move from
@@ -673,9 +711,14 @@ impl Run<'_> {
                 .await;
             match restored {
                 Ok(_) => {
-                    for location in dropped.into_inner().expect("not poisoned") {
-                        let _ = self.import.stores.delete(&location.url).await;
-                    }
+                    let dropped = dropped.into_inner().expect("not poisoned");
+                    self.state
+                        .remove_data(
+                            &self.ctx,
+                            self.image_id(),
+                            dropped.into_iter().map(|l| l.url),
+                        )
+                        .await;
                 }
                 Err(e) => {
                     tracing::warn!(error = ?e, "could not put the image back after a failed import")
@@ -691,7 +734,11 @@ impl Run<'_> {
             message: why.to_owned(),
             ..task
         };
-        match self.import.tasks.save(&self.ctx, failed, None, ttl).await {
+        let saved = persist("recording the import's failure", || {
+            self.import.tasks.save(&self.ctx, failed.clone(), None, ttl)
+        })
+        .await;
+        match saved {
             Ok(failed) => self.notify("task.failure", &failed).await,
             Err(e) => tracing::warn!(error = %e, "could not record the import's failure"),
         }
@@ -701,5 +748,26 @@ impl Run<'_> {
     async fn notify(&self, event_type: &str, task: &Task) {
         let notifier = self.state.gateway.notifier();
         notifier.task(&self.ctx, event_type, task).await;
+    }
+}
+
+/// Runs `op` again while it fails transiently (the registry or its database away for a
+/// moment: a restart, a failover), backing off up to 2 s between tries, for up to 30 s.
+async fn persist<T, F, Fut>(what: &str, mut op: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < deadline => {
+                tracing::warn!(error = %e, retry_in = ?pause, "{what} failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
     }
 }
