@@ -35,6 +35,8 @@ GLANCECLIENT_VERSION=4.13.0
 OPENSTACKSDK_VERSION=4.22.0
 # The `openstack` CLI, for `openstack image metadef ...` in tests/smoke/metadefs_smoke.sh.
 OPENSTACKCLIENT_VERSION=10.5.0
+# Generates requests from the served OpenAPI document (tests/openapi/schemathesis.sh).
+SCHEMATHESIS_VERSION=4.32.5
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
@@ -377,8 +379,8 @@ stop_keystone() {
 ensure_venv() {
     local venv=$ROOT/target/venv
     local stamp=$venv/.glance-test-requirements
-    local want="python-glanceclient==$GLANCECLIENT_VERSION openstacksdk==$OPENSTACKSDK_VERSION python-openstackclient==$OPENSTACKCLIENT_VERSION"
-    if [[ -f $stamp && $(<"$stamp") == "$want" ]] && "$venv/bin/python" -c 'import glanceclient, openstack' 2>/dev/null; then
+    local want="python-glanceclient==$GLANCECLIENT_VERSION openstacksdk==$OPENSTACKSDK_VERSION python-openstackclient==$OPENSTACKCLIENT_VERSION schemathesis==$SCHEMATHESIS_VERSION"
+    if [[ -f $stamp && $(<"$stamp") == "$want" ]] && "$venv/bin/python" -c 'import glanceclient, openstack, schemathesis' 2>/dev/null; then
         note "reusing $venv ($want)"
         return 0
     fi
@@ -690,6 +692,8 @@ main() {
         bash tests/smoke/sharing_smoke.sh || true
     step smoke-metadefs show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
         bash tests/smoke/metadefs_smoke.sh || true
+    step schemathesis show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
+        bash tests/openapi/schemathesis.sh || true
     # Last: it stops and restarts Keystone.
     if [[ $WITH_KEYSTONE == 1 ]]; then
         step smoke-keystone show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
