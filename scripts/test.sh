@@ -25,8 +25,8 @@
 #                                 (scripts/compose-test.sh; needs a running Docker engine)
 #   GLANCE_TEST_KEEP_TMP=1        keep the temp dir (database and broker logs) after the run
 #   GLANCE_TEST_WITH_KEYSTONE=0   do not start Keystone (its tests then skip)
-#   GLANCE_TEST_FUZZ_SECONDS=N    how long the disk-format inspector is fuzzed (default 60;
-#                                 0 skips; fuzz/README.md)
+#   GLANCE_TEST_FUZZ_SECONDS=N    how long the fuzz targets run, split between the three
+#                                 (default 60; 0 skips; fuzz/README.md)
 #   GLANCE_TEST_PARITY=0          skip the side-by-side run against the reference Glance 33
 #                                 (tests/parity/run.sh; needs ../shared/reference-glance, whose
 #                                 venv it builds once, ~3 min, and reuses)
@@ -36,6 +36,8 @@ GLANCECLIENT_VERSION=4.13.0
 OPENSTACKSDK_VERSION=4.22.0
 # The `openstack` CLI, for `openstack image metadef ...` in tests/smoke/metadefs_smoke.sh.
 OPENSTACKCLIENT_VERSION=10.5.0
+# Generates requests from the served OpenAPI document (tests/openapi/schemathesis.sh).
+SCHEMATHESIS_VERSION=4.32.5
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
@@ -378,8 +380,8 @@ stop_keystone() {
 ensure_venv() {
     local venv=$ROOT/target/venv
     local stamp=$venv/.glance-test-requirements
-    local want="python-glanceclient==$GLANCECLIENT_VERSION openstacksdk==$OPENSTACKSDK_VERSION python-openstackclient==$OPENSTACKCLIENT_VERSION"
-    if [[ -f $stamp && $(<"$stamp") == "$want" ]] && "$venv/bin/python" -c 'import glanceclient, openstack' 2>/dev/null; then
+    local want="python-glanceclient==$GLANCECLIENT_VERSION openstacksdk==$OPENSTACKSDK_VERSION python-openstackclient==$OPENSTACKCLIENT_VERSION schemathesis==$SCHEMATHESIS_VERSION"
+    if [[ -f $stamp && $(<"$stamp") == "$want" ]] && "$venv/bin/python" -c 'import glanceclient, openstack, schemathesis' 2>/dev/null; then
         note "reusing $venv ($want)"
         return 0
     fi
@@ -569,19 +571,26 @@ run_tests_on_postgres() {
     fi
 }
 
-# A bounded fuzz run of the disk-format inspector with cargo-fuzz, on this stable toolchain
-# (RUSTC_BOOTSTRAP), without the API crate; the seed corpus is read-only, new inputs go to
-# the temp dir. The JSON-patch and list-query targets build glance-api (about ten minutes)
-# and are run by hand (fuzz/README.md).
+# A bounded fuzz run of the three targets with cargo-fuzz, on this stable toolchain
+# (RUSTC_BOOTSTRAP), FUZZ_SECONDS split between them; none needs the API crate (the parsers
+# are in shared/request), so one build of about a minute serves all three. The seed corpora
+# are read-only; new inputs go to the temp dir.
 run_fuzz() {
     if ! cargo fuzz --version >/dev/null 2>&1; then
         show cargo install --locked cargo-fuzz || return 1
     fi
-    local corpus="$TMPROOT/fuzz-corpus"
-    mkdir -p "$corpus"
-    (cd "$ROOT/fuzz" && show env -u CARGO_TARGET_DIR RUSTC_BOOTSTRAP=1 cargo fuzz run \
-        --sanitizer none --no-default-features format_inspector "$corpus" \
-        corpus/format_inspector -- -max_total_time="$FUZZ_SECONDS")
+    local targets=(format_inspector json_patch list_query) target rc=0
+    local each=$((FUZZ_SECONDS / ${#targets[@]}))
+    ((each > 0)) || each=1
+    (cd "$ROOT/fuzz" && show env -u CARGO_TARGET_DIR RUSTC_BOOTSTRAP=1 cargo fuzz build \
+        --sanitizer none) || return 1
+    for target in "${targets[@]}"; do
+        mkdir -p "$TMPROOT/fuzz-corpus/$target"
+        (cd "$ROOT/fuzz" && show env -u CARGO_TARGET_DIR RUSTC_BOOTSTRAP=1 cargo fuzz run \
+            --sanitizer none "$target" "$TMPROOT/fuzz-corpus/$target" "corpus/$target" \
+            -- -max_total_time="$each") || rc=1
+    done
+    return "$rc"
 }
 
 ensure_cargo_tools() {
@@ -709,6 +718,8 @@ main() {
         bash tests/smoke/sharing_smoke.sh || true
     step smoke-metadefs show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
         bash tests/smoke/metadefs_smoke.sh || true
+    step schemathesis show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
+        bash tests/openapi/schemathesis.sh || true
     # Last: it stops and restarts Keystone.
     if [[ $WITH_KEYSTONE == 1 ]]; then
         step smoke-keystone show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \

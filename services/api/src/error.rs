@@ -74,6 +74,16 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<glance_request::ParseError> for ApiError {
+    fn from(e: glance_request::ParseError) -> Self {
+        use glance_request::ParseError;
+        match e {
+            ParseError::BadRequest(msg) => ApiError::BadRequest(msg),
+            ParseError::UnsupportedPatchType(msg) => ApiError::UnsupportedPatchType(msg),
+        }
+    }
+}
+
 impl From<BusError> for ApiError {
     fn from(e: BusError) -> Self {
         match e {
@@ -238,8 +248,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// A request body as JSON, or Glance's 400 for one that is not.
 pub fn parse_json(body: &[u8]) -> ApiResult<serde_json::Value> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("Malformed JSON in request body: {e}")))
+    Ok(glance_request::parse_json(body)?)
 }
 
 #[cfg(test)]

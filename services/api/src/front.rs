@@ -66,7 +66,9 @@ async fn negotiate(
     }
     // oslo.middleware's healthcheck sits in front of Glance's pipeline: no version, no
     // identity.
-    if path == "/healthcheck" {
+    // The API's description, like the version document, is for anyone who can reach it
+    // (crate::openapi).
+    if path == "/healthcheck" || crate::openapi::PATHS.contains(&path.as_str()) {
         return next.call(req).await;
     }
     // CORS's preflight answer, for any path.

@@ -4,14 +4,16 @@
 //! requests, nothing about the registry behind it (a broker outage is a 503 on real calls,
 //! and taking every API node out of rotation for it would help nobody).
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/healthcheck")
-            .route(web::get().to(get))
-            .route(web::head().to(head))
-            .default_service(crate::not_allowed("GET, HEAD")),
+use crate::routing::{Resource, Routes};
+
+pub fn routes(r: &mut Routes) {
+    r.add(
+        Resource::new("/healthcheck")
+            .get(get)
+            .head(head)
+            .others(crate::routing::not_allowed("GET, HEAD")),
     );
 }
 
@@ -29,9 +31,14 @@ async fn head() -> HttpResponse {
 mod tests {
     use actix_web::{http::StatusCode, test, App};
 
+    use crate::routing::Routes;
+
     #[actix_web::test]
     async fn a_healthcheck_answers_ok_without_identity() {
-        let app = test::init_service(App::new().configure(super::configure)).await;
+        let app = test::init_service(App::new().configure(|cfg| {
+            super::routes(&mut Routes::new(cfg));
+        }))
+        .await;
         let resp = test::call_service(
             &app,
             test::TestRequest::get().uri("/healthcheck").to_request(),

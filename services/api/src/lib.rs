@@ -20,8 +20,10 @@ pub mod lifecycle;
 pub mod members;
 pub mod metadefs;
 pub mod notify;
+pub mod openapi;
 pub mod policy;
 pub mod protections;
+pub mod routing;
 pub mod schemas;
 pub mod tasks;
 pub mod tokens;
@@ -40,6 +42,7 @@ use glance_store::Store;
 
 use crate::error::ApiError;
 use crate::gateway::Gateway;
+use crate::routing::{not_allowed, Resource, Routes};
 
 /// The API's view of configuration.
 #[derive(Debug, Clone)]
@@ -254,7 +257,6 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(front::front_door))
                 .wrap(identity::RequestId)
                 .wrap(actix_web::middleware::from_fn(drain::mark_started))
-                .configure(health::configure)
                 .configure(routes)
         })
         .on_connect(connections.on_connect())
@@ -314,31 +316,6 @@ impl Running {
     }
 }
 
-pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
-    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) })
-}
-
-/// Other methods on a path for which Glance's router has no "reject" route: the path is not
-/// found for the methods routes knows, and a method nobody knows is not implemented.
-pub(crate) fn no_other_methods() -> actix_web::Route {
-    web::to(|req: HttpRequest| async move {
-        use actix_web::http::Method;
-        let known = [
-            Method::GET,
-            Method::HEAD,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ];
-        Err::<HttpResponse, _>(if known.contains(req.method()) {
-            ApiError::NotFound("The resource could not be found.".into())
-        } else {
-            ApiError::NotImplemented
-        })
-    })
-}
-
 async fn schema(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
     schemas::raw(&name)
@@ -352,69 +329,80 @@ async fn schema(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
 
 /// Every route, with Glance's 405 + `Allow` for other methods on a known path.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    register(&mut Routes::new(cfg));
+}
+
+/// Every route the API serves, in the order the router tries them (see [`routing`]).
+pub fn route_table() -> Vec<routing::Route> {
+    routing::table(register)
+}
+
+fn register(r: &mut Routes) {
     use data::{download, upload};
     use images::handlers as img;
-    cfg.service(
-        web::resource("/")
-            .route(web::get().to(versions::multiple_choices))
-            .default_service(not_allowed("GET")),
-    )
-    .service(web::resource("/v2").to(|req: HttpRequest| async move {
-        // Routes' redirect to the collection root, as Glance's router answers it.
-        let info = req.connection_info();
-        HttpResponse::Found()
-            .insert_header((
-                header::LOCATION,
-                format!("{}://{}/v2/", info.scheme(), info.host()),
+    r.with(health::routes)
+        .add(
+            Resource::new("/")
+                .get(versions::multiple_choices)
+                .others(not_allowed("GET")),
+        )
+        .add(Resource::new("/v2").any(|req: HttpRequest| async move {
+            // Routes' redirect to the collection root, as Glance's router answers it.
+            let info = req.connection_info();
+            HttpResponse::Found()
+                .insert_header((
+                    header::LOCATION,
+                    format!("{}://{}/v2/", info.scheme(), info.host()),
+                ))
+                .content_type("text/plain; charset=utf8")
+                .finish()
+        }))
+        .add(
+            Resource::new("/versions")
+                .get(versions::list)
+                .others(not_allowed("GET")),
+        )
+        .with(openapi::routes)
+        .add(
+            Resource::new("/v2/schemas/{name:.+}")
+                .get(schema)
+                .others(not_allowed("GET")),
+        )
+        .add(
+            Resource::new("/v2/images")
+                .get(img::list)
+                .post(img::create)
+                .others(not_allowed("GET, POST")),
+        )
+        .add(
+            Resource::new("/v2/images/{id}")
+                .get(img::show)
+                .patch(img::update)
+                .delete(img::delete)
+                .others(not_allowed("GET, PATCH, DELETE")),
+        )
+        .add(
+            Resource::new("/v2/images/{id}/file")
+                .get(download::download)
+                .put(upload::upload)
+                .others(not_allowed("GET, PUT")),
+        )
+        .add(
+            Resource::new("/v2/images/{id}/tags/{tag}")
+                .put(img::add_tag)
+                .delete(img::delete_tag)
+                .others(not_allowed("PUT, DELETE")),
+        )
+        .with(members::routes)
+        .with(cache::routes)
+        .with(images::actions::routes)
+        .with(images::locations::routes)
+        .with(import::routes)
+        .with(tasks::routes)
+        .with(metadefs::routes)
+        .fallback(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::NotFound(
+                "The resource could not be found.".into(),
             ))
-            .content_type("text/plain; charset=utf8")
-            .finish()
-    }))
-    .service(
-        web::resource("/versions")
-            .route(web::get().to(versions::list))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/v2/schemas/{name:.+}")
-            .route(web::get().to(schema))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/v2/images")
-            .route(web::get().to(img::list))
-            .route(web::post().to(img::create))
-            .default_service(not_allowed("GET, POST")),
-    )
-    .service(
-        web::resource("/v2/images/{id}")
-            .route(web::get().to(img::show))
-            .route(web::patch().to(img::update))
-            .route(web::delete().to(img::delete))
-            .default_service(not_allowed("GET, PATCH, DELETE")),
-    )
-    .service(
-        web::resource("/v2/images/{id}/file")
-            .route(web::get().to(download::download))
-            .route(web::put().to(upload::upload))
-            .default_service(not_allowed("GET, PUT")),
-    )
-    .service(
-        web::resource("/v2/images/{id}/tags/{tag}")
-            .route(web::put().to(img::add_tag))
-            .route(web::delete().to(img::delete_tag))
-            .default_service(not_allowed("PUT, DELETE")),
-    )
-    .configure(members::routes)
-    .configure(cache::routes)
-    .configure(images::actions::routes)
-    .configure(images::locations::routes)
-    .configure(import::routes)
-    .configure(tasks::routes)
-    .configure(metadefs::routes)
-    .default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::NotFound(
-            "The resource could not be found.".into(),
-        ))
-    }));
+        }));
 }

@@ -17,21 +17,22 @@ use crate::identity::Caller;
 use crate::images::handlers::{image_id, reject_body};
 use crate::images::view::timestamp;
 use crate::policy::Target;
+use crate::routing::{not_allowed, Resource, Routes};
 use crate::{ApiConfig, AppState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v2/images/{id}/members")
-            .route(web::get().to(list))
-            .route(web::post().to(create))
-            .default_service(crate::not_allowed("GET, POST")),
+pub fn routes(r: &mut Routes) {
+    r.add(
+        Resource::new("/v2/images/{id}/members")
+            .get(list)
+            .post(create)
+            .others(not_allowed("GET, POST")),
     )
-    .service(
-        web::resource("/v2/images/{id}/members/{member_id}")
-            .route(web::get().to(show))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete))
-            .default_service(crate::not_allowed("GET, PUT, DELETE")),
+    .add(
+        Resource::new("/v2/images/{id}/members/{member_id}")
+            .get(show)
+            .put(update)
+            .delete(delete)
+            .others(not_allowed("GET, PUT, DELETE")),
     );
 }
 

@@ -10,38 +10,39 @@ use serde::Serialize;
 use super::{authorize, io_error, node};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Caller;
+use crate::routing::{not_allowed, Resource, Routes};
 use crate::AppState;
 
 /// How long `GET /v2/cache/nodes/{id}` waits for nodes to answer.
 const NODES_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v2/cache")
-            .route(web::get().to(state_of_cache))
-            .route(web::delete().to(clear))
-            .default_service(crate::not_allowed("GET, DELETE")),
+pub fn routes(r: &mut Routes) {
+    r.add(
+        Resource::new("/v2/cache")
+            .get(state_of_cache)
+            .delete(clear)
+            .others(not_allowed("GET, DELETE")),
     )
-    .service(
-        web::resource("/v2/cache/clean")
-            .route(web::post().to(clean))
-            .default_service(crate::not_allowed("POST")),
+    .add(
+        Resource::new("/v2/cache/clean")
+            .post(clean)
+            .others(not_allowed("POST")),
     )
-    .service(
-        web::resource("/v2/cache/prune")
-            .route(web::post().to(prune))
-            .default_service(crate::not_allowed("POST")),
+    .add(
+        Resource::new("/v2/cache/prune")
+            .post(prune)
+            .others(not_allowed("POST")),
     )
-    .service(
-        web::resource("/v2/cache/nodes/{id}")
-            .route(web::get().to(nodes))
-            .default_service(crate::not_allowed("GET")),
+    .add(
+        Resource::new("/v2/cache/nodes/{id}")
+            .get(nodes)
+            .others(not_allowed("GET")),
     )
-    .service(
-        web::resource("/v2/cache/{id}")
-            .route(web::put().to(queue))
-            .route(web::delete().to(delete_entry))
-            .default_service(crate::not_allowed("DELETE, PUT")),
+    .add(
+        Resource::new("/v2/cache/{id}")
+            .put(queue)
+            .delete(delete_entry)
+            .others(not_allowed("DELETE, PUT")),
     );
 }
 

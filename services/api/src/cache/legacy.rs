@@ -10,33 +10,34 @@ use super::handlers::{all_nodes, cached_images, parse_id, queued_images};
 use super::{authorize, io_error, node};
 use crate::error::ApiResult;
 use crate::identity::Caller;
+use crate::routing::{no_other_methods, Resource, Routes};
 use crate::AppState;
 
 const RULE: &str = "manage_image_cache";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v2/cached_images")
-            .route(web::get().to(list_cached))
-            .route(web::delete().to(delete_all_cached))
-            .default_service(crate::no_other_methods()),
+pub fn routes(r: &mut Routes) {
+    r.add(
+        Resource::new("/v2/cached_images")
+            .get(list_cached)
+            .delete(delete_all_cached)
+            .others(no_other_methods()),
     )
-    .service(
-        web::resource("/v2/cached_images/{id}")
-            .route(web::delete().to(delete_cached))
-            .default_service(crate::no_other_methods()),
+    .add(
+        Resource::new("/v2/cached_images/{id}")
+            .delete(delete_cached)
+            .others(no_other_methods()),
     )
-    .service(
-        web::resource("/v2/queued_images")
-            .route(web::get().to(list_queued))
-            .route(web::delete().to(delete_all_queued))
-            .default_service(crate::no_other_methods()),
+    .add(
+        Resource::new("/v2/queued_images")
+            .get(list_queued)
+            .delete(delete_all_queued)
+            .others(no_other_methods()),
     )
-    .service(
-        web::resource("/v2/queued_images/{id}")
-            .route(web::put().to(queue))
-            .route(web::delete().to(delete_queued))
-            .default_service(crate::no_other_methods()),
+    .add(
+        Resource::new("/v2/queued_images/{id}")
+            .put(queue)
+            .delete(delete_queued)
+            .others(no_other_methods()),
     );
 }
 

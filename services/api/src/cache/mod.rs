@@ -17,7 +17,6 @@ pub use serve::{serve_hit, start_tee};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use glance_bus::{Bus, BusError};
 use glance_cache::{blocking, CacheSettings, ImageCache};
 use glance_domain::{ImageId, RequestContext};
@@ -174,9 +173,9 @@ fn io_error(e: std::io::Error) -> ApiError {
     ApiError::Internal(format!("image cache: {e}"))
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    handlers::routes(cfg);
-    legacy::routes(cfg);
+pub fn routes(r: &mut crate::routing::Routes) {
+    handlers::routes(r);
+    legacy::routes(r);
 }
 
 /// The cache options when only the core [`glance_config::Settings`] are at hand: the

@@ -11,6 +11,7 @@ use super::handlers::{image_id, reject_body};
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::authorize_modify;
 use crate::identity::Caller;
+use crate::routing::{not_allowed, Resource, Routes};
 use crate::AppState;
 
 /// One of the two actions: its policy rule (also its path segment), the status it
@@ -34,19 +35,19 @@ const ACTIONS: [Action; 2] = [
     },
 ];
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(r: &mut Routes) {
     for action in &ACTIONS {
-        cfg.service(
-            web::resource(format!("/v2/images/{{id}}/actions/{}", action.rule))
-                .route(web::post().to(
+        r.add(
+            Resource::new(format!("/v2/images/{{id}}/actions/{}", action.rule))
+                .post(
                     move |req: HttpRequest,
                           state: web::Data<AppState>,
                           caller: Caller,
                           path: web::Path<String>| {
                         change(req, state, caller, path, action)
                     },
-                ))
-                .default_service(crate::not_allowed("POST")),
+                )
+                .others(not_allowed("POST")),
         );
     }
 }

@@ -16,14 +16,15 @@ use super::handlers::image_id;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::authorize_modify;
 use crate::identity::Caller;
-use crate::{not_allowed, AppState};
+use crate::routing::{not_allowed, Resource, Routes};
+use crate::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v2/images/{id}/locations")
-            .route(web::get().to(list))
-            .route(web::post().to(add))
-            .default_service(not_allowed("POST")),
+pub fn routes(r: &mut Routes) {
+    r.add(
+        Resource::new("/v2/images/{id}/locations")
+            .get(list)
+            .post(add)
+            .others(not_allowed("POST")),
     );
 }
 

@@ -4,6 +4,8 @@ pub mod actions;
 pub mod fields;
 pub mod handlers;
 pub mod locations;
-pub mod patch;
 pub mod query;
 pub mod view;
+
+/// Glance's JSON-patch dialects (in `glance-request`, fuzzed apart from the server).
+pub use glance_request::patch;

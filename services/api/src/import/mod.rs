@@ -15,7 +15,6 @@ pub mod remove;
 pub mod stage;
 pub mod worker;
 
-use actix_web::web;
 use glance_bus::Bus;
 use glance_store::Stores;
 
@@ -23,7 +22,7 @@ pub use config::ImportConfig;
 pub use registry::TaskClient;
 pub use worker::{ImportWorker, StopImports};
 
-use crate::not_allowed;
+use crate::routing::{no_other_methods, not_allowed, Resource, Routes};
 
 /// What imports share across requests and the worker: the stores and the task records.
 pub struct ImportState {
@@ -63,40 +62,40 @@ pub fn upload_target(
     }
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v2/images/{id}/stage")
-            .route(web::put().to(stage::stage))
-            .default_service(not_allowed("PUT")),
+pub fn routes(r: &mut Routes) {
+    r.add(
+        Resource::new("/v2/images/{id}/stage")
+            .put(stage::stage)
+            .others(not_allowed("PUT")),
     )
-    .service(
-        web::resource("/v2/images/{id}/import")
-            .route(web::post().to(handlers::import))
-            .default_service(not_allowed("POST")),
+    .add(
+        Resource::new("/v2/images/{id}/import")
+            .post(handlers::import)
+            .others(not_allowed("POST")),
     )
-    .service(
-        web::resource("/v2/info/import")
-            .route(web::get().to(handlers::info_import))
-            .default_service(not_allowed("GET")),
+    .add(
+        Resource::new("/v2/info/import")
+            .get(handlers::info_import)
+            .others(not_allowed("GET")),
     )
-    .service(
-        web::resource("/v2/info/stores")
-            .route(web::get().to(handlers::info_stores))
-            .default_service(not_allowed("GET")),
+    .add(
+        Resource::new("/v2/info/stores")
+            .get(handlers::info_stores)
+            .others(not_allowed("GET")),
     )
-    .service(
-        web::resource("/v2/info/stores/detail")
-            .route(web::get().to(handlers::info_stores_detail))
-            .default_service(not_allowed("GET")),
+    .add(
+        Resource::new("/v2/info/stores/detail")
+            .get(handlers::info_stores_detail)
+            .others(not_allowed("GET")),
     )
-    .service(
-        web::resource("/v2/info/usage")
-            .route(web::get().to(handlers::info_usage))
-            .default_service(crate::no_other_methods()),
+    .add(
+        Resource::new("/v2/info/usage")
+            .get(handlers::info_usage)
+            .others(no_other_methods()),
     )
-    .service(
-        web::resource("/v2/stores/{store_id}/{id}")
-            .route(web::delete().to(remove::delete_from_store))
-            .default_service(not_allowed("DELETE")),
+    .add(
+        Resource::new("/v2/stores/{store_id}/{id}")
+            .delete(remove::delete_from_store)
+            .others(not_allowed("DELETE")),
     );
 }

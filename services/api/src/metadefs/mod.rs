@@ -11,7 +11,6 @@ mod namespaces;
 mod render;
 mod resource_types;
 
-use actix_web::web;
 use glance_bus::Bus;
 use glance_domain::RequestContext;
 use glance_proto::metadefs::{
@@ -25,84 +24,85 @@ use glance_proto::Rpc;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::forbidden;
 use crate::policy::{Policy, Target};
-use crate::{not_allowed, AppState};
+use crate::routing::{not_allowed, Resource, Routes};
+use crate::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(r: &mut Routes) {
     use elements as el;
     use namespaces as ns;
     use resource_types as rt;
     const NS: &str = "/v2/metadefs/namespaces/{namespace}";
-    cfg.service(
-        web::resource("/v2/metadefs/namespaces")
-            .route(web::get().to(ns::list))
-            .route(web::post().to(ns::create))
-            .default_service(not_allowed("GET, POST")),
+    r.add(
+        Resource::new("/v2/metadefs/namespaces")
+            .get(ns::list)
+            .post(ns::create)
+            .others(not_allowed("GET, POST")),
     )
-    .service(
-        web::resource(NS)
-            .route(web::get().to(ns::show))
-            .route(web::put().to(ns::update))
-            .route(web::delete().to(ns::delete))
-            .default_service(not_allowed("GET, PUT, DELETE")),
+    .add(
+        Resource::new(NS)
+            .get(ns::show)
+            .put(ns::update)
+            .delete(ns::delete)
+            .others(not_allowed("GET, PUT, DELETE")),
     )
-    .service(
-        web::resource(format!("{NS}/objects"))
-            .route(web::get().to(el::list_objects))
-            .route(web::post().to(el::create_object))
-            .route(web::delete().to(el::delete_objects))
-            .default_service(not_allowed("GET, POST, DELETE")),
+    .add(
+        Resource::new(format!("{NS}/objects"))
+            .get(el::list_objects)
+            .post(el::create_object)
+            .delete(el::delete_objects)
+            .others(not_allowed("GET, POST, DELETE")),
     )
-    .service(
-        web::resource(format!("{NS}/objects/{{name}}"))
-            .route(web::get().to(el::show_object))
-            .route(web::put().to(el::update_object))
-            .route(web::delete().to(el::delete_object))
-            .default_service(not_allowed("GET, PUT, DELETE")),
+    .add(
+        Resource::new(format!("{NS}/objects/{{name}}"))
+            .get(el::show_object)
+            .put(el::update_object)
+            .delete(el::delete_object)
+            .others(not_allowed("GET, PUT, DELETE")),
     )
-    .service(
-        web::resource(format!("{NS}/properties"))
-            .route(web::get().to(el::list_properties))
-            .route(web::post().to(el::create_property))
-            .route(web::delete().to(el::delete_properties))
-            .default_service(not_allowed("GET, POST, DELETE")),
+    .add(
+        Resource::new(format!("{NS}/properties"))
+            .get(el::list_properties)
+            .post(el::create_property)
+            .delete(el::delete_properties)
+            .others(not_allowed("GET, POST, DELETE")),
     )
-    .service(
-        web::resource(format!("{NS}/properties/{{name}}"))
-            .route(web::get().to(el::show_property))
-            .route(web::put().to(el::update_property))
-            .route(web::delete().to(el::delete_property))
-            .default_service(not_allowed("GET, PUT, DELETE")),
+    .add(
+        Resource::new(format!("{NS}/properties/{{name}}"))
+            .get(el::show_property)
+            .put(el::update_property)
+            .delete(el::delete_property)
+            .others(not_allowed("GET, PUT, DELETE")),
     )
-    .service(
-        web::resource(format!("{NS}/tags"))
-            .route(web::get().to(el::list_tags))
-            .route(web::post().to(el::create_tags))
-            .route(web::delete().to(el::delete_tags))
-            .default_service(not_allowed("GET, POST, DELETE")),
+    .add(
+        Resource::new(format!("{NS}/tags"))
+            .get(el::list_tags)
+            .post(el::create_tags)
+            .delete(el::delete_tags)
+            .others(not_allowed("GET, POST, DELETE")),
     )
-    .service(
-        web::resource(format!("{NS}/tags/{{name}}"))
-            .route(web::get().to(el::show_tag))
-            .route(web::post().to(el::create_tag))
-            .route(web::put().to(el::update_tag))
-            .route(web::delete().to(el::delete_tag))
-            .default_service(not_allowed("GET, POST, PUT, DELETE")),
+    .add(
+        Resource::new(format!("{NS}/tags/{{name}}"))
+            .get(el::show_tag)
+            .post(el::create_tag)
+            .put(el::update_tag)
+            .delete(el::delete_tag)
+            .others(not_allowed("GET, POST, PUT, DELETE")),
     )
-    .service(
-        web::resource(format!("{NS}/resource_types"))
-            .route(web::get().to(rt::list_associations))
-            .route(web::post().to(rt::associate))
-            .default_service(not_allowed("GET, POST")),
+    .add(
+        Resource::new(format!("{NS}/resource_types"))
+            .get(rt::list_associations)
+            .post(rt::associate)
+            .others(not_allowed("GET, POST")),
     )
-    .service(
-        web::resource(format!("{NS}/resource_types/{{name}}"))
-            .route(web::delete().to(rt::dissociate))
-            .default_service(not_allowed("DELETE")),
+    .add(
+        Resource::new(format!("{NS}/resource_types/{{name}}"))
+            .delete(rt::dissociate)
+            .others(not_allowed("DELETE")),
     )
-    .service(
-        web::resource("/v2/metadefs/resource_types")
-            .route(web::get().to(rt::list))
-            .default_service(not_allowed("GET")),
+    .add(
+        Resource::new("/v2/metadefs/resource_types")
+            .get(rt::list)
+            .others(not_allowed("GET")),
     );
 }
 

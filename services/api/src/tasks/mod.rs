@@ -11,27 +11,28 @@ use crate::identity::Caller;
 use crate::images::handlers::image_id;
 use crate::images::query::{ascending_param, limit_param};
 use crate::images::view::timestamp;
-use crate::{not_allowed, AppState};
+use crate::routing::{no_other_methods, not_allowed, Resource, Routes};
+use crate::AppState;
 
 mod legacy;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v2/tasks")
-            .route(web::get().to(list))
-            .route(web::post().to(legacy::create))
-            .default_service(not_allowed("GET, POST")),
+pub fn routes(r: &mut Routes) {
+    r.add(
+        Resource::new("/v2/tasks")
+            .get(list)
+            .post(legacy::create)
+            .others(not_allowed("GET, POST")),
     )
-    .service(
-        web::resource("/v2/tasks/{id}")
-            .route(web::get().to(show))
-            .route(web::delete().to(delete))
-            .default_service(not_allowed("GET, DELETE")),
+    .add(
+        Resource::new("/v2/tasks/{id}")
+            .get(show)
+            .delete(delete)
+            .others(not_allowed("GET, DELETE")),
     )
-    .service(
-        web::resource("/v2/images/{id}/tasks")
-            .route(web::get().to(image_tasks))
-            .default_service(crate::no_other_methods()),
+    .add(
+        Resource::new("/v2/images/{id}/tasks")
+            .get(image_tasks)
+            .others(no_other_methods()),
     );
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+use crate::{bad, ParseError, ParseResult};
 
 pub const MEDIA_TYPE_V21: &str = "application/openstack-images-v2.1-json-patch";
 pub const MEDIA_TYPE_V20: &str = "application/openstack-images-v2.0-json-patch";
@@ -30,7 +30,7 @@ pub struct Change {
     pub value: Option<Value>,
 }
 
-pub fn dialect(content_type: Option<&str>) -> ApiResult<Dialect> {
+pub fn dialect(content_type: Option<&str>) -> ParseResult<Dialect> {
     let ct = content_type
         .unwrap_or_default()
         .split(';')
@@ -40,26 +40,22 @@ pub fn dialect(content_type: Option<&str>) -> ApiResult<Dialect> {
     match ct {
         MEDIA_TYPE_V21 => Ok(Dialect::V21),
         MEDIA_TYPE_V20 => Ok(Dialect::V20),
-        _ => Err(ApiError::UnsupportedPatchType(format!(
+        _ => Err(ParseError::UnsupportedPatchType(format!(
             "Image PATCH expects Content-Type one of: {MEDIA_TYPE_V20}, {MEDIA_TYPE_V21}"
         ))),
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError::BadRequest(msg.into())
-}
-
 /// Parses a patch document into changes, refusing anything Glance refuses.
-pub fn parse(body: &[u8], dialect: Dialect) -> ApiResult<Vec<Change>> {
-    let doc = crate::error::parse_json(body)?;
+pub fn parse(body: &[u8], dialect: Dialect) -> ParseResult<Vec<Change>> {
+    let doc = crate::parse_json(body)?;
     let items = doc
         .as_array()
         .ok_or_else(|| bad("Request body must be a JSON array of operation objects."))?;
     items.iter().map(|item| parse_one(item, dialect)).collect()
 }
 
-fn parse_one(item: &Value, dialect: Dialect) -> ApiResult<Change> {
+fn parse_one(item: &Value, dialect: Dialect) -> ParseResult<Change> {
     let obj = item
         .as_object()
         .ok_or_else(|| bad("Operations must be JSON objects."))?;
@@ -113,7 +109,7 @@ fn parse_one(item: &Value, dialect: Dialect) -> ApiResult<Change> {
 }
 
 /// Paths are JSON pointers naming one top-level member: `/name`, `/hw_disk_bus`, `/a~1b`.
-fn parse_path(path: &str) -> ApiResult<String> {
+fn parse_path(path: &str) -> ParseResult<String> {
     let invalid = || bad(format!("Invalid JSON pointer for this resource: '{path}'"));
     let rest = path.strip_prefix('/').ok_or_else(invalid)?;
     if rest.is_empty() || rest.contains('/') {
@@ -176,7 +172,7 @@ mod tests {
         ] {
             assert!(matches!(
                 parse(body, Dialect::V21),
-                Err(ApiError::BadRequest(_))
+                Err(ParseError::BadRequest(_))
             ));
         }
     }
@@ -185,7 +181,7 @@ mod tests {
     fn other_media_types_are_refused_with_415() {
         assert!(matches!(
             dialect(Some("application/json")),
-            Err(ApiError::UnsupportedPatchType(_))
+            Err(ParseError::UnsupportedPatchType(_))
         ));
         assert_eq!(dialect(Some(MEDIA_TYPE_V21)).unwrap(), Dialect::V21);
     }
