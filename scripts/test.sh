@@ -35,6 +35,8 @@ GLANCECLIENT_VERSION=4.13.0
 OPENSTACKSDK_VERSION=4.22.0
 # The `openstack` CLI, for `openstack image metadef ...` in tests/smoke/metadefs_smoke.sh.
 OPENSTACKCLIENT_VERSION=10.5.0
+# The `glare` CLI, for tests/smoke/glare_smoke.sh (its own venv: the reference Glare's pins).
+GLARECLIENT_VERSION=0.5.3
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
@@ -394,6 +396,30 @@ ensure_venv() {
     note "installed $want in $venv"
 }
 
+# python-glareclient in target/glare-venv, pinned as the reference Glare pins it, with the
+# reference's two one-line Python 3 fixes (`x.next()` -> `next(x)`, for `glare download`).
+ensure_glare_venv() {
+    local venv=$ROOT/target/glare-venv
+    local constraints=${GLARE_REFERENCE:-$ROOT/../shared/reference-glare}/constraints.txt
+    local stamp=$venv/.glance-test-requirements
+    local want="python-glareclient==$GLARECLIENT_VERSION $(cksum <"$constraints" 2>/dev/null)"
+    if [[ -f $stamp && $(<"$stamp") == "$want" ]] && [[ -x $venv/bin/glare ]]; then
+        note "reusing $venv ($want)"
+        return 0
+    fi
+    [[ -f $constraints ]] || { note "no $constraints: the glare smoke will say so"; return 1; }
+    rm -rf "$venv"
+    python3 -m venv "$venv" || return 1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet --no-input \
+        -c "$constraints" "python-glareclient==$GLARECLIENT_VERSION" || return 1
+    local site
+    site=$("$venv/bin/python" -c 'import glareclient, os; print(os.path.dirname(glareclient.__file__))')
+    sed -i -e 's/self\.iter\.next()/next(self.iter)/' "$site/common/utils.py"
+    sed -i -e 's/self\._wrapped\.next()/next(self._wrapped)/' "$site/common/progressbar.py"
+    printf '%s' "$want" >"$stamp"
+    note "installed python-glareclient $GLARECLIENT_VERSION in $venv"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Steps whose failure does not stop the run: the rest still runs, the end says what failed.
 
@@ -683,6 +709,17 @@ main() {
         bash tests/smoke/sharing_smoke.sh || true
     step smoke-metadefs show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
         bash tests/smoke/metadefs_smoke.sh || true
+    # The reference Glare's smoke.sh against our artifact API, with Keystone tokens when
+    # Keystone runs (else a token file), and the glare CLI.
+    ensure_glare_venv || true
+    if [[ $WITH_KEYSTONE == 1 ]]; then
+        step smoke-glare show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/glare-venv" \
+            KEYSTONE_HOME="$KEYSTONE_HOME" KEYSTONE_VENV="$KEYSTONE_VENV" \
+            KEYSTONE_PORT="$KEYSTONE_PORT" bash tests/smoke/glare_smoke.sh || true
+    else
+        step smoke-glare show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/glare-venv" \
+            bash tests/smoke/glare_smoke.sh || true
+    fi
     # Last: it stops and restarts Keystone.
     if [[ $WITH_KEYSTONE == 1 ]]; then
         step smoke-keystone show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
