@@ -86,3 +86,34 @@ impl Rpc for ListArtifacts {
     const QUEUE: &'static str = REGISTRY_QUEUE;
     type Reply = RegistryResult<Vec<Artifact>>;
 }
+
+/// Quotas by project, then by quota name (`max_artifact_number[:type]`,
+/// `max_uploaded_data[:type]`); -1 is no limit.
+pub type Quotas = std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>;
+
+/// Replace the quotas of every project named (a project's old quotas all go).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetQuotas {
+    pub ctx: RequestContext,
+    pub values: Quotas,
+}
+
+impl Rpc for SetQuotas {
+    const NAME: &'static str = "registry.glare.set_quotas";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<()>;
+}
+
+/// The quotas set for `project_id`, or for every project when `None`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListQuotas {
+    pub ctx: RequestContext,
+    #[serde(default)]
+    pub project_id: Option<String>,
+}
+
+impl Rpc for ListQuotas {
+    const NAME: &'static str = "registry.glare.list_quotas";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<Quotas>;
+}

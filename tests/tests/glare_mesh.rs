@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::glare::files_under;
 use common::{free_port, mesh, wait_until};
 use futures::FutureExt;
 use serde_json::{json, Value};
@@ -117,19 +118,4 @@ async fn artifacts_travel_over_the_bus_and_glance_control_reaches_glare() {
         exited,
         "glance-glare stops on glance-control glare shutdown"
     );
-}
-
-fn files_under(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
-        entries
-            .flatten()
-            .map(|e| {
-                if e.path().is_dir() {
-                    files_under(&e.path())
-                } else {
-                    1
-                }
-            })
-            .sum()
-    })
 }

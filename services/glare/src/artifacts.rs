@@ -93,6 +93,11 @@ pub async fn create(
     body: web::Bytes,
 ) -> GlareResult<HttpResponse> {
     let t = writable_type(&path.into_inner())?;
+    if caller.0.project_id.is_none() {
+        return Err(GlareError::forbidden(
+            "It's forbidden to anonymous users to create artifacts.",
+        ));
+    }
     expect_content_type(&req, "application/json")?;
     let Value::Object(values) = json_body(&body)? else {
         return Err(GlareError::BadRequest(
@@ -128,6 +133,7 @@ pub async fn create(
             }
         }
     }
+    crate::quotas::check_count(&state, &caller.0, t.name).await?;
     let now = Utc::now();
     let artifact = Artifact {
         id: Uuid::new_v4(),

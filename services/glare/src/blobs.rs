@@ -157,15 +157,17 @@ pub async fn upload(
         )));
     }
     change_allowed(&a, f)?;
-    let limit = f.max_blob_size.min(state.config().glare.max_uploaded_data);
     let declared: Option<u64> = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    if let Some(n) = declared.filter(|n| *n > limit) {
-        return Err(too_large(n, &blob_name(&name, key), limit));
+    if let Some(n) = declared.filter(|n| *n > f.max_blob_size) {
+        return Err(too_large(n, &blob_name(&name, key), f.max_blob_size));
     }
+    // Within the field's limit and what the project's data quotas leave.
+    let room = crate::quotas::check_data(&state, &caller.0, &a.owner, t.name, declared).await?;
+    let limit = room.map_or(f.max_blob_size, |r| r.min(f.max_blob_size));
     // Step 1: the blob is `saving`, so no second upload starts.
     let mut saving = existing.clone().unwrap_or_else(|| json!({}));
     saving["status"] = json!("saving");

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use glance_bus::Bus;
 use glance_domain::{Artifact, ImageId, RequestContext};
 use glance_proto::glare::{
-    CreateArtifact, DeleteArtifact, GetArtifact, ListArtifacts, SaveArtifact,
+    CreateArtifact, DeleteArtifact, GetArtifact, ListArtifacts, ListQuotas, Quotas, SaveArtifact,
+    SetQuotas,
 };
 use glance_store::Store;
 use serde_json::Value;
@@ -76,6 +77,26 @@ impl Gateway {
         let req = SaveArtifact {
             ctx: ctx.clone(),
             artifact,
+        };
+        Ok(self.bus.call(Self::rid(ctx), &req).await??)
+    }
+
+    pub async fn list_quotas(
+        &self,
+        ctx: &RequestContext,
+        project_id: Option<&str>,
+    ) -> GlareResult<Quotas> {
+        let req = ListQuotas {
+            ctx: ctx.clone(),
+            project_id: project_id.map(str::to_owned),
+        };
+        Ok(self.bus.call(Self::rid(ctx), &req).await??)
+    }
+
+    pub async fn set_quotas(&self, ctx: &RequestContext, values: Quotas) -> GlareResult<()> {
+        let req = SetQuotas {
+            ctx: ctx.clone(),
+            values,
         };
         Ok(self.bus.call(Self::rid(ctx), &req).await??)
     }

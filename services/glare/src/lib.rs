@@ -128,7 +128,7 @@ impl Application {
     }
 }
 
-fn not_allowed(allow: &'static str) -> actix_web::Route {
+pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
     web::to(move || async move { Err::<HttpResponse, _>(GlareError::MethodNotAllowed(allow)) })
 }
 

@@ -322,11 +322,26 @@ fn metadef_routes(router: Router, repo: glance_db::MetadefRepo) -> Router {
 /// The artifact repository's records (`glance_proto::glare`).
 fn glare_routes(router: Router, repo: glance_db::ArtifactRepo) -> Router {
     use glance_proto::glare::{
-        CreateArtifact, DeleteArtifact, GetArtifact, ListArtifacts, SaveArtifact,
+        CreateArtifact, DeleteArtifact, GetArtifact, ListArtifacts, ListQuotas, SaveArtifact,
+        SetQuotas,
     };
-    let (create, get, save, delete, list) =
-        (repo.clone(), repo.clone(), repo.clone(), repo.clone(), repo);
+    let (create, get, save, delete, list) = (
+        repo.clone(),
+        repo.clone(),
+        repo.clone(),
+        repo.clone(),
+        repo.clone(),
+    );
+    let (set_quotas, list_quotas) = (repo.clone(), repo);
     router
+        .route::<SetQuotas, _, _>(move |r| {
+            let repo = set_quotas.clone();
+            async move { repo.set_quotas(&r.values).await }
+        })
+        .route::<ListQuotas, _, _>(move |r| {
+            let repo = list_quotas.clone();
+            async move { repo.list_quotas(r.project_id.as_deref()).await }
+        })
         .route::<CreateArtifact, _, _>(move |r| {
             let repo = create.clone();
             async move { repo.create(r.artifact).await }

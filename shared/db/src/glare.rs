@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use glance_domain::{Artifact, ArtifactVisibility, RequestContext, Semver};
+use glance_proto::glare::Quotas;
 use glance_proto::registry::{RegistryError, RegistryResult};
 use sea_orm::sea_query::{Alias, Cond, Expr, Order, Query, SelectStatement};
 use sea_orm::{
@@ -19,6 +20,7 @@ use uuid::Uuid;
 use crate::Database;
 
 const TABLE: &str = "glare_artifacts";
+const QUOTAS: &str = "glare_quotas";
 const COLUMNS: [&str; 12] = [
     "id",
     "type_name",
@@ -252,6 +254,57 @@ impl ArtifactRepo {
         }
         txn.commit().await.map_err(|e| internal(what, e))?;
         Ok(stored)
+    }
+}
+
+impl ArtifactRepo {
+    /// `PUT /quotas`: each named project's quotas replaced by the given ones.
+    pub async fn set_quotas(&self, values: &Quotas) -> RegistryResult<()> {
+        let what = "setting quotas";
+        let txn = self.begin(what).await?;
+        for (project, quotas) in values {
+            let mut q = Query::delete();
+            q.from_table(col(QUOTAS))
+                .and_where(Expr::col(col("project_id")).eq(project.clone()));
+            execute(&txn, &q).await.map_err(|e| internal(what, e))?;
+            if quotas.is_empty() {
+                continue;
+            }
+            let mut q = Query::insert();
+            q.into_table(col(QUOTAS)).columns([
+                col("project_id"),
+                col("quota_name"),
+                col("quota_value"),
+            ]);
+            for (name, value) in quotas {
+                q.values_panic([project.clone().into(), name.clone().into(), (*value).into()]);
+            }
+            execute(&txn, &q).await.map_err(|e| internal(what, e))?;
+        }
+        txn.commit().await.map_err(|e| internal(what, e))
+    }
+
+    pub async fn list_quotas(&self, project: Option<&str>) -> RegistryResult<Quotas> {
+        let what = "listing quotas";
+        let mut q = Query::select();
+        q.columns([col("project_id"), col("quota_name"), col("quota_value")])
+            .from(col(QUOTAS))
+            .order_by(col("project_id"), Order::Asc)
+            .order_by(col("quota_name"), Order::Asc);
+        if let Some(p) = project {
+            q.and_where(Expr::col(col("project_id")).eq(p));
+        }
+        let rows = query_all(self.db.writer(), &q)
+            .await
+            .map_err(|e| internal(what, e))?;
+        let mut out = Quotas::new();
+        for row in rows {
+            let project: String = get(&row, "project_id").map_err(|e| internal(what, e))?;
+            let name: String = get(&row, "quota_name").map_err(|e| internal(what, e))?;
+            let value: i64 = get(&row, "quota_value").map_err(|e| internal(what, e))?;
+            out.entry(project).or_default().insert(name, value);
+        }
+        Ok(out)
     }
 }
 

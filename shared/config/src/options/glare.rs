@@ -1,5 +1,5 @@
 //! Options of `glance-glare`, the artifact repository (Glare's own names where it has
-//! them: `default_api_limit`, `max_api_limit`, `max_uploaded_data`).
+//! them: `default_api_limit`, `max_api_limit`, `max_artifact_number`, `max_uploaded_data`).
 
 use super::{opt, Opt};
 
@@ -36,9 +36,15 @@ pub const OPTIONS: &[Opt] = &[
     ),
     opt(
         "glare",
+        "max_artifact_number",
+        Some("-1"),
+        "Artifacts one project may keep (-1: no limit); PUT /quotas sets it per project",
+    ),
+    opt(
+        "glare",
         "max_uploaded_data",
-        Some("1099511627776"),
-        "Largest blob one upload may store, in bytes; a field's own limit may be lower",
+        Some("-1"),
+        "Bytes of blobs one project may keep (-1: no limit); PUT /quotas sets it per project",
     ),
 ];
 
@@ -50,7 +56,9 @@ pub struct GlareSettings {
     pub bind_port: u16,
     pub default_api_limit: u32,
     pub max_api_limit: u32,
-    pub max_uploaded_data: u64,
+    /// The global quotas: -1 is no limit.
+    pub max_artifact_number: i64,
+    pub max_uploaded_data: i64,
 }
 
 impl Default for GlareSettings {
@@ -73,6 +81,7 @@ impl GlareSettings {
             bind_port: r.parse("glare", "bind_port")?,
             default_api_limit,
             max_api_limit,
+            max_artifact_number: r.parse("glare", "max_artifact_number")?,
             max_uploaded_data: r.parse("glare", "max_uploaded_data")?,
         })
     }
