@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::glare::files_under;
 use common::{free_port, mesh, wait_until};
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -117,5 +117,100 @@ async fn artifacts_travel_over_the_bus_and_glance_control_reaches_glare() {
     assert!(
         exited,
         "glance-glare stops on glance-control glare shutdown"
+    );
+}
+
+/// A `glance-glare` on a free port with short upload leases; returns it with its URL.
+async fn glare(mesh: &common::Mesh, tag: &str) -> (common::Proc, String) {
+    let port = free_port();
+    let mut cmd = mesh.command("glance-glare");
+    cmd.env("GLANCE__GLARE__BIND_PORT", port.to_string())
+        .env("GLANCE__GLANCE_UPLOAD__LEASE_SECONDS", "2");
+    let proc = mesh.spawn("glance-glare", tag, cmd);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_until(&format!("{tag} to start"), Duration::from_secs(30), || {
+        reqwest::get(format!("{url}/versions")).map(|r| r.is_ok())
+    })
+    .await;
+    (proc, url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_whose_uploader_was_killed_is_not_stuck_saving_after_its_lease() {
+    let Some(mesh) = mesh().await else { return };
+    let _r1 = mesh.registry("registry-1");
+    let (mut first, url) = glare(&mesh, "glare-1").await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{url}/artifacts/heat_environments"))
+        .header("x-project-id", "mesh-project")
+        .json(&json!({"name": "killed"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let blob = format!("/artifacts/heat_environments/{id}/environment");
+    // An upload that sends 64 KiB, then nothing: its process is killed meanwhile.
+    let body = futures::stream::once(async { Ok::<_, std::io::Error>(vec![1u8; 65536]) })
+        .chain(futures::stream::pending());
+    let stalled = tokio::spawn(
+        http.put(format!("{url}{blob}"))
+            .header("x-project-id", "mesh-project")
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    let show = |url: String| {
+        let http = http.clone();
+        let id = id.clone();
+        async move {
+            http.get(format!("{url}/artifacts/heat_environments/{id}"))
+                .header("x-project-id", "mesh-project")
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    wait_until("the blob to be saving", Duration::from_secs(10), || {
+        let show = show(url.clone());
+        async move { show.await["environment"]["status"] == "saving" }
+    })
+    .await;
+    wait_until("partial data in the store", Duration::from_secs(10), || {
+        futures::future::ready(files_under(mesh.images.path()) > 0)
+    })
+    .await;
+    first.kill9();
+    stalled.abort();
+
+    let (_second, url) = glare(&mesh, "glare-2").await;
+    assert_eq!(show(url.clone()).await["environment"]["status"], "saving");
+    // Once the dead upload's lease has run out, a new upload takes the blob over and
+    // removes what the dead one left.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let res = http
+        .put(format!("{url}{blob}"))
+        .header("x-project-id", "mesh-project")
+        .header("content-type", "application/octet-stream")
+        .body(vec![2u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&doc["environment"]["status"], &doc["environment"]["size"]),
+        (&json!("active"), &json!(1000))
+    );
+    assert_eq!(
+        files_under(mesh.images.path()),
+        1,
+        "only the new upload's data is left"
     );
 }

@@ -7,6 +7,8 @@
 //! so two uploads cannot both start), then writes the data under a fresh id, then saves
 //! the blob `active` with its location; the data it replaced is removed after.
 
+use std::time::Duration;
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -109,12 +111,12 @@ async fn save_with(
     caller: &Caller,
     t: &ArtifactType,
     id: &str,
-    change: impl Fn(&mut Artifact),
+    change: impl Fn(&mut Artifact) -> GlareResult<()>,
 ) -> GlareResult<Artifact> {
     let mut attempt = 0;
     loop {
         let mut a = load(state, caller, t, id).await?;
-        change(&mut a);
+        change(&mut a)?;
         a.updated_at = Utc::now();
         match state.gateway.save(&caller.0, a).await {
             Err(GlareError::Conflict(_)) if attempt + 1 < SAVE_ATTEMPTS => attempt += 1,
@@ -150,11 +152,17 @@ pub async fn upload(
         let body = read_small(payload).await?;
         return set_location(&state, &caller, t, a, f, key, existing, &body).await;
     }
-    if existing.as_ref().and_then(|b| b["status"].as_str()) == Some("saving") {
-        return Err(GlareError::Conflict(format!(
-            "Blob {} already exists for artifact and it is in saving {}",
-            name, a.id
-        )));
+    // A blob `saving` under a live lease is another upload's; one whose lease ran out was
+    // abandoned (its uploader died): this upload takes over and removes what it left.
+    let mut abandoned = None;
+    if let Some(blob) = existing.as_ref().filter(|b| b["status"] == "saving") {
+        if lease_live(blob) {
+            return Err(GlareError::Conflict(format!(
+                "Blob {} already exists for artifact and it is in saving {}",
+                name, a.id
+            )));
+        }
+        abandoned = blob["upload_id"].as_str().map(str::to_owned);
     }
     change_allowed(&a, f)?;
     let declared: Option<u64> = req
@@ -168,9 +176,13 @@ pub async fn upload(
     // Within the field's limit and what the project's data quotas leave.
     let room = crate::quotas::check_data(&state, &caller.0, &a.owner, t.name, declared).await?;
     let limit = room.map_or(f.max_blob_size, |r| r.min(f.max_blob_size));
-    // Step 1: the blob is `saving`, so no second upload starts.
+    // Step 1: the blob is `saving` under this upload's lease, so no second upload starts.
+    let lease = Duration::from_secs(u64::from(state.config().identity.upload.lease_seconds));
+    let data_id = ImageId::new();
     let mut saving = existing.clone().unwrap_or_else(|| json!({}));
     saving["status"] = json!("saving");
+    saving["upload_id"] = json!(data_id.to_string());
+    saving["saving_until"] = json!(lease_end(lease));
     saving["external"] = json!(false);
     saving["content_type"] = json!(if ct.is_empty() {
         "application/octet-stream".to_owned()
@@ -181,14 +193,33 @@ pub async fn upload(
     set_blob(&mut marked, &name, key, Some(saving));
     marked.updated_at = Utc::now();
     let marked = state.gateway.save(&caller.0, marked).await?;
-    // Step 2: the data, under a fresh id.
-    let written = write(&state, payload, limit, &blob_name(&name, key)).await;
+    if let Some(stale) = abandoned {
+        state.gateway.remove_partials(&stale).await;
+    }
+    // Step 2: the data, under a fresh id, the lease renewed while it flows.
+    let renewal = renew(&state, &caller, t, &id, &name, key, data_id, lease);
+    let written = write(&state, payload, limit, &blob_name(&name, key), data_id).await;
+    renewal.abort();
     let restore = existing.clone();
+    // Only while the blob is still this upload's: a lease that ran out (a stalled client)
+    // may have let another upload take over.
+    let mine = data_id.to_string();
+    let still_mine = |a: &Artifact| -> GlareResult<()> {
+        match get_blob(a, &name, key) {
+            Some(b) if b["upload_id"] == mine.as_str() => Ok(()),
+            _ => Err(GlareError::Conflict(format!(
+                "The upload of {} lost its lease to another upload.",
+                blob_name(&name, key)
+            ))),
+        }
+    };
     let (location, info) = match written {
         Ok(w) => w,
         Err(e) => {
             let _ = save_with(&state, &caller, t, &id, |a| {
-                set_blob(a, &name, key, restore.clone())
+                still_mine(a)?;
+                set_blob(a, &name, key, restore.clone());
+                Ok(())
             })
             .await;
             return Err(e);
@@ -202,7 +233,9 @@ pub async fn upload(
         get_blob(&marked, &name, key).map_or(Value::Null, |b| b["content_type"].clone());
     blob["location"] = json!(location);
     let saved = save_with(&state, &caller, t, &id, |a| {
-        set_blob(a, &name, key, Some(blob.clone()))
+        still_mine(a)?;
+        set_blob(a, &name, key, Some(blob.clone()));
+        Ok(())
     })
     .await;
     match saved {
@@ -220,6 +253,60 @@ pub async fn upload(
             Err(e)
         }
     }
+}
+
+fn lease_end(lease: Duration) -> String {
+    let end = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+    end.to_rfc3339()
+}
+
+/// Whether a `saving` blob's upload still holds its lease (blobs saved before leases
+/// existed have none, and count as held).
+fn lease_live(blob: &Value) -> bool {
+    match blob["saving_until"].as_str() {
+        Some(until) => chrono::DateTime::parse_from_rfc3339(until).is_ok_and(|t| t > Utc::now()),
+        None => true,
+    }
+}
+
+/// Renews this upload's lease every third of it while the data flows; stops (by abort)
+/// when the upload ends, or when the blob is no longer this upload's.
+#[allow(clippy::too_many_arguments)]
+fn renew(
+    state: &web::Data<AppState>,
+    caller: &Caller,
+    t: &'static ArtifactType,
+    id: &str,
+    name: &str,
+    key: Option<&str>,
+    data_id: ImageId,
+    lease: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let (state, ctx) = (state.clone(), Caller(caller.0.clone()));
+    let (id, name, key) = (id.to_owned(), name.to_owned(), key.map(str::to_owned));
+    let mine = data_id.to_string();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            let Ok(a) = load(&state, &ctx, t, &id).await else {
+                return;
+            };
+            match get_blob(&a, &name, key.as_deref()) {
+                Some(b) if b["upload_id"] == mine.as_str() && b["status"] == "saving" => {}
+                _ => return,
+            }
+            let _ = save_with(&state, &ctx, t, &id, |a| {
+                if let Some(mut b) = get_blob(a, &name, key.as_deref()) {
+                    if b["upload_id"] == mine.as_str() {
+                        b["saving_until"] = json!(lease_end(lease));
+                        set_blob(a, &name, key.as_deref(), Some(b));
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        }
+    })
 }
 
 fn too_large(n: u64, blob: &str, limit: u64) -> GlareError {
@@ -248,8 +335,8 @@ async fn write(
     mut payload: web::Payload,
     limit: u64,
     blob: &str,
+    data_id: ImageId,
 ) -> GlareResult<(String, Value)> {
-    let data_id = ImageId::new();
     let store = state.gateway.store.clone();
     let mut writer = store
         .writer(data_id)

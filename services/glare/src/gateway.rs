@@ -110,7 +110,26 @@ impl Gateway {
         };
         let gone = self.bus.call(Self::rid(ctx), &req).await??;
         self.remove_data(ctx, gone.id, blob_locations(&gone)).await;
+        for upload in blob_uploads(&gone) {
+            self.remove_partials(&upload).await;
+        }
         Ok(())
+    }
+
+    /// Removes what upload `upload_id` (a blob's `upload_id`) left in the store's incoming
+    /// area: an upload that died, or one whose artifact was deleted under it.
+    pub async fn remove_partials(&self, upload_id: &str) {
+        let Ok(id) = upload_id.parse::<ImageId>() else {
+            return;
+        };
+        for partial in self.store.partials().await.unwrap_or_default() {
+            if partial.image_id == id {
+                if let Err(e) = self.store.remove_partial(&partial).await {
+                    tracing::warn!(path = %partial.path.display(), error = %e,
+                        "could not remove a blob upload's partial data");
+                }
+            }
+        }
     }
 
     /// Removes blob data no record points to any more. What a store will not remove now
@@ -139,23 +158,35 @@ impl Gateway {
     }
 }
 
-/// The store locations of every internal blob of `a` (only blob fields are read: a
-/// metadata key named `location` is not data).
+/// The uploads of `a`'s blobs still `saving`.
+fn blob_uploads(a: &Artifact) -> Vec<String> {
+    blobs_of(a)
+        .into_iter()
+        .filter(|b| b["status"] == "saving")
+        .filter_map(|b| b["upload_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The store locations of every internal blob of `a`.
 pub fn blob_locations(a: &Artifact) -> Vec<String> {
+    blobs_of(a)
+        .into_iter()
+        .filter_map(|b| b.get("location")?.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Every blob of `a` (only blob fields are read: a metadata key named `location` is not
+/// data).
+fn blobs_of(a: &Artifact) -> Vec<&Value> {
     use crate::types::{ArtifactType, Kind};
-    fn location(blob: &Value) -> Option<String> {
-        blob.get("location")?.as_str().map(str::to_owned)
-    }
     let Some(t) = ArtifactType::find(&a.type_name) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for f in t.fields {
         match (f.kind, a.fields.get(f.name)) {
-            (Kind::Blob, Some(blob)) => out.extend(location(blob)),
-            (Kind::BlobDict, Some(Value::Object(map))) => {
-                out.extend(map.values().filter_map(location))
-            }
+            (Kind::Blob, Some(blob)) if blob.is_object() => out.push(blob),
+            (Kind::BlobDict, Some(Value::Object(map))) => out.extend(map.values()),
             _ => {}
         }
     }
