@@ -488,3 +488,59 @@ async fn quotas_are_set_by_admins_shown_per_project_and_enforced() {
     let (status, _) = g.upload(Who::MemberA, &blob, vec![1; 10]).await;
     assert_eq!(status, 200);
 }
+
+/// Peak resident memory of this process, in KiB (nextest runs each test in its own).
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_blob_of_hundreds_of_megabytes_streams_through_in_bounded_memory() {
+    use futures::StreamExt;
+    let g = spawn_glare().await;
+    let id = g
+        .create(
+            Who::MemberA,
+            json!({"name": "big", "disk_format": "raw", "container_format": "bare"}),
+        )
+        .await;
+    let before = peak_rss_kib();
+    const CHUNKS: usize = 256;
+    let body =
+        futures::stream::iter(0..CHUNKS).map(|i| Ok::<_, std::io::Error>(vec![i as u8; 1 << 20]));
+    let res = g
+        .client
+        .put(format!("{}/artifacts/images/{id}/image", g.url))
+        .headers(common::glare::headers(Who::MemberA))
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert_eq!(doc["image"]["size"], json!(CHUNKS << 20));
+    let res = g
+        .client
+        .get(format!("{}/artifacts/images/{id}/image", g.url))
+        .headers(common::glare::headers(Who::MemberA))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = res.bytes_stream();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        total += chunk.unwrap().len();
+    }
+    assert_eq!(total, CHUNKS << 20);
+    let grown_mib = peak_rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 96,
+        "256 MiB up and down grew the peak by {grown_mib} MiB"
+    );
+}
