@@ -98,6 +98,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(actix_web::middleware::from_fn(versions::negotiate))
+                .wrap(actix_web::middleware::from_fn(count_in_flight))
                 .wrap(glance_api::identity::RequestId)
                 .configure(routes)
         })
@@ -126,6 +127,17 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Counts the requests being served, for `glance-control glare status`.
+async fn count_in_flight(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let _working = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.in_flight.enter());
+    next.call(req).await
 }
 
 pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
