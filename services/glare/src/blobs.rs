@@ -454,9 +454,12 @@ pub async fn download(
     }
     if blob["external"].as_bool().unwrap_or(false) {
         let url = blob["url"].as_str().unwrap_or_default().to_owned();
-        return Ok(HttpResponse::MovedPermanently()
-            .insert_header((header::LOCATION, url))
-            .finish());
+        let mut res = HttpResponse::MovedPermanently();
+        res.insert_header((header::LOCATION, url));
+        if let Some(md5) = blob["md5"].as_str() {
+            res.insert_header(("content-md5", md5));
+        }
+        return Ok(res.finish());
     }
     let location = blob["location"].as_str().unwrap_or_default();
     let stream = state
