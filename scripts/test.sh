@@ -38,6 +38,8 @@ OPENSTACKSDK_VERSION=4.22.0
 OPENSTACKCLIENT_VERSION=10.5.0
 # Generates requests from the served OpenAPI document (tests/openapi/schemathesis.sh).
 SCHEMATHESIS_VERSION=4.32.5
+# The `glare` CLI, for tests/smoke/glare_smoke.sh (its own venv: the reference Glare's pins).
+GLARECLIENT_VERSION=0.5.3
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
@@ -397,6 +399,30 @@ ensure_venv() {
     note "installed $want in $venv"
 }
 
+# python-glareclient in target/glare-venv, pinned as the reference Glare pins it, with the
+# reference's two one-line Python 3 fixes (`x.next()` -> `next(x)`, for `glare download`).
+ensure_glare_venv() {
+    local venv=$ROOT/target/glare-venv
+    local constraints=${GLARE_REFERENCE:-$ROOT/../shared/reference-glare}/constraints.txt
+    local stamp=$venv/.glance-test-requirements
+    local want="python-glareclient==$GLARECLIENT_VERSION $(cksum <"$constraints" 2>/dev/null)"
+    if [[ -f $stamp && $(<"$stamp") == "$want" ]] && [[ -x $venv/bin/glare ]]; then
+        note "reusing $venv ($want)"
+        return 0
+    fi
+    [[ -f $constraints ]] || { note "no $constraints: the glare smoke will say so"; return 1; }
+    rm -rf "$venv"
+    python3 -m venv "$venv" || return 1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet --no-input \
+        -c "$constraints" "python-glareclient==$GLARECLIENT_VERSION" || return 1
+    local site
+    site=$("$venv/bin/python" -c 'import glareclient, os; print(os.path.dirname(glareclient.__file__))')
+    sed -i -e 's/self\.iter\.next()/next(self.iter)/' "$site/common/utils.py"
+    sed -i -e 's/self\._wrapped\.next()/next(self._wrapped)/' "$site/common/progressbar.py"
+    printf '%s' "$want" >"$stamp"
+    note "installed python-glareclient $GLARECLIENT_VERSION in $venv"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Steps whose failure does not stop the run: the rest still runs, the end says what failed.
 
@@ -565,9 +591,9 @@ remove_compose_leftovers() {
 # The HTTP suite again, every spawned app on a fresh database of the throwaway PostgreSQL.
 run_tests_on_postgres() {
     if cargo nextest --version >/dev/null 2>&1; then
-        show env GLANCE_TEST_DATABASE=postgres cargo nextest run -p glance-tests --no-fail-fast -E 'binary(images_api) | binary(sharing) | binary(metadefs)'
+        show env GLANCE_TEST_DATABASE=postgres cargo nextest run -p glance-tests --no-fail-fast -E 'binary(images_api) | binary(sharing) | binary(metadefs) | binary(glare) | binary(glare_data)'
     else
-        show env GLANCE_TEST_DATABASE=postgres cargo test -p glance-tests --no-fail-fast --test images_api --test sharing --test metadefs
+        show env GLANCE_TEST_DATABASE=postgres cargo test -p glance-tests --no-fail-fast --test images_api --test sharing --test metadefs --test glare --test glare_data
     fi
 }
 
@@ -720,6 +746,17 @@ main() {
         bash tests/smoke/metadefs_smoke.sh || true
     step schemathesis show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \
         bash tests/openapi/schemathesis.sh || true
+    # The reference Glare's smoke.sh against our artifact API, with Keystone tokens when
+    # Keystone runs (else a token file), and the glare CLI.
+    ensure_glare_venv || true
+    if [[ $WITH_KEYSTONE == 1 ]]; then
+        step smoke-glare show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/glare-venv" \
+            KEYSTONE_HOME="$KEYSTONE_HOME" KEYSTONE_VENV="$KEYSTONE_VENV" \
+            KEYSTONE_PORT="$KEYSTONE_PORT" bash tests/smoke/glare_smoke.sh || true
+    else
+        step smoke-glare show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/glare-venv" \
+            bash tests/smoke/glare_smoke.sh || true
+    fi
     # Last: it stops and restarts Keystone.
     if [[ $WITH_KEYSTONE == 1 ]]; then
         step smoke-keystone show env GLANCE_BIN="$bin" GLANCE_VENV="$ROOT/target/venv" \

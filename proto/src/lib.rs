@@ -9,6 +9,7 @@ pub mod cache;
 pub mod control;
 mod envelope;
 pub mod events;
+pub mod glare;
 pub mod leases;
 pub mod metadefs;
 pub mod registry;

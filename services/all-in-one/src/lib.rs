@@ -38,7 +38,11 @@ pub async fn build(
 ) -> anyhow::Result<Application> {
     let config = ApiConfig::from_settings(settings, default_auth(&settings.bind_host));
     let scrubber = glance_scrubber::ScrubberConfig::default();
-    build_with(settings, config, scrubber, data_dir, listener).await
+    Ok(
+        build_with(settings, config, scrubber, data_dir, listener, None)
+            .await?
+            .api,
+    )
 }
 
 /// [`build`] from the whole configuration, so every feature's options apply.
@@ -47,11 +51,39 @@ pub async fn build_from_raw(
     data_dir: &Path,
     listener: TcpListener,
 ) -> anyhow::Result<Application> {
+    Ok(build_all(raw, data_dir, listener, None).await?.api)
+}
+
+/// The services of one all-in-one process that serve HTTP.
+pub struct AllInOne {
+    /// The Images API.
+    pub api: Application,
+    /// The artifact API (Glare v1), when a listener was given for it.
+    pub glare: Option<glance_glare::Application>,
+}
+
+/// [`build_from_raw`], with the artifact API (`glance-glare`) on `glare_listener` too,
+/// over the same registry and stores.
+pub async fn build_all(
+    raw: &RawConfig,
+    data_dir: &Path,
+    listener: TcpListener,
+    glare_listener: Option<TcpListener>,
+) -> anyhow::Result<AllInOne> {
     let settings = Settings::from_raw(raw)?;
-    let config =
-        ApiConfig::from_raw(raw, default_auth(&settings.bind_host)).map_err(anyhow::Error::msg)?;
+    let auth = default_auth(&settings.bind_host);
+    let config = ApiConfig::from_raw(raw, auth).map_err(anyhow::Error::msg)?;
     let scrubber = glance_scrubber::ScrubberConfig::from_raw(raw)?;
-    build_with(&settings, config, scrubber, data_dir, listener).await
+    let glare = match glare_listener {
+        Some(listener) => {
+            // The artifact API takes the same credentials as the image API.
+            let config =
+                glance_glare::GlareConfig::from_raw(raw, auth).map_err(anyhow::Error::msg)?;
+            Some((config, listener))
+        }
+        None => None,
+    };
+    build_with(&settings, config, scrubber, data_dir, listener, glare).await
 }
 
 async fn build_with(
@@ -60,7 +92,8 @@ async fn build_with(
     scrubber: glance_scrubber::ScrubberConfig,
     data_dir: &Path,
     listener: TcpListener,
-) -> anyhow::Result<Application> {
+    glare: Option<(glance_glare::GlareConfig, TcpListener)>,
+) -> anyhow::Result<AllInOne> {
     glance_api::keystone::check_at_start(&config)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -104,6 +137,15 @@ async fn build_with(
     let delayed_delete = config.delayed_delete;
     let import_worker = config.import.worker.enabled;
     let app = Application::build(config, bus.clone(), stores, listener)?;
+    let glare = match glare {
+        Some((config, listener)) => Some(glance_glare::Application::build(
+            config,
+            bus.clone(),
+            app.state().store.clone(),
+            listener,
+        )?),
+        None => None,
+    };
     if import_worker {
         // Imports run in this process, consuming the in-process work queue.
         glance_api::import::ImportWorker::start(app.state(), bus.transport().clone()).await?;
@@ -117,5 +159,5 @@ async fn build_with(
         let store = app.state().store.clone();
         glance_cache_worker::spawn_embedded(bus, store, node.cache.clone(), node.settings.clone());
     }
-    Ok(app)
+    Ok(AllInOne { api: app, glare })
 }

@@ -22,6 +22,10 @@ struct Args {
     /// Address to serve the Images API on ([DEFAULT] bind_host / bind_port).
     #[arg(long)]
     bind: Option<String>,
+    /// Address to serve the artifact API on ([glare] bind_host / bind_port, default
+    /// 127.0.0.1:9494; [glare] enabled = false serves none).
+    #[arg(long)]
+    glare_bind: Option<String>,
     /// Directory for the database and image data.
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
@@ -40,12 +44,23 @@ fn main() -> anyhow::Result<()> {
     glance_telemetry::init("info");
     let args = Args::parse();
     let mut raw = RawConfig::load(&args.config_file)?;
+    // Whether the artifact API's port was chosen (not Glare's default): then failing to
+    // bind it is an error, not a warning.
+    let glare_port_chosen = args.glare_bind.is_some()
+        || raw.get("glare", "bind_port") != RawConfig::defaults().get("glare", "bind_port");
     if let Some(bind) = &args.bind {
         let (host, port) = bind
             .rsplit_once(':')
             .with_context(|| format!("--bind {bind}: expected HOST:PORT"))?;
         raw.set("DEFAULT", "bind_host", host.trim_matches(['[', ']']));
         raw.set("DEFAULT", "bind_port", port);
+    }
+    if let Some(bind) = &args.glare_bind {
+        let (host, port) = bind
+            .rsplit_once(':')
+            .with_context(|| format!("--glare-bind {bind}: expected HOST:PORT"))?;
+        raw.set("glare", "bind_host", host.trim_matches(['[', ']']));
+        raw.set("glare", "bind_port", port);
     }
     if let Some(strategy) = &args.auth_strategy {
         raw.set("DEFAULT", "auth_strategy", strategy);
@@ -64,6 +79,32 @@ fn main() -> anyhow::Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
+    let glare = glance_config::GlareSettings::from_raw(&raw)?;
+    let glare_listener = if glare.enabled {
+        match TcpListener::bind((glare.bind_host.as_str(), glare.bind_port)) {
+            Ok(listener) => Some(listener),
+            // Glare's own port may be taken (by a Glare, or another all-in-one): without a
+            // port of its own choosing the image service still starts, and says why the
+            // artifact API does not.
+            Err(e) if !glare_port_chosen && e.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::warn!(host = %glare.bind_host, port = glare.bind_port,
+                    "artifact API not served: its default port is in use; set [glare] \
+                     bind_port (GLANCE__GLARE__BIND_PORT, --glare-bind) to serve it");
+                None
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "cannot listen on {}:{} for the artifact API ([glare] bind_host and \
+                         bind_port, or [glare] enabled = false)",
+                        glare.bind_host, glare.bind_port
+                    )
+                })
+            }
+        }
+    } else {
+        None
+    };
 
     // The main arbiter gets a multi-threaded runtime so the registry's work spreads over
     // the cores; actix-web's HTTP workers run on their own threads.
@@ -74,9 +115,16 @@ fn main() -> anyhow::Result<()> {
             .expect("tokio runtime")
     })
     .block_on(async move {
-        let app = glance_all_in_one::build_from_raw(&raw, &args.data_dir, listener).await?;
+        let all =
+            glance_all_in_one::build_all(&raw, &args.data_dir, listener, glare_listener).await?;
         tracing::info!(%addr, data_dir = %args.data_dir.display(), "glance-all-in-one serving");
-        app.run_until_stopped().await?;
+        match all.glare {
+            Some(glare) => {
+                tracing::info!(port = glare.port(), "artifact API (Glare v1) serving");
+                tokio::try_join!(all.api.run_until_stopped(), glare.run_until_stopped())?;
+            }
+            None => all.api.run_until_stopped().await?,
+        }
         Ok(())
     })
 }

@@ -123,8 +123,9 @@ impl Registry {
         let router = lease_routes(router, members.clone());
         let tasks = glance_db::TaskRepo::new(members.database().clone());
         let metadefs = glance_db::MetadefRepo::new(members.database().clone());
+        let artifacts = glance_db::ArtifactRepo::new(members.database().clone());
         let router = Self::task_routes(Self::member_routes(router, members), tasks);
-        metadef_routes(router, metadefs)
+        glare_routes(metadef_routes(router, metadefs), artifacts)
     }
 
     /// Tasks (interoperable import and the Tasks API).
@@ -316,4 +317,49 @@ fn metadef_routes(router: Router, repo: glance_db::MetadefRepo) -> Router {
     route!(router, DeleteAssociation, |repo, r| repo
         .delete_association(&r.ctx, &r.namespace, &r.name)
         .await)
+}
+
+/// The artifact repository's records (`glance_proto::glare`).
+fn glare_routes(router: Router, repo: glance_db::ArtifactRepo) -> Router {
+    use glance_proto::glare::{
+        CreateArtifact, DeleteArtifact, GetArtifact, ListArtifacts, ListQuotas, SaveArtifact,
+        SetQuotas,
+    };
+    let (create, get, save, delete, list) = (
+        repo.clone(),
+        repo.clone(),
+        repo.clone(),
+        repo.clone(),
+        repo.clone(),
+    );
+    let (set_quotas, list_quotas) = (repo.clone(), repo);
+    router
+        .route::<SetQuotas, _, _>(move |r| {
+            let repo = set_quotas.clone();
+            async move { repo.set_quotas(&r.values).await }
+        })
+        .route::<ListQuotas, _, _>(move |r| {
+            let repo = list_quotas.clone();
+            async move { repo.list_quotas(r.project_id.as_deref()).await }
+        })
+        .route::<CreateArtifact, _, _>(move |r| {
+            let repo = create.clone();
+            async move { repo.create(r.artifact).await }
+        })
+        .route::<GetArtifact, _, _>(move |r| {
+            let repo = get.clone();
+            async move { repo.get(&r.ctx, r.type_name.as_deref(), r.id).await }
+        })
+        .route::<SaveArtifact, _, _>(move |r| {
+            let repo = save.clone();
+            async move { repo.save(&r.ctx, r.artifact).await }
+        })
+        .route::<DeleteArtifact, _, _>(move |r| {
+            let repo = delete.clone();
+            async move { repo.delete(&r.ctx, r.id, r.revision).await }
+        })
+        .route::<ListArtifacts, _, _>(move |r| {
+            let repo = list.clone();
+            async move { repo.list(&r.ctx, r.type_name.as_deref()).await }
+        })
 }

@@ -13,7 +13,7 @@ mod settings;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use options::{all as all_options, MeshSettings, Opt, UploadSettings};
+pub use options::{all as all_options, GlareSettings, MeshSettings, Opt, UploadSettings};
 pub use settings::Reader;
 pub use settings::{is_loopback, AuthStrategy, Settings};
 

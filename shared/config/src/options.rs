@@ -33,6 +33,7 @@ pub(crate) const fn opt(
 }
 
 mod cache;
+mod glare;
 mod import;
 mod keystone;
 mod lifecycle;
@@ -41,6 +42,7 @@ mod policy;
 mod replicator;
 mod upload;
 
+pub use glare::GlareSettings;
 pub use mesh::MeshSettings;
 pub use upload::UploadSettings;
 
@@ -57,6 +59,7 @@ pub fn all() -> impl Iterator<Item = &'static Opt> {
         mesh::OPTIONS,
         replicator::OPTIONS,
         upload::OPTIONS,
+        glare::OPTIONS,
     ]
     .into_iter()
     .flatten()

@@ -16,6 +16,7 @@
 mod database;
 pub mod entity;
 mod error;
+mod glare;
 mod metadefs;
 mod migration;
 mod reads;
@@ -25,6 +26,7 @@ mod url;
 
 pub use database::{Database, PoolConfig};
 pub use error::DbError;
+pub use glare::ArtifactRepo;
 pub use metadefs::{LoadMode, Loaded, MetadefRepo};
 pub use migration::Migrator;
 pub use repo::ImageRepo;

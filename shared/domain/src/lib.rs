@@ -3,12 +3,14 @@
 //! Everything that crosses the bus or reaches the database is built from these, so a bad
 //! status string or a malformed id is rejected once, at the edge, and never travels further.
 
+pub mod artifact;
 mod context;
 mod formats;
 mod image;
 pub mod metadef;
 mod status;
 
+pub use artifact::{Artifact, ArtifactStatus, ArtifactVisibility, Semver};
 pub use context::RequestContext;
 pub use formats::{ContainerFormat, DiskFormat};
 pub use image::{Image, ImageId, Location, MemberStatus, Visibility};

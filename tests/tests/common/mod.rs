@@ -2,6 +2,8 @@
 //! and a fresh PostgreSQL database.
 #![allow(dead_code)]
 
+pub mod glare;
+
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;

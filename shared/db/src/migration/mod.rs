@@ -11,6 +11,7 @@ mod m20261129_000002_list_indexes;
 mod m20261129_000013_tasks;
 mod m20261206_000014_upload_leases;
 mod m20261206_000015_metadefs;
+mod m20261206_000016_glare;
 
 /// Every migration this release knows, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000013_tasks::Migration),
             Box::new(m20261206_000014_upload_leases::Migration),
             Box::new(m20261206_000015_metadefs::Migration),
+            Box::new(m20261206_000016_glare::Migration),
         ]
     }
 }

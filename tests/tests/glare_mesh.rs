@@ -1,0 +1,216 @@
+//! The artifact API in the distributed mode: a `glance-glare` asks two `glance-registry`
+//! processes for its records over RabbitMQ, on PostgreSQL (both started by
+//! `scripts/test.sh`), keeps blobs in the shared image store, and answers
+//! `glance-control glare status|reload|shutdown`.
+//!
+//! The binaries must be built first (`cargo build --bins`; the test script does it).
+
+mod common;
+
+use std::time::Duration;
+
+use common::glare::files_under;
+use common::{free_port, mesh, wait_until};
+use futures::{FutureExt, StreamExt};
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn artifacts_travel_over_the_bus_and_glance_control_reaches_glare() {
+    let Some(mesh) = mesh().await else { return };
+    let _r1 = mesh.registry("registry-1");
+    let _r2 = mesh.registry("registry-2");
+    let port = free_port();
+    let mut cmd = mesh.command("glance-glare");
+    cmd.env("GLANCE__GLARE__BIND_PORT", port.to_string());
+    let mut glare = mesh.spawn("glance-glare", "glare-1", cmd);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_until("glance-glare to start", Duration::from_secs(30), || {
+        reqwest::get(format!("{url}/versions")).map(|r| r.is_ok())
+    })
+    .await;
+
+    // noauth: the project comes from X-Project-Id.
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: String| {
+        http.request(method, format!("{url}{path}"))
+            .header("x-project-id", "mesh-project")
+    };
+    let res = call(reqwest::Method::POST, "/artifacts/images".into())
+        .json(
+            &json!({"name": "mesh", "version": "1.0", "disk_format": "raw",
+                      "container_format": "bare"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = call(
+        reqwest::Method::PUT,
+        format!("/artifacts/images/{id}/image"),
+    )
+    .header("content-type", "application/octet-stream")
+    .body(vec![7u8; 100_000])
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["image"]["size"], 100_000);
+    let res = call(reqwest::Method::PATCH, format!("/artifacts/images/{id}"))
+        .header("content-type", "application/json-patch+json")
+        .body(r#"[{"op": "replace", "path": "/status", "value": "active"}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Whichever registry answers, the record is the same.
+    for _ in 0..4 {
+        let doc: Value = call(reqwest::Method::GET, "/artifacts/images?name=mesh".into())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["total_count"], 1);
+        assert_eq!(doc["artifacts"][0]["status"], "active");
+    }
+    let body = call(
+        reqwest::Method::GET,
+        format!("/artifacts/images/{id}/image"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .bytes()
+    .await
+    .unwrap();
+    assert_eq!(body.len(), 100_000);
+    assert_eq!(
+        files_under(mesh.images.path()),
+        1,
+        "the blob is in the shared store"
+    );
+    let res = call(reqwest::Method::DELETE, format!("/artifacts/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        files_under(mesh.images.path()),
+        0,
+        "the blob's data is removed with the artifact"
+    );
+
+    let status = mesh.control(&["glare", "status"]);
+    assert!(status.contains("glare"), "{status}");
+    let reload = mesh.control(&["glare", "reload"]);
+    assert!(reload.contains("reloaded"), "{reload}");
+    mesh.control(&["glare", "shutdown"]);
+    let exited = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        matches!(glare.child.try_wait(), Ok(Some(_)))
+    });
+    assert!(
+        exited,
+        "glance-glare stops on glance-control glare shutdown"
+    );
+}
+
+/// A `glance-glare` on a free port with short upload leases; returns it with its URL.
+async fn glare(mesh: &common::Mesh, tag: &str) -> (common::Proc, String) {
+    let port = free_port();
+    let mut cmd = mesh.command("glance-glare");
+    cmd.env("GLANCE__GLARE__BIND_PORT", port.to_string())
+        .env("GLANCE__GLANCE_UPLOAD__LEASE_SECONDS", "2");
+    let proc = mesh.spawn("glance-glare", tag, cmd);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_until(&format!("{tag} to start"), Duration::from_secs(30), || {
+        reqwest::get(format!("{url}/versions")).map(|r| r.is_ok())
+    })
+    .await;
+    (proc, url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_whose_uploader_was_killed_is_not_stuck_saving_after_its_lease() {
+    let Some(mesh) = mesh().await else { return };
+    let _r1 = mesh.registry("registry-1");
+    let (mut first, url) = glare(&mesh, "glare-1").await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{url}/artifacts/heat_environments"))
+        .header("x-project-id", "mesh-project")
+        .json(&json!({"name": "killed"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let blob = format!("/artifacts/heat_environments/{id}/environment");
+    // An upload that sends 64 KiB, then nothing: its process is killed meanwhile.
+    let body = futures::stream::once(async { Ok::<_, std::io::Error>(vec![1u8; 65536]) })
+        .chain(futures::stream::pending());
+    let stalled = tokio::spawn(
+        http.put(format!("{url}{blob}"))
+            .header("x-project-id", "mesh-project")
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    let show = |url: String| {
+        let http = http.clone();
+        let id = id.clone();
+        async move {
+            http.get(format!("{url}/artifacts/heat_environments/{id}"))
+                .header("x-project-id", "mesh-project")
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    wait_until("the blob to be saving", Duration::from_secs(10), || {
+        let show = show(url.clone());
+        async move { show.await["environment"]["status"] == "saving" }
+    })
+    .await;
+    wait_until("partial data in the store", Duration::from_secs(10), || {
+        futures::future::ready(files_under(mesh.images.path()) > 0)
+    })
+    .await;
+    first.kill9();
+    stalled.abort();
+
+    let (_second, url) = glare(&mesh, "glare-2").await;
+    assert_eq!(show(url.clone()).await["environment"]["status"], "saving");
+    // Once the dead upload's lease has run out, a new upload takes the blob over and
+    // removes what the dead one left.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let res = http
+        .put(format!("{url}{blob}"))
+        .header("x-project-id", "mesh-project")
+        .header("content-type", "application/octet-stream")
+        .body(vec![2u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&doc["environment"]["status"], &doc["environment"]["size"]),
+        (&json!("active"), &json!(1000))
+    );
+    assert_eq!(
+        files_under(mesh.images.path()),
+        1,
+        "only the new upload's data is left"
+    );
+}
