@@ -20,11 +20,13 @@
 # containers, network, volumes and image however the run ends).
 #
 # Environment:
-#   GLANCE_TEST_WITH_RABBITMQ=0   do not start RabbitMQ (the broker contract tests then skip)
+#   GLANCE_TEST_WITH_RABBITMQ=0   do not start RabbitMQ (the tests that need a broker then
+#                                 fail, saying so)
 #   GLANCE_TEST_WITH_DOCKER=0     skip the compose stack across containers
 #                                 (scripts/compose-test.sh; needs a running Docker engine)
 #   GLANCE_TEST_KEEP_TMP=1        keep the temp dir (database and broker logs) after the run
-#   GLANCE_TEST_WITH_KEYSTONE=0   do not start Keystone (its tests then skip)
+#   GLANCE_TEST_WITH_KEYSTONE=0   do not start Keystone (tests/tests/keystone.rs is left out,
+#                                 and the run says so)
 #   GLANCE_TEST_FUZZ_SECONDS=N    how long the fuzz targets run, split between the three
 #                                 (default 60; 0 skips; fuzz/README.md)
 #   GLANCE_TEST_PARITY=0          skip the side-by-side run against the reference Glance 33
@@ -46,8 +48,6 @@ QUICK=0
 SERVICES_FILE=""
 WITH_RABBITMQ=${GLANCE_TEST_WITH_RABBITMQ:-1}
 WITH_KEYSTONE=${GLANCE_TEST_WITH_KEYSTONE:-1}
-# The Keystone tests fail without a Keystone unless told it was left out on purpose.
-export GLANCE_TEST_WITH_KEYSTONE=$WITH_KEYSTONE
 KEYSTONE_SCRIPTS=${KEYSTONE_SCRIPTS:-$ROOT/../shared/reference-keystone}
 KEYSTONE_HOME="" KEYSTONE_PORT=""
 KEYSTONE_VENV=$ROOT/target/keystone-venv
@@ -204,7 +204,6 @@ start_postgres() {
     "$PG_BINDIR/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc 'select 1' >/dev/null \
         || die "PostgreSQL started but psql cannot connect on 127.0.0.1:$PG_PORT"
     export GLANCE_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
-    export GLANCE_REQUIRE_POSTGRES=1
     note "PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (data $PG_DIR/data)"
     note "GLANCE_TEST_POSTGRES_URL=$GLANCE_TEST_POSTGRES_URL"
 }
@@ -313,7 +312,6 @@ EOF
         die "RabbitMQ would not start (its logs are above; GLANCE_TEST_WITH_RABBITMQ=0 skips it)"
     fi
     export GLANCE_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f"
-    export GLANCE_REQUIRE_RABBITMQ=1
     note "RabbitMQ node $RABBIT_NODE on 127.0.0.1:$RABBIT_PORT (epmd $EPMD_PORT, dist $RABBIT_DIST_PORT)"
     note "GLANCE_TEST_AMQP_URL=$GLANCE_TEST_AMQP_URL"
 }
@@ -367,7 +365,6 @@ start_keystone() {
     done
     [[ -n $KEYSTONE_PORT ]] || die "Keystone would not start (log: $TMPROOT/keystone-start.log)"
     export GLANCE_TEST_KEYSTONE_URL="http://127.0.0.1:$KEYSTONE_PORT"
-    export GLANCE_REQUIRE_KEYSTONE=1
     note "Keystone 30 on $GLANCE_TEST_KEYSTONE_URL (state $KEYSTONE_HOME, venv $KEYSTONE_VENV)"
 }
 
@@ -466,11 +463,24 @@ run_tests() {
     # The cross-process tests start the real binaries.
     show cargo build --workspace --bins || return 1
     # The full-disk tests mount small tmpfs volumes, which takes root.
-    local filter=() skip=()
+    local left_out=() skip=()
     if [[ $EUID -ne 0 ]]; then
         note "SKIPPED: tests/tests/full_disk.rs (it mounts a tmpfs; run as root to include it)"
-        filter=(-E 'not binary(full_disk)')
-        skip=(-- --skip uploading_more_than_the_store --skip a_full_database_volume)
+        left_out+=('binary(full_disk)')
+        skip+=(--skip uploading_more_than_the_store --skip a_full_database_volume)
+    fi
+    # Tests that need a service fail without it; one left out on purpose leaves its tests out.
+    if [[ $WITH_KEYSTONE != 1 ]]; then
+        note "SKIPPED: tests/tests/keystone.rs (GLANCE_TEST_WITH_KEYSTONE=$WITH_KEYSTONE)"
+        left_out+=('binary(keystone)')
+        skip+=(--skip keystone)
+    fi
+    local filter=()
+    if [[ ${#left_out[@]} -gt 0 ]]; then
+        local expr
+        expr=$(IFS='|'; echo "${left_out[*]}")
+        filter=(-E "not (${expr//|/ | })")
+        skip=(-- "${skip[@]}")
     fi
     if cargo nextest --version >/dev/null 2>&1; then
         # The broker restart test and the fault campaign take the shared broker and
@@ -706,15 +716,15 @@ main() {
 
     if [[ -n $SERVICES_FILE ]]; then
         {
-            printf 'export GLANCE_TEST_POSTGRES_URL=%q GLANCE_REQUIRE_POSTGRES=1\n' "$GLANCE_TEST_POSTGRES_URL"
+            printf 'export GLANCE_TEST_POSTGRES_URL=%q\n' "$GLANCE_TEST_POSTGRES_URL"
             write_control_scripts
             printf 'export GLANCE_TEST_PG_CTL=%q\n' "$TMPROOT/pg_ctl"
             if [[ $WITH_RABBITMQ == 1 ]]; then
-                printf 'export GLANCE_TEST_AMQP_URL=%q GLANCE_REQUIRE_RABBITMQ=1\n' "$GLANCE_TEST_AMQP_URL"
+                printf 'export GLANCE_TEST_AMQP_URL=%q\n' "$GLANCE_TEST_AMQP_URL"
                 printf 'export GLANCE_TEST_RABBITMQCTL=%q\n' "$TMPROOT/rabbitmqctl"
             fi
             if [[ $WITH_KEYSTONE == 1 ]]; then
-                printf 'export GLANCE_TEST_KEYSTONE_URL=%q GLANCE_REQUIRE_KEYSTONE=1\n' "$GLANCE_TEST_KEYSTONE_URL"
+                printf 'export GLANCE_TEST_KEYSTONE_URL=%q\n' "$GLANCE_TEST_KEYSTONE_URL"
                 printf 'export KEYSTONE_HOME=%q KEYSTONE_VENV=%q KEYSTONE_PORT=%q\n' \
                     "$KEYSTONE_HOME" "$KEYSTONE_VENV" "$KEYSTONE_PORT"
             fi

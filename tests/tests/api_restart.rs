@@ -89,7 +89,7 @@ fn refused(e: &reqwest::Error) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_api_drops_no_request_and_closes_idle_keep_alive_connections() {
-    let Some(mesh) = mesh().await else { return };
+    let mesh = mesh().await;
     let _registry = mesh.registry("registry");
     let (api_proc, api) = mesh.api("api").await;
     let pid = api_proc.child.id();

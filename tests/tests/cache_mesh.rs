@@ -75,7 +75,7 @@ fn writer_pids(dir: &Path, id: &str) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_workers_share_a_node_queue_and_a_killed_fetch_is_redone() {
-    let Some(mesh) = mesh().await else { return };
+    let mesh = mesh().await;
     let _registry = mesh.registry("registry");
     let node = Node::new();
     let (_api, api_url) = api(&mesh, &node, "api").await;
@@ -209,7 +209,7 @@ async fn two_workers_share_a_node_queue_and_a_killed_fetch_is_redone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delete_on_one_node_evicts_on_every_node_and_prefetch_can_reach_the_fleet() {
-    let Some(mesh) = mesh().await else { return };
+    let mesh = mesh().await;
     let _registry = mesh.registry("registry");
     let (n1, n2) = (Node::new(), Node::new());
     let (_a1, api1) = api(&mesh, &n1, "api-1").await;

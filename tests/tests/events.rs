@@ -73,7 +73,7 @@ async fn watch(mesh: &common::Mesh, patterns: &[&str]) -> Box<dyn glance_bus::Su
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_lifecycle_publishes_glances_notifications_in_order() {
-    let Some(mesh) = mesh().await else { return };
+    let mesh = mesh().await;
     let _registry = mesh.registry("registry");
     let (_api, api) = mesh.api("api").await;
     let mut sub = watch(&mesh, &["image.#"]).await;
@@ -300,7 +300,7 @@ impl Drop for Tail {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sharing_an_image_publishes_member_notifications() {
-    let Some(mesh) = mesh().await else { return };
+    let mesh = mesh().await;
     let _registry = mesh.registry("registry");
     let (_api, api) = mesh.api("api").await;
     let mut sub = watch(&mesh, &["image.member.*", "image.delete"]).await;
@@ -347,7 +347,7 @@ async fn sharing_an_image_publishes_member_notifications() {
 /// under the import request's id.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_glance_direct_import_publishes_task_notifications() {
-    let Some(mesh) = mesh().await else { return };
+    let mesh = mesh().await;
     let _registry = mesh.registry("registry");
     let (_api, api) = mesh.api("api").await;
     let mut sub = watch(&mesh, &["task.#"]).await;
@@ -431,7 +431,7 @@ async fn a_glance_direct_import_publishes_task_notifications() {
 /// disabled at start is sent once the reload enables it again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_changes_which_notifications_are_sent() {
-    let Some(mesh) = mesh().await else { return };
+    let mesh = mesh().await;
     let conf = mesh.logs.path().join("glance-api.conf");
     std::fs::write(&conf, "[DEFAULT]\ndisabled_notifications = image.create\n").unwrap();
     let _registry = mesh.registry("registry");

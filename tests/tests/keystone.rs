@@ -19,24 +19,20 @@ struct Keystone {
     glance_password: String,
 }
 
-/// The test Keystone. Without one the test fails rather than passing untested, unless
-/// Keystone was left out on purpose (`GLANCE_TEST_WITH_KEYSTONE=0`): then it says so and
-/// returns `None`.
-fn keystone() -> Option<Keystone> {
-    match std::env::var("GLANCE_TEST_KEYSTONE_URL") {
-        Ok(url) => Some(Keystone {
-            url,
-            glance_password: std::env::var("GLANCE_TEST_KEYSTONE_GLANCE_PASSWORD")
-                .unwrap_or_else(|_| "glance".into()),
-        }),
-        Err(_) if std::env::var("GLANCE_TEST_WITH_KEYSTONE").as_deref() == Ok("0") => {
-            eprintln!("SKIPPED: GLANCE_TEST_WITH_KEYSTONE=0, Keystone test not run");
-            None
-        }
-        Err(_) => panic!(
+/// The test Keystone. Without one the test fails rather than passing untested
+/// (`scripts/test.sh` starts one; with `GLANCE_TEST_WITH_KEYSTONE=0` it leaves this whole
+/// binary out, and says so).
+fn keystone() -> Keystone {
+    let url = std::env::var("GLANCE_TEST_KEYSTONE_URL").unwrap_or_else(|_| {
+        panic!(
             "GLANCE_TEST_KEYSTONE_URL is unset: run ./scripts/test.sh (it starts Keystone), or \
-             set GLANCE_TEST_WITH_KEYSTONE=0 to leave the Keystone tests out"
-        ),
+             leave this binary out (scripts/test.sh does with GLANCE_TEST_WITH_KEYSTONE=0)"
+        )
+    });
+    Keystone {
+        url,
+        glance_password: std::env::var("GLANCE_TEST_KEYSTONE_GLANCE_PASSWORD")
+            .unwrap_or_else(|_| "glance".into()),
     }
 }
 
@@ -192,7 +188,7 @@ fn with(
 
 #[tokio::test]
 async fn a_keystone_token_makes_the_caller_its_user_project_and_roles() {
-    let Some(ks) = keystone() else { return };
+    let ks = keystone();
     let app = spawn(&ks.settings(&ks.url)).await;
     let (demo, demo_project) = ks.token("demo", "demo").await;
     let (alt, _) = ks.token("alt", "alt").await;
@@ -234,7 +230,7 @@ async fn a_keystone_token_makes_the_caller_its_user_project_and_roles() {
 
 #[tokio::test]
 async fn missing_garbage_and_revoked_tokens_are_401_with_keystones_uri() {
-    let Some(ks) = keystone() else { return };
+    let ks = keystone();
     let app = spawn(&ks.settings(&ks.url)).await;
     let (revoked, _) = ks.token("demo", "demo").await;
     ks.revoke(&revoked).await;
@@ -256,7 +252,7 @@ async fn missing_garbage_and_revoked_tokens_are_401_with_keystones_uri() {
 
 #[tokio::test]
 async fn a_cold_token_costs_one_keystone_call_however_many_requests_bring_it() {
-    let Some(ks) = keystone() else { return };
+    let ks = keystone();
     let app = spawn(&ks.settings(&ks.url)).await;
     let (demo, _) = ks.token("demo", "demo").await;
     let before = app.keystone().validations();
@@ -285,7 +281,7 @@ async fn a_cold_token_costs_one_keystone_call_however_many_requests_bring_it() {
 
 #[tokio::test]
 async fn without_the_cache_a_revoked_token_is_refused_at_once() {
-    let Some(ks) = keystone() else { return };
+    let ks = keystone();
     let settings = with(
         ks.settings(&ks.url),
         &[("keystone_authtoken", "token_cache_time", "-1")],
@@ -307,7 +303,7 @@ async fn without_the_cache_a_revoked_token_is_refused_at_once() {
 
 #[tokio::test]
 async fn a_service_token_must_be_valid_and_carry_a_service_role() {
-    let Some(ks) = keystone() else { return };
+    let ks = keystone();
     let app = spawn(&ks.settings(&ks.url)).await;
     let (demo, _) = ks.token("demo", "demo").await;
     let (glance, _) = ks.token("glance", "service").await;
@@ -326,7 +322,7 @@ async fn a_service_token_must_be_valid_and_carry_a_service_role() {
 
 #[tokio::test]
 async fn a_refused_service_token_is_renewed_and_the_request_succeeds() {
-    let Some(ks) = keystone() else { return };
+    let ks = keystone();
     let app = spawn(&ks.settings(&ks.url)).await;
     let first = app.keystone().service_token_now().await.unwrap();
     ks.revoke(&first).await;
@@ -343,7 +339,7 @@ async fn a_refused_service_token_is_renewed_and_the_request_succeeds() {
 
 #[tokio::test]
 async fn wrong_service_credentials_stop_the_start_naming_the_options() {
-    let Some(ks) = keystone() else { return };
+    let ks = keystone();
     let mut settings = ks.settings(&ks.url);
     for s in settings.iter_mut().filter(|s| s.1 == "password") {
         s.2 = "wrong".into();
@@ -360,7 +356,7 @@ async fn wrong_service_credentials_stop_the_start_naming_the_options() {
 
 #[tokio::test]
 async fn keystone_unreachable_is_503_and_the_service_recovers_when_it_is_back() {
-    let Some(ks) = keystone() else { return };
+    let ks = keystone();
     let upstream = ks
         .url
         .trim_start_matches("http://")
@@ -400,10 +396,8 @@ async fn keystone_unreachable_is_503_and_the_service_recovers_when_it_is_back() 
 
 #[tokio::test]
 async fn two_api_processes_of_the_mesh_validate_against_one_keystone() {
-    let Some(ks) = keystone() else { return };
-    let Some(mesh) = common::mesh().await else {
-        return;
-    };
+    let ks = keystone();
+    let mesh = common::mesh().await;
     let _registry = mesh.registry("registry");
     let env: Vec<(String, String)> = ks
         .settings(&ks.url)

@@ -122,7 +122,7 @@ async fn api(mesh: &Mesh, stores: &TwoStores, cache_dir: &Path, node: &str) -> (
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cache_worker_and_the_scrubber_reach_a_non_default_store() {
-    let Some(mesh) = mesh().await else { return };
+    let mesh = mesh().await;
     let stores = TwoStores::new();
     let cache_dir = tempfile::tempdir().unwrap();
     let node = format!("n{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);

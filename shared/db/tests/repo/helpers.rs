@@ -2,8 +2,8 @@
 //!
 //! PostgreSQL tests need `GLANCE_TEST_POSTGRES_URL`, a superuser URL of a throwaway server
 //! (`postgresql://postgres@127.0.0.1:55432/postgres`); each test creates its own database
-//! with a random name and drops it afterwards. Without the URL they pass vacuously, unless
-//! `GLANCE_REQUIRE_POSTGRES=1`, which makes them fail so CI cannot skip them silently.
+//! with a random name and drops it afterwards. Without the URL they fail, saying so:
+//! `scripts/test.sh` starts the server.
 
 use std::collections::BTreeMap;
 
@@ -31,9 +31,8 @@ macro_rules! on_both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(db) = $crate::helpers::TestDb::postgres().await {
-                        super::$name(&db).await;
-                    }
+                    let db = $crate::helpers::TestDb::postgres().await;
+                    super::$name(&db).await;
                 }
             )+
         }
@@ -67,30 +66,27 @@ impl TestDb {
         }
     }
 
-    pub async fn postgres() -> Option<TestDb> {
-        let server = match std::env::var("GLANCE_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ => {
-                assert!(
-                    std::env::var("GLANCE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                    "GLANCE_REQUIRE_POSTGRES=1 but GLANCE_TEST_POSTGRES_URL is not set"
-                );
-                eprintln!("skipped: GLANCE_TEST_POSTGRES_URL is not set");
-                return None;
-            }
-        };
+    /// A fresh database on the test PostgreSQL; unconfigured, the test fails rather than
+    /// passing untested.
+    pub async fn postgres() -> TestDb {
+        let server = std::env::var("GLANCE_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+            .expect(
+                "GLANCE_TEST_POSTGRES_URL is unset: run ./scripts/test.sh (it starts PostgreSQL)",
+            );
         let name = format!("glance_test_{}", uuid::Uuid::new_v4().simple());
         let url = Database::create_postgres_database(&server, &name)
             .await
             .expect("create a test database");
         let db = Database::connect(&url).await.unwrap();
         db.migrate_up().await.unwrap();
-        Some(TestDb {
+        TestDb {
             repo: ImageRepo::new(db),
             url,
             _dir: None,
             postgres: Some((server, name)),
-        })
+        }
     }
 }
 
