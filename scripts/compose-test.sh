@@ -9,7 +9,7 @@
 #     lists every replica;
 #  2. the acceptance flows through each published API port, with tokens: curl
 #     (create/upload/show/download/delete, members) and tests/smoke/sharing_smoke.sh
-#     (the real glance CLI);
+#     (the real glance CLI); the artifact API (glare) on its port: an artifact and its blob;
 #  3. registries, cache workers and scrubbers scaled 2 -> 3 -> 1 under a write + prefetch
 #     load: nothing acknowledged lost, work spread over every replica;
 #  4. docker kill of a registry, a cache worker, a scrubber, one API container, RabbitMQ, and a
@@ -227,7 +227,7 @@ else
     finish
 fi
 check "one image for every glance service" \
-    test "$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Image}}' | grep -cx "$GLANCE_IMAGE")" -eq 8
+    test "$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Image}}' | grep -cx "$GLANCE_IMAGE")" -eq 9
 check "the glance services run as a non-root user" \
     test "$(docker exec "$(compose ps -q api-1)" id -u)" != 0
 out=$(compose run --rm -T control all status 2>&1)
@@ -274,6 +274,24 @@ for url in "$URL1" "$URL2"; do
         not_ok "$url: tests/smoke/sharing_smoke.sh with the glance CLI" "$out"
     fi
 done
+
+# The artifact repository on its published port: the same tokens, its records through the
+# registries over the bus, its blob on the shared image volume.
+GLARE=http://127.0.0.1:$GLANCE_GLARE_PORT
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+check "glare: GET /versions is 300 with no identity" test "$(code "$GLARE/versions")" = 300
+check "glare: no token, 401" test "$(code "$GLARE/artifacts/images")" = 401
+art=$(curl -s -H "X-Auth-Token: token-a" -H 'Content-Type: application/json' -X POST \
+    -d '{"name": "compose-artifact", "version": "1.0"}' "$GLARE/artifacts/images" \
+    | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["id"])' 2>/dev/null || true)
+check "glare: create an images artifact" test -n "$art"
+check "glare: upload its blob" test "$(code -H "X-Auth-Token: token-a" -X PUT \
+    -H 'Content-Type: application/octet-stream' --data-binary @"$TMP/disk.img" \
+    "$GLARE/artifacts/images/$art/image")" = 200
+check "glare: download the same bytes" test "$(curl -s -H "X-Auth-Token: token-a" \
+    "$GLARE/artifacts/images/$art/image" | md5sum | cut -d' ' -f1)" = "$MD5"
+check "glare: another project cannot see it (404)" \
+    test "$(code -H "X-Auth-Token: token-b" "$GLARE/artifacts/images/$art")" = 404
 
 # ---------------------------------------------------------------------------------------------
 phase "3. scale 2 -> 3 -> 1 under load"
