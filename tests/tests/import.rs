@@ -1246,32 +1246,14 @@ async fn an_import_survives_its_worker_being_killed() {
     let mesh = common::mesh().await;
     let _registry = mesh.registry("registry");
     let data = Arc::new(payload(512 * 1024));
-    let origin = Origin::start(HashMap::from([(
-        "/slow.img",
-        Route::Slow {
-            data: data.clone(),
-            chunks: 20,
-            pause: Duration::from_millis(150),
-        },
-    )]))
-    .await;
-    let one = [("GLANCE__IMPORT_WORKER__CONCURRENCY", "1")];
-    let (mut victim, api_a) = api_with(&mesh, "api-victim", &one).await;
-    let id = new_image_at(&api_a).await;
-    let res = import(
-        &api_a,
-        &id,
-        json!({"method": {"name": "web-download", "uri": origin.url("/slow.img")}}),
-    )
-    .await;
-    assert_eq!(res.status(), 202);
+    let SlowImport {
+        node: mut victim,
+        id,
+        origin,
+    } = slow_import_under_way(&mesh, "api-victim", data.clone()).await;
 
-    // Wait until the only worker is downloading, then start a second and kill the first.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while origin.hits("/slow.img") == 0 {
-        assert!(Instant::now() < deadline, "the import never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The only worker is downloading: start a second and kill the first.
+    let one = [("GLANCE__IMPORT_WORKER__CONCURRENCY", "1")];
     let (_b, api_b) = api_with(&mesh, "api-survivor", &one).await;
     assert_eq!(image_at(&api_b, &id).await["status"], "importing");
     victim.kill9();
@@ -1366,30 +1348,11 @@ async fn a_shutdown_lets_the_imports_in_hand_finish() {
     let mesh = common::mesh().await;
     let _registry = mesh.registry("registry");
     let data = Arc::new(payload(256 * 1024));
-    let origin = Origin::start(HashMap::from([(
-        "/slow.img",
-        Route::Slow {
-            data: data.clone(),
-            chunks: 20,
-            pause: Duration::from_millis(150),
-        },
-    )]))
-    .await;
-    let one = [("GLANCE__IMPORT_WORKER__CONCURRENCY", "1")];
-    let (mut draining, api) = api_with(&mesh, "api-draining", &one).await;
-    let id = new_image_at(&api).await;
-    let res = import(
-        &api,
-        &id,
-        json!({"method": {"name": "web-download", "uri": origin.url("/slow.img")}}),
-    )
-    .await;
-    assert_eq!(res.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while origin.hits("/slow.img") == 0 {
-        assert!(Instant::now() < deadline, "the import never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let SlowImport {
+        node: mut draining,
+        id,
+        origin,
+    } = slow_import_under_way(&mesh, "api-draining", data.clone()).await;
 
     let instance = mesh
         .instance_of("api", draining.child.id())
@@ -1410,9 +1373,47 @@ async fn a_shutdown_lets_the_imports_in_hand_finish() {
     );
 
     // Another node finds it done: nothing was left for it to do.
+    let one = [("GLANCE__IMPORT_WORKER__CONCURRENCY", "1")];
     let (_other, other) = api_with(&mesh, "api-after", &one).await;
     let (task, image) = finished(&other, &id).await;
     assert_eq!(task["status"], "success", "{task}");
     assert_active_with(&image, &data);
     assert_eq!(origin.hits("/slow.img"), 1, "downloaded once");
+}
+
+/// One API node of the mesh, running one import at a time, importing `data` by web-download
+/// from an origin that takes three seconds to send it.
+struct SlowImport {
+    node: common::Proc,
+    id: String,
+    origin: Origin,
+}
+
+/// Starts that import on a new node `tag`; returns once its worker is downloading.
+async fn slow_import_under_way(mesh: &common::Mesh, tag: &str, data: Arc<Vec<u8>>) -> SlowImport {
+    let origin = Origin::start(HashMap::from([(
+        "/slow.img",
+        Route::Slow {
+            data,
+            chunks: 20,
+            pause: Duration::from_millis(150),
+        },
+    )]))
+    .await;
+    let one = [("GLANCE__IMPORT_WORKER__CONCURRENCY", "1")];
+    let (node, api) = api_with(mesh, tag, &one).await;
+    let id = new_image_at(&api).await;
+    let res = import(
+        &api,
+        &id,
+        json!({"method": {"name": "web-download", "uri": origin.url("/slow.img")}}),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while origin.hits("/slow.img") == 0 {
+        assert!(Instant::now() < deadline, "the import never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    SlowImport { node, id, origin }
 }

@@ -63,7 +63,7 @@ async fn status_of(res: reqwest::Result<reqwest::Response>) -> u16 {
     res.map(|r| r.status().as_u16()).unwrap_or(0)
 }
 
-/// Until `stop`, rounds of: create, then upload (or, one round in six, stage and import
+/// Until `stop`, rounds of: create, then upload 2 MiB (or, one round in six, stage and import
 /// glance-direct), download, share (one in three), prefetch (one in four) and delete the
 /// oldest image with data (one in five), through `apis` in turn. Errors are expected while
 /// a fault is under way; only acknowledgements are recorded.
@@ -99,7 +99,7 @@ pub async fn load(
         ledger.live.insert(id.clone());
         ledger.ack();
 
-        let data = payload(round, 256 << 10);
+        let data = payload(round, 2 << 20);
         let (md5, _) = glance_tests::digests(&data);
         let image_url = format!("{api}/v2/images/{id}");
         if round % 6 == 0 {

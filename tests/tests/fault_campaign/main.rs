@@ -195,7 +195,7 @@ async fn a_fault_campaign_loses_nothing_and_leaves_nothing_stuck() {
             .build()
             .unwrap(),
     };
-    let store = SmallDisk::mount(campaign.mesh.images.path(), "512m");
+    let store = SmallDisk::mount(campaign.mesh.images.path(), "2g");
     let db_volume = DatabaseVolume::new(&database, "128m");
     let http = campaign.http.clone();
     let mut r1 = campaign.mesh.registry("registry-1");
