@@ -7,6 +7,7 @@
 //! two concurrent creates of the same name and version may both pass (Glare has the same
 //! window: it checks in Python, without a unique index).
 
+use crate::repo::{db_error, internal};
 use chrono::{DateTime, Utc};
 use glance_domain::{Artifact, ArtifactVisibility, RequestContext, Semver};
 use glance_proto::glare::Quotas;
@@ -38,11 +39,6 @@ const COLUMNS: [&str; 12] = [
 
 fn col(name: &str) -> Alias {
     Alias::new(name)
-}
-
-fn internal(what: &str, err: impl std::fmt::Display) -> RegistryError {
-    tracing::error!(error = %err, "{what}");
-    RegistryError::Internal(format!("{what}: {err}"))
 }
 
 fn not_found(id: &Uuid) -> RegistryError {
@@ -151,7 +147,7 @@ impl ArtifactRepo {
             .writer()
             .begin()
             .await
-            .map_err(|e| internal(what, e))
+            .map_err(|e| db_error(what, e))
     }
 
     pub async fn get(
@@ -178,7 +174,7 @@ impl ArtifactRepo {
             .order_by(col("id"), Order::Asc);
         let rows = query_all(self.db.writer(), &q)
             .await
-            .map_err(|e| internal("listing artifacts", e))?;
+            .map_err(|e| db_error("listing artifacts", e))?;
         rows_to_artifacts("listing artifacts", &rows)
     }
 
@@ -190,8 +186,8 @@ impl ArtifactRepo {
         q.into_table(col(TABLE))
             .columns(COLUMNS.iter().map(|c| col(c)))
             .values_panic(values(&artifact));
-        execute(&txn, &q).await.map_err(|e| internal(what, e))?;
-        txn.commit().await.map_err(|e| internal(what, e))?;
+        execute(&txn, &q).await.map_err(|e| db_error(what, e))?;
+        txn.commit().await.map_err(|e| db_error(what, e))?;
         Ok(artifact)
     }
 
@@ -222,14 +218,14 @@ impl ArtifactRepo {
             .values(assignments)
             .and_where(Expr::col(col("id")).eq(saved.id.to_string()))
             .and_where(Expr::col(col("revision")).eq(stored.revision));
-        let changed = execute(&txn, &q).await.map_err(|e| internal(what, e))?;
+        let changed = execute(&txn, &q).await.map_err(|e| db_error(what, e))?;
         if changed != 1 {
             return Err(RegistryError::Conflict(format!(
                 "Artifact {} was changed by another request; retry.",
                 saved.id
             )));
         }
-        txn.commit().await.map_err(|e| internal(what, e))?;
+        txn.commit().await.map_err(|e| db_error(what, e))?;
         Ok(saved)
     }
 
@@ -246,13 +242,13 @@ impl ArtifactRepo {
         q.from_table(col(TABLE))
             .and_where(Expr::col(col("id")).eq(id.to_string()))
             .and_where(Expr::col(col("revision")).eq(revision));
-        let gone = execute(&txn, &q).await.map_err(|e| internal(what, e))?;
+        let gone = execute(&txn, &q).await.map_err(|e| db_error(what, e))?;
         if gone != 1 {
             return Err(RegistryError::Conflict(format!(
                 "Artifact {id} was changed by another request; retry."
             )));
         }
-        txn.commit().await.map_err(|e| internal(what, e))?;
+        txn.commit().await.map_err(|e| db_error(what, e))?;
         Ok(stored)
     }
 }
@@ -266,7 +262,7 @@ impl ArtifactRepo {
             let mut q = Query::delete();
             q.from_table(col(QUOTAS))
                 .and_where(Expr::col(col("project_id")).eq(project.clone()));
-            execute(&txn, &q).await.map_err(|e| internal(what, e))?;
+            execute(&txn, &q).await.map_err(|e| db_error(what, e))?;
             if quotas.is_empty() {
                 continue;
             }
@@ -279,9 +275,9 @@ impl ArtifactRepo {
             for (name, value) in quotas {
                 q.values_panic([project.clone().into(), name.clone().into(), (*value).into()]);
             }
-            execute(&txn, &q).await.map_err(|e| internal(what, e))?;
+            execute(&txn, &q).await.map_err(|e| db_error(what, e))?;
         }
-        txn.commit().await.map_err(|e| internal(what, e))
+        txn.commit().await.map_err(|e| db_error(what, e))
     }
 
     pub async fn list_quotas(&self, project: Option<&str>) -> RegistryResult<Quotas> {
@@ -296,12 +292,12 @@ impl ArtifactRepo {
         }
         let rows = query_all(self.db.writer(), &q)
             .await
-            .map_err(|e| internal(what, e))?;
+            .map_err(|e| db_error(what, e))?;
         let mut out = Quotas::new();
         for row in rows {
-            let project: String = get(&row, "project_id").map_err(|e| internal(what, e))?;
-            let name: String = get(&row, "quota_name").map_err(|e| internal(what, e))?;
-            let value: i64 = get(&row, "quota_value").map_err(|e| internal(what, e))?;
+            let project: String = get(&row, "project_id").map_err(|e| db_error(what, e))?;
+            let name: String = get(&row, "quota_name").map_err(|e| db_error(what, e))?;
+            let value: i64 = get(&row, "quota_value").map_err(|e| db_error(what, e))?;
             out.entry(project).or_default().insert(name, value);
         }
         Ok(out)
@@ -324,7 +320,7 @@ async fn find<C: ConnectionTrait>(
     q.cond_where(cond);
     let rows = query_all(conn, &q)
         .await
-        .map_err(|e| internal("reading an artifact", e))?;
+        .map_err(|e| db_error("reading an artifact", e))?;
     rows_to_artifacts("reading an artifact", &rows)?
         .pop()
         .ok_or_else(|| not_found(&id))
@@ -349,7 +345,7 @@ async fn check_unique<C: ConnectionTrait>(conn: &C, a: &Artifact) -> RegistryRes
         .limit(1);
     let rows = query_all(conn, &q)
         .await
-        .map_err(|e| internal("checking an artifact's name and version", e))?;
+        .map_err(|e| db_error("checking an artifact's name and version", e))?;
     if rows.is_empty() {
         Ok(())
     } else {

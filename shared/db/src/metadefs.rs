@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::repo::db_error;
 use chrono::{DateTime, Utc};
 use glance_domain::RequestContext;
 use glance_proto::metadefs::{
@@ -45,16 +46,11 @@ fn tcol(t: &str, c: &str) -> (Alias, Alias) {
     (Alias::new(t), Alias::new(c))
 }
 
-fn internal(what: &str, err: DbErr) -> RegistryError {
-    tracing::error!(error = %err, "{what}");
-    RegistryError::Internal(format!("{what}: {err}"))
-}
-
 /// A write that lost to a concurrent one on a unique key is a duplicate, not a failure.
 fn write_error(what: &str, duplicate: impl FnOnce() -> String, err: DbErr) -> RegistryError {
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => RegistryError::Duplicate(duplicate()),
-        _ => internal(what, err),
+        _ => db_error(what, err),
     }
 }
 
@@ -193,9 +189,9 @@ async fn find_namespace<C: ConnectionTrait>(
     );
     let row = query_one(conn, &q)
         .await
-        .map_err(|e| internal("reading a namespace", e))?
+        .map_err(|e| db_error("reading a namespace", e))?
         .ok_or_else(|| namespace_not_found(name))?;
-    namespace_from_row(&row).map_err(|e| internal("reading a namespace", e))
+    namespace_from_row(&row).map_err(|e| db_error("reading a namespace", e))
 }
 
 async fn elements<C: ConnectionTrait>(
@@ -330,7 +326,7 @@ async fn insert_namespace<C: ConnectionTrait>(conn: &C, ns: &Namespace) -> Regis
             )
         })?
         .ok_or_else(|| RegistryError::Internal("insert returned no id".into()))?;
-    get(&row, "id").map_err(|e| internal("creating a namespace", e))
+    get(&row, "id").map_err(|e| db_error("creating a namespace", e))
 }
 
 async fn insert_element<C: ConnectionTrait>(
@@ -382,9 +378,9 @@ async fn resource_type_id<C: ConnectionTrait>(
         .and_where(Expr::col(col("name")).eq(name));
     if let Some(row) = query_one(conn, &q)
         .await
-        .map_err(|e| internal("reading a resource type", e))?
+        .map_err(|e| db_error("reading a resource type", e))?
     {
-        return get(&row, "id").map_err(|e| internal("reading a resource type", e));
+        return get(&row, "id").map_err(|e| db_error("reading a resource type", e));
     }
     let mut q = Query::insert();
     q.into_table(col(RESOURCE_TYPES))
@@ -403,9 +399,9 @@ async fn resource_type_id<C: ConnectionTrait>(
         .returning_col(col("id"));
     let row = query_one(conn, &q)
         .await
-        .map_err(|e| internal("creating a resource type", e))?
+        .map_err(|e| db_error("creating a resource type", e))?
         .ok_or_else(|| RegistryError::Internal("insert returned no id".into()))?;
-    get(&row, "id").map_err(|e| internal("creating a resource type", e))
+    get(&row, "id").map_err(|e| db_error("creating a resource type", e))
 }
 
 async fn insert_association<C: ConnectionTrait>(
@@ -578,7 +574,7 @@ impl MetadefRepo {
             .writer()
             .begin()
             .await
-            .map_err(|e| internal(what, e))
+            .map_err(|e| db_error(what, e))
     }
 
     pub async fn list_namespaces(
@@ -641,17 +637,17 @@ impl MetadefRepo {
             .order_by(tcol(NAMESPACES, sort), order.clone())
             .order_by(tcol(NAMESPACES, "id"), order)
             .limit(u64::from(req.limit));
-        let rows = query_all(conn, &q).await.map_err(|e| internal(what, e))?;
+        let rows = query_all(conn, &q).await.map_err(|e| db_error(what, e))?;
         let namespaces = rows
             .iter()
             .map(namespace_from_row)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| internal(what, e))?;
+            .map_err(|e| db_error(what, e))?;
         let ids: Vec<i32> = namespaces.iter().map(|(id, _)| *id).collect();
         let mut by_namespace: HashMap<i32, Vec<Association>> = HashMap::new();
         for (id, a) in associations(conn, &ids)
             .await
-            .map_err(|e| internal(what, e))?
+            .map_err(|e| db_error(what, e))?
         {
             by_namespace.entry(id).or_default().push(a);
         }
@@ -673,7 +669,7 @@ impl MetadefRepo {
         let (id, ns) = find_namespace(conn, ctx, name).await?;
         contents_of(conn, id, ns)
             .await
-            .map_err(|e| internal("reading a namespace", e))
+            .map_err(|e| db_error("reading a namespace", e))
     }
 
     pub async fn create_namespace(&self, contents: Contents) -> RegistryResult<Contents> {
@@ -681,10 +677,10 @@ impl MetadefRepo {
         let id = insert_contents(&txn, &contents).await?;
         let created = contents_of(&txn, id, contents.namespace)
             .await
-            .map_err(|e| internal("creating a namespace", e))?;
+            .map_err(|e| db_error("creating a namespace", e))?;
         txn.commit()
             .await
-            .map_err(|e| internal("creating a namespace", e))?;
+            .map_err(|e| db_error("creating a namespace", e))?;
         Ok(created)
     }
 
@@ -709,7 +705,7 @@ impl MetadefRepo {
                 e,
             )
         })?;
-        txn.commit().await.map_err(|e| internal(what, e))?;
+        txn.commit().await.map_err(|e| db_error(what, e))?;
         Ok(update)
     }
 
@@ -724,8 +720,8 @@ impl MetadefRepo {
         }
         delete_namespace_rows(&txn, id)
             .await
-            .map_err(|e| internal(what, e))?;
-        txn.commit().await.map_err(|e| internal(what, e))
+            .map_err(|e| db_error(what, e))?;
+        txn.commit().await.map_err(|e| db_error(what, e))
     }
 
     pub async fn list_elements(
@@ -738,7 +734,7 @@ impl MetadefRepo {
         let (id, _) = find_namespace(conn, ctx, namespace).await?;
         elements(conn, id, kind, None)
             .await
-            .map_err(|e| internal("listing a namespace's contents", e))
+            .map_err(|e| db_error("listing a namespace's contents", e))
     }
 
     pub async fn get_element(
@@ -752,7 +748,7 @@ impl MetadefRepo {
         let (id, _) = find_namespace(conn, ctx, namespace).await?;
         elements(conn, id, kind, Some(name))
             .await
-            .map_err(|e| internal("reading a namespace's contents", e))?
+            .map_err(|e| db_error("reading a namespace's contents", e))?
             .pop()
             .ok_or_else(|| element_not_found(kind, name))
     }
@@ -771,7 +767,7 @@ impl MetadefRepo {
         if replace {
             delete_elements_of(&txn, id, kind, None)
                 .await
-                .map_err(|e| internal(what, e))?;
+                .map_err(|e| db_error(what, e))?;
         }
         let mut seen = HashSet::new();
         for element in new {
@@ -784,7 +780,7 @@ impl MetadefRepo {
             }
             let existing = elements(&txn, id, kind, Some(&element.name))
                 .await
-                .map_err(|e| internal(what, e))?;
+                .map_err(|e| db_error(what, e))?;
             if !existing.is_empty() {
                 return Err(RegistryError::Duplicate(duplicate_element(
                     kind,
@@ -794,7 +790,7 @@ impl MetadefRepo {
             }
             insert_element(&txn, namespace, id, kind, element).await?;
         }
-        txn.commit().await.map_err(|e| internal(what, e))?;
+        txn.commit().await.map_err(|e| db_error(what, e))?;
         Ok(new.to_vec())
     }
 
@@ -811,13 +807,13 @@ impl MetadefRepo {
         let (id, _) = find_namespace(&txn, ctx, namespace).await?;
         let stored = elements(&txn, id, kind, Some(name))
             .await
-            .map_err(|e| internal(what, e))?
+            .map_err(|e| db_error(what, e))?
             .pop()
             .ok_or_else(|| element_not_found(kind, name))?;
         if name_key(kind, &element.name) != name_key(kind, name)
             && !elements(&txn, id, kind, Some(&element.name))
                 .await
-                .map_err(|e| internal(what, e))?
+                .map_err(|e| db_error(what, e))?
                 .is_empty()
         {
             return Err(RegistryError::Duplicate(duplicate_element(
@@ -835,7 +831,7 @@ impl MetadefRepo {
                     e,
                 )
             })?;
-        txn.commit().await.map_err(|e| internal(what, e))?;
+        txn.commit().await.map_err(|e| db_error(what, e))?;
         Ok(Element {
             created_at: stored.created_at,
             ..element
@@ -854,11 +850,11 @@ impl MetadefRepo {
         let (id, _) = find_namespace(&txn, ctx, namespace).await?;
         let deleted = delete_elements_of(&txn, id, kind, name)
             .await
-            .map_err(|e| internal(what, e))?;
+            .map_err(|e| db_error(what, e))?;
         if let (Some(name), 0) = (name, deleted) {
             return Err(element_not_found(kind, name));
         }
-        txn.commit().await.map_err(|e| internal(what, e))
+        txn.commit().await.map_err(|e| db_error(what, e))
     }
 
     pub async fn list_resource_types(&self) -> RegistryResult<Vec<ResourceType>> {
@@ -874,7 +870,7 @@ impl MetadefRepo {
             .order_by(col("id"), Order::Asc);
         let rows = query_all(self.db.writer(), &q)
             .await
-            .map_err(|e| internal("listing resource types", e))?;
+            .map_err(|e| db_error("listing resource types", e))?;
         rows.iter()
             .map(|row| {
                 Ok(ResourceType {
@@ -885,7 +881,7 @@ impl MetadefRepo {
                 })
             })
             .collect::<Result<_, DbErr>>()
-            .map_err(|e| internal("listing resource types", e))
+            .map_err(|e| db_error("listing resource types", e))
     }
 
     pub async fn create_association(
@@ -899,7 +895,7 @@ impl MetadefRepo {
         let (id, _) = find_namespace(&txn, ctx, namespace).await?;
         let existing = associations(&txn, &[id])
             .await
-            .map_err(|e| internal(what, e))?;
+            .map_err(|e| db_error(what, e))?;
         if existing.iter().any(|(_, a)| a.name == association.name) {
             return Err(RegistryError::Duplicate(format!(
                 "The metadata definition resource-type association of resource-type={} to namespace={namespace}, already exists.",
@@ -907,7 +903,7 @@ impl MetadefRepo {
             )));
         }
         insert_association(&txn, namespace, id, &association).await?;
-        txn.commit().await.map_err(|e| internal(what, e))?;
+        txn.commit().await.map_err(|e| db_error(what, e))?;
         Ok(association)
     }
 
@@ -928,13 +924,13 @@ impl MetadefRepo {
         q.from_table(col(ASSOCIATIONS))
             .and_where(Expr::col(col("namespace_id")).eq(id))
             .and_where(Expr::col(col("resource_type_id")).in_subquery(sub));
-        let deleted = execute(&txn, &q).await.map_err(|e| internal(what, e))?;
+        let deleted = execute(&txn, &q).await.map_err(|e| db_error(what, e))?;
         if deleted == 0 {
             return Err(RegistryError::NotFound(format!(
                 "Metadata definition resource-type-association resource-type={name} namespace={namespace}, was not found."
             )));
         }
-        txn.commit().await.map_err(|e| internal(what, e))
+        txn.commit().await.map_err(|e| db_error(what, e))
     }
 
     /// Every namespace with its contents, by name (for `export_metadefs`).
@@ -944,15 +940,15 @@ impl MetadefRepo {
         q.order_by(tcol(NAMESPACES, "namespace"), Order::Asc);
         let rows = query_all(conn, &q)
             .await
-            .map_err(|e| internal("exporting metadefs", e))?;
+            .map_err(|e| db_error("exporting metadefs", e))?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let (id, ns) =
-                namespace_from_row(row).map_err(|e| internal("exporting metadefs", e))?;
+                namespace_from_row(row).map_err(|e| db_error("exporting metadefs", e))?;
             out.push(
                 contents_of(conn, id, ns)
                     .await
-                    .map_err(|e| internal("exporting metadefs", e))?,
+                    .map_err(|e| db_error("exporting metadefs", e))?,
             );
         }
         Ok(out)
@@ -974,12 +970,12 @@ impl MetadefRepo {
         ] {
             let mut q = Query::delete();
             q.from_table(col(t));
-            let n = execute(&txn, &q).await.map_err(|e| internal(what, e))?;
+            let n = execute(&txn, &q).await.map_err(|e| db_error(what, e))?;
             if t == NAMESPACES {
                 removed = n;
             }
         }
-        txn.commit().await.map_err(|e| internal(what, e))?;
+        txn.commit().await.map_err(|e| db_error(what, e))?;
         Ok(removed)
     }
 
@@ -1007,7 +1003,7 @@ impl MetadefRepo {
                 LoadMode::Overwrite => {
                     delete_namespace_rows(&txn, id)
                         .await
-                        .map_err(|e| internal(what, e))?;
+                        .map_err(|e| db_error(what, e))?;
                     insert_contents(&txn, contents).await?;
                     report.push(Loaded::Replaced(name));
                 }
@@ -1018,7 +1014,7 @@ impl MetadefRepo {
                 }
             }
         }
-        txn.commit().await.map_err(|e| internal(what, e))?;
+        txn.commit().await.map_err(|e| db_error(what, e))?;
         Ok(report)
     }
 }
@@ -1042,12 +1038,12 @@ async fn merge(
         };
         update_namespace_row(txn, id, &update)
             .await
-            .map_err(|e| internal(what, e))?;
+            .map_err(|e| db_error(what, e))?;
     }
     for kind in [ElementKind::Object, ElementKind::Property, ElementKind::Tag] {
         let have: HashSet<String> = elements(txn, id, kind, None)
             .await
-            .map_err(|e| internal(what, e))?
+            .map_err(|e| db_error(what, e))?
             .into_iter()
             .map(|e| name_key(kind, &e.name))
             .collect();
@@ -1057,13 +1053,13 @@ async fn merge(
             } else if prefer_new {
                 update_element_row(txn, id, kind, &element.name, element)
                     .await
-                    .map_err(|e| internal(what, e))?;
+                    .map_err(|e| db_error(what, e))?;
             }
         }
     }
     let have = associations(txn, &[id])
         .await
-        .map_err(|e| internal(what, e))?;
+        .map_err(|e| db_error(what, e))?;
     for a in &new.associations {
         if !have.iter().any(|(_, h)| h.name == a.name) {
             insert_association(txn, ns, id, a).await?;
@@ -1079,7 +1075,7 @@ async fn merge(
                 .value(col("updated_at"), a.updated_at)
                 .and_where(Expr::col(col("namespace_id")).eq(id))
                 .and_where(Expr::col(col("resource_type_id")).in_subquery(sub));
-            execute(txn, &q).await.map_err(|e| internal(what, e))?;
+            execute(txn, &q).await.map_err(|e| db_error(what, e))?;
         }
     }
     Ok(())

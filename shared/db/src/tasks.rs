@@ -4,6 +4,7 @@
 //! Tasks are few and small next to images, so they go through sea-orm's query builder on the
 //! write connection, with no record cache.
 
+use crate::repo::db_error;
 use chrono::{Duration, Utc};
 use glance_domain::RequestContext;
 use glance_proto::registry::{RegistryError, RegistryResult};
@@ -11,7 +12,7 @@ use glance_proto::tasks::{ListTasks, Task, TaskStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
-    ColumnTrait, Condition, DbErr, EntityTrait, ModelTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, EntityTrait, ModelTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 
@@ -21,11 +22,6 @@ use crate::Database;
 #[derive(Clone, Debug)]
 pub struct TaskRepo {
     db: Database,
-}
-
-fn internal(what: &str, err: DbErr) -> RegistryError {
-    tracing::error!(error = %err, "{what}");
-    RegistryError::Internal(format!("{what}: {err}"))
 }
 
 fn not_found(id: &str) -> RegistryError {
@@ -101,11 +97,11 @@ impl TaskRepo {
             .writer()
             .begin()
             .await
-            .map_err(|e| internal("creating a task", e))?;
+            .map_err(|e| db_error("creating a task", e))?;
         if task::Entity::find_by_id(task.id.clone())
             .one(&txn)
             .await
-            .map_err(|e| internal("creating a task", e))?
+            .map_err(|e| db_error("creating a task", e))?
             .is_some()
         {
             return Err(RegistryError::Duplicate(format!(
@@ -116,14 +112,14 @@ impl TaskRepo {
         task::Entity::insert(row)
             .exec_without_returning(&txn)
             .await
-            .map_err(|e| internal("creating a task", e))?;
+            .map_err(|e| db_error("creating a task", e))?;
         task_info::Entity::insert(info)
             .exec_without_returning(&txn)
             .await
-            .map_err(|e| internal("creating a task", e))?;
+            .map_err(|e| db_error("creating a task", e))?;
         txn.commit()
             .await
-            .map_err(|e| internal("creating a task", e))?;
+            .map_err(|e| db_error("creating a task", e))?;
         Ok(Task {
             created_at: now,
             updated_at: now,
@@ -137,7 +133,7 @@ impl TaskRepo {
             .find_also_related(task_info::Entity)
             .one(self.db.writer())
             .await
-            .map_err(|e| internal("reading a task", e))?;
+            .map_err(|e| db_error("reading a task", e))?;
         let (row, info) = found.ok_or_else(|| not_found(id))?;
         to_task(row, info)
     }
@@ -153,7 +149,7 @@ impl TaskRepo {
             .filter(task::Column::ExpiresAt.lte(now))
             .exec(self.db.writer())
             .await
-            .map_err(|e| internal("expiring tasks", e))?;
+            .map_err(|e| db_error("expiring tasks", e))?;
 
         let column = sort_column(req.sort_key.as_deref());
         let mut cond = visible(&req.ctx);
@@ -174,7 +170,7 @@ impl TaskRepo {
                 .filter(visible(&req.ctx))
                 .one(self.db.writer())
                 .await
-                .map_err(|e| internal("reading a task", e))?
+                .map_err(|e| db_error("reading a task", e))?
                 .ok_or_else(|| RegistryError::Invalid(format!("Task {marker} not found")))?;
             let at = marker_row.get(column);
             cond = cond.add(if req.ascending {
@@ -204,7 +200,7 @@ impl TaskRepo {
             .find_also_related(task_info::Entity)
             .all(self.db.writer())
             .await
-            .map_err(|e| internal("listing tasks", e))?;
+            .map_err(|e| db_error("listing tasks", e))?;
         rows.into_iter().map(|(t, i)| to_task(t, i)).collect()
     }
 
@@ -222,12 +218,12 @@ impl TaskRepo {
             .writer()
             .begin()
             .await
-            .map_err(|e| internal("saving a task", e))?;
+            .map_err(|e| db_error("saving a task", e))?;
         let stored = task::Entity::find_by_id(task.id.clone())
             .filter(visible(ctx))
             .one(&txn)
             .await
-            .map_err(|e| internal("saving a task", e))?
+            .map_err(|e| db_error("saving a task", e))?
             .ok_or_else(|| not_found(&task.id))?;
         let current: TaskStatus = stored.status.parse().map_err(RegistryError::Internal)?;
         if from_status.is_some_and(|from| from != current) {
@@ -256,7 +252,7 @@ impl TaskRepo {
             .filter(task::Column::Id.eq(task.id.clone()))
             .exec(&txn)
             .await
-            .map_err(|e| internal("saving a task", e))?;
+            .map_err(|e| db_error("saving a task", e))?;
         task_info::Entity::update_many()
             .col_expr(
                 task_info::Column::Result,
@@ -269,10 +265,10 @@ impl TaskRepo {
             .filter(task_info::Column::TaskId.eq(task.id.clone()))
             .exec(&txn)
             .await
-            .map_err(|e| internal("saving a task", e))?;
+            .map_err(|e| db_error("saving a task", e))?;
         txn.commit()
             .await
-            .map_err(|e| internal("saving a task", e))?;
+            .map_err(|e| db_error("saving a task", e))?;
         Ok(Task {
             updated_at: now,
             expires_at,

@@ -95,18 +95,22 @@ pub(crate) trait DbContext<T> {
 
 impl<T> DbContext<T> for Result<T, DbErr> {
     fn context(self, what: &str) -> RegistryResult<T> {
-        self.map_err(|err| {
-            if database_full(&err) {
-                storage_full(what, &err.to_string())
-            } else if database_unreachable(&err) {
-                tracing::warn!(error = %err, "{what}: the database is unreachable");
-                RegistryError::Unavailable(
-                    "The image registry's database is unavailable; try again shortly".into(),
-                )
-            } else {
-                internal(what, err)
-            }
-        })
+        self.map_err(|err| db_error(what, err))
+    }
+}
+
+/// A database error as the registry answers it: a full volume or a database out of reach is
+/// `Unavailable` (503, worth another try), anything else `Internal`, logged here.
+pub(crate) fn db_error(what: &str, err: DbErr) -> RegistryError {
+    if database_full(&err) {
+        storage_full(what, &err.to_string())
+    } else if database_unreachable(&err) {
+        tracing::warn!(error = %err, "{what}: the database is unreachable");
+        RegistryError::Unavailable(
+            "The image registry's database is unavailable; try again shortly".into(),
+        )
+    } else {
+        internal(what, err)
     }
 }
 

@@ -11,6 +11,8 @@ mod purge;
 mod scrub;
 mod write;
 
+pub(crate) use convert::{db_error, internal};
+
 use std::sync::Arc;
 
 use glance_domain::{Image, ImageId, MemberStatus, RequestContext};
