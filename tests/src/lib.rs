@@ -210,3 +210,15 @@ pub fn cached_ids(state: &Value) -> Vec<String> {
         .map(|e| e["image_id"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// The regular files directly in `dir` (none if it does not exist).
+pub fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -9,6 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use glance_tests::files_in;
 use serde_json::{json, Value};
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
@@ -51,17 +52,6 @@ fn small_disk() -> SmallDisk {
     SmallDisk::mount("8m").unwrap_or_else(|why| {
         panic!("this test mounts an 8 MiB tmpfs and cannot here (run it as root): {why}")
     })
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn data(len: usize) -> Vec<u8> {

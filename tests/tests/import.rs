@@ -1294,20 +1294,11 @@ async fn a_frozen_worker_s_import_is_failed_and_the_image_recovered() {
         ("GLANCE__IMPORT_WORKER__CONCURRENCY", "1"),
         ("GLANCE__IMPORT_WORKER__STALE_AFTER", "2"),
     ];
-    let (mut frozen, api_a) = api_with(&mesh, "api-frozen", &quick).await;
-    let id = new_image_at(&api_a).await;
-    let res = import(
-        &api_a,
-        &id,
-        json!({"method": {"name": "web-download", "uri": origin.url("/slow.img")}}),
-    )
-    .await;
-    assert_eq!(res.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while origin.hits("/slow.img") == 0 {
-        assert!(Instant::now() < deadline, "the import never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let SlowImport {
+        node: mut frozen,
+        id,
+        origin,
+    } = import_under_way(&mesh, "api-frozen", origin, &quick).await;
     let pid = frozen.child.id().to_string();
     let stopped = std::process::Command::new("kill")
         .args(["-STOP", &pid])
@@ -1381,17 +1372,16 @@ async fn a_shutdown_lets_the_imports_in_hand_finish() {
     assert_eq!(origin.hits("/slow.img"), 1, "downloaded once");
 }
 
-/// One API node of the mesh, running one import at a time, importing `data` by web-download
-/// from an origin that takes three seconds to send it.
+/// One API node of the mesh importing by web-download from `origin`'s `/slow.img`.
 struct SlowImport {
     node: common::Proc,
     id: String,
     origin: Origin,
 }
 
-/// Starts that import on a new node `tag`; returns once its worker is downloading.
-async fn slow_import_under_way(mesh: &common::Mesh, tag: &str, data: Arc<Vec<u8>>) -> SlowImport {
-    let origin = Origin::start(HashMap::from([(
+/// An origin whose `/slow.img` takes three seconds to send `data`.
+async fn slow_origin(data: Arc<Vec<u8>>) -> Origin {
+    Origin::start(HashMap::from([(
         "/slow.img",
         Route::Slow {
             data,
@@ -1399,9 +1389,25 @@ async fn slow_import_under_way(mesh: &common::Mesh, tag: &str, data: Arc<Vec<u8>
             pause: Duration::from_millis(150),
         },
     )]))
-    .await;
+    .await
+}
+
+/// Starts that import on a new node `tag`, running one import at a time, with `data` from
+/// [`slow_origin`]; returns once its worker is downloading.
+async fn slow_import_under_way(mesh: &common::Mesh, tag: &str, data: Arc<Vec<u8>>) -> SlowImport {
     let one = [("GLANCE__IMPORT_WORKER__CONCURRENCY", "1")];
-    let (node, api) = api_with(mesh, tag, &one).await;
+    import_under_way(mesh, tag, slow_origin(data).await, &one).await
+}
+
+/// Starts the import of `origin`'s `/slow.img` on a new node `tag` configured with `env`;
+/// returns once its worker is downloading.
+async fn import_under_way(
+    mesh: &common::Mesh,
+    tag: &str,
+    origin: Origin,
+    env: &[(&str, &str)],
+) -> SlowImport {
+    let (node, api) = api_with(mesh, tag, env).await;
     let id = new_image_at(&api).await;
     let res = import(
         &api,

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
+use glance_tests::files_in;
 use serde_json::{json, Value};
 
 const LEASE: &[(&str, &str)] = &[
@@ -51,17 +52,6 @@ fn stalled_put(
 }
 
 /// Regular files directly in `dir` (none if it does not exist).
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Bytes in the files of `dir`.
 fn bytes_in(dir: &Path) -> u64 {
     files_in(dir)

@@ -1,9 +1,10 @@
 //! Counting, after a fault, what the ledger says should hold and does not.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use glance_tests::files_in;
 use serde_json::Value;
 
 use crate::load::{Ledger, MEMBER};
@@ -39,17 +40,6 @@ pub struct Row {
 }
 
 const TRANSIENT: &[&str] = &["saving", "uploading", "importing"];
-
-pub fn files_in(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 async fn get_json(http: &reqwest::Client, url: String) -> Option<Value> {
     let res = http.get(url).send().await.ok()?;
