@@ -98,7 +98,7 @@ pub async fn stage(
         guard.run().await;
         return Err(store_error(id, "staging image data failed", e));
     }
-    let mut staged = uploading;
+    let mut staged = uploading.clone();
     staged.size = Some(size as i64);
     match state
         .gateway
@@ -122,6 +122,19 @@ pub async fn stage(
             guard.disarm();
             tracing::warn!(image_id = %id, error = %e, "the save of a stage looked failed but was recorded");
             Ok(HttpResponse::NoContent().finish())
+        }
+        Err(e @ ApiError::RegistryUnreachable(_)) => {
+            // No registry answered, so the save may still land: the staged data goes only
+            // once the image is back in `queued`. If it cannot be put back, the data stays:
+            // a staged image if the save landed, else an image whose lease runs out and
+            // which the sweep puts back.
+            guard.disarm();
+            if put_back(&state, &ctx, uploading, lease.release()).await {
+                let _ = staging.delete(&staging.location_of(id)).await;
+            } else {
+                tracing::warn!(image_id = %id, "stage failed and the image could not be put back to queued: its staged data is kept");
+            }
+            Err(e)
         }
         Err(e) => {
             guard.run().await;
@@ -176,19 +189,33 @@ fn too_large(cap: u64) -> ApiError {
 async fn unstage(
     state: web::Data<AppState>,
     ctx: RequestContext,
-    mut image: Image,
+    image: Image,
     release: LeaseChange,
 ) {
     let staging = state.import.stores.staging();
     let _ = staging.delete(&staging.location_of(image.id)).await;
+    put_back(&state, &ctx, image, release).await;
+}
+
+/// Puts a staging image back to `queued`; whether that was saved.
+async fn put_back(
+    state: &AppState,
+    ctx: &RequestContext,
+    mut image: Image,
+    release: LeaseChange,
+) -> bool {
     image.status = ImageStatus::Queued;
     image.size = None;
     image.virtual_size = None;
     let gateway: &Gateway = &state.gateway;
-    if let Err(e) = gateway
-        .save_leased(&ctx, image, ImageStatus::Uploading, release)
+    match gateway
+        .save_leased(ctx, image, ImageStatus::Uploading, release)
         .await
     {
-        tracing::warn!(error = %e, "could not restore image to queued after a failed stage");
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not restore image to queued after a failed stage");
+            false
+        }
     }
 }
