@@ -46,7 +46,8 @@ pub fn routes(r: &mut Routes) {
     );
 }
 
-/// One cached image as Glance lists it (the checksum stays internal).
+/// One cached image as Glance lists it. Glance's `centralized_db` driver also has a
+/// `checksum` column, which it never fills; ours holds the entry's verified MD5.
 #[derive(Serialize)]
 pub(super) struct CachedImage {
     image_id: String,
@@ -54,6 +55,7 @@ pub(super) struct CachedImage {
     last_accessed: f64,
     last_modified: f64,
     size: u64,
+    checksum: Option<String>,
 }
 
 impl From<Entry> for CachedImage {
@@ -64,6 +66,7 @@ impl From<Entry> for CachedImage {
             last_accessed: e.last_accessed,
             last_modified: e.last_modified,
             size: e.size,
+            checksum: e.checksum,
         }
     }
 }

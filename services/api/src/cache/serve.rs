@@ -58,12 +58,16 @@ pub async fn serve_hit(
         return Ok(None);
     };
     let range = range.map(|spec| parse_range(spec, size)).transpose()?;
-    let cache = node.cache.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = cache.record_hit(id) {
-            tracing::warn!(image_id = %id, error = %e, "cannot record a cache hit");
-        }
-    });
+    // A hit is a whole image served from the cache, as Glance counts them (Glance serves
+    // no range from its cache; we do, without counting it).
+    if range.is_none() {
+        let cache = node.cache.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = cache.record_hit(id) {
+                tracing::warn!(image_id = %id, error = %e, "cannot record a cache hit");
+            }
+        });
+    }
     tracing::debug!(image_id = %id, "served from the image cache");
     let body = read_file(file, range.clone().unwrap_or(0..size))
         .map(|r| r.map_err(actix_web::error::ErrorInternalServerError));

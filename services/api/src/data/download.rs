@@ -39,11 +39,13 @@ pub async fn download(
         .headers()
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok());
+    // As Glance's cache middleware: a deactivated image (only an admin gets here) is never
+    // served from the cache, but its whole download fills it like any other.
     let cache = state
         .cache
         .as_ref()
-        .filter(|_| image.status == ImageStatus::Active);
-    if let Some(node) = cache {
+        .filter(|_| matches!(image.status, ImageStatus::Active | ImageStatus::Deactivated));
+    if let Some(node) = cache.filter(|_| image.status == ImageStatus::Active) {
         if let Some(hit) = crate::cache::serve_hit(node, &image, range_header).await? {
             return Ok(hit);
         }
@@ -65,7 +67,7 @@ pub async fn download(
         .await
         .map_err(|e| read_failed(id, e))?
         .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()));
-    // A whole download of an active image also fills this node's cache on the way.
+    // A whole download also fills this node's cache on the way.
     let stream = match cache.filter(|_| range.is_none()) {
         Some(node) => crate::cache::start_tee(node, &image, stream).await,
         None => Box::pin(stream),

@@ -147,7 +147,7 @@ pub async fn upload(
     let mut active = saving.clone();
     active.status = ImageStatus::Active;
     active.size = Some(received.size as i64);
-    active.virtual_size = received.virtual_size.map(|v| v as i64);
+    active.virtual_size = super::recorded_virtual_size(received.virtual_size);
     active.checksum = Some(received.md5);
     active.os_hash_algo = Some(state.config().hashing_algorithm.clone());
     active.os_hash_value = Some(received.multihash);

@@ -100,7 +100,8 @@ fn store_docs(state: &AppState) -> ApiResult<Vec<(&glance_store::Backend, Value)
 /// The import body, as Glance's deserializer checks it.
 struct ImportRequest {
     method: ImportMethod,
-    stores: Option<Vec<String>>,
+    /// `stores` as sent: its shape is checked after the image's state, as Glance does.
+    stores: Option<Value>,
     all_stores: bool,
     all_stores_must_succeed: bool,
     raw: Value,
@@ -137,24 +138,6 @@ fn parse_body(body: &[u8], enabled: &[String]) -> ApiResult<ImportRequest> {
             )))
         }
     };
-    let stores = match raw.get("stores") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .map(|s| {
-                    s.as_str().map(str::to_owned).ok_or_else(|| {
-                        ApiError::BadRequest("'stores' must be a list of store ids".into())
-                    })
-                })
-                .collect::<ApiResult<Vec<_>>>()?,
-        ),
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "'stores' must be a list of store ids".into(),
-            ))
-        }
-    };
     let flag = |key: &str, default: bool| -> ApiResult<bool> {
         match raw.get(key) {
             None | Some(Value::Null) => Ok(default),
@@ -166,9 +149,20 @@ fn parse_body(body: &[u8], enabled: &[String]) -> ApiResult<ImportRequest> {
         all_stores: flag("all_stores", false)?,
         all_stores_must_succeed: flag("all_stores_must_succeed", true)?,
         method,
-        stores,
+        stores: raw.get("stores").filter(|v| !v.is_null()).cloned(),
         raw,
     })
+}
+
+/// The body's `stores`: a list of store ids.
+fn store_list(stores: &Value) -> ApiResult<Vec<String>> {
+    let bad = || ApiError::BadRequest("'stores' must be a list of store ids".into());
+    stores
+        .as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|s| s.as_str().map(str::to_owned).ok_or_else(bad))
+        .collect()
 }
 
 /// Glance's `get_stores_from_request`.
@@ -195,12 +189,13 @@ fn requested_stores(
             .map(|b| b.id.clone())
             .collect()
     } else if let Some(stores) = &body.stores {
+        let stores = store_list(stores)?;
         if header.is_some() {
             return Err(ApiError::BadRequest(
                 "Stores parameter and x-image-meta-store header can't be both specified".into(),
             ));
         }
-        stores.clone()
+        stores
     } else {
         vec![header.unwrap_or_else(|| import.stores.default_id().to_owned())]
     };

@@ -590,7 +590,7 @@ impl Run<'_> {
                     image.os_hash_algo = Some(stored.os_hash_algo.clone());
                     image.os_hash_value = Some(stored.multihash.clone());
                     image.size = Some(stored.size as i64);
-                    image.virtual_size = stored.virtual_size.map(|v| v as i64);
+                    image.virtual_size = crate::data::recorded_virtual_size(stored.virtual_size);
                 }
                 let mut metadata = std::collections::BTreeMap::new();
                 if let Some(id) = target {
@@ -655,7 +655,8 @@ impl Run<'_> {
         let done = Task {
             status: TaskStatus::Success,
             result: Some(serde_json::json!({"image_id": self.image_id().to_string()})),
-            message: String::new(),
+            // Glance's last progress report stays as the message of a finished import.
+            message: format!("Copied {} MiB", self.progress.load(Ordering::Relaxed) >> 20),
             ..task
         };
         let saved = persist("recording the import's success", || {

@@ -73,6 +73,30 @@ pub fn render(task: &Task, full: bool) -> Value {
     Value::Object(m)
 }
 
+/// A task as `GET /v2/images/{id}/tasks` shows it: Glance returns its database rows there,
+/// not the tasks API's view (so `deleted` and `deleted_at`, no `self` or `schema`, and
+/// timestamps as oslo prints them).
+fn render_row(task: &Task) -> Value {
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    json!({
+        "id": task.id,
+        "type": task.kind,
+        "status": task.status.as_str(),
+        "owner": task.owner,
+        "expires_at": task.expires_at.as_ref().map(time),
+        "created_at": time(&task.created_at),
+        "updated_at": time(&task.updated_at),
+        "deleted_at": Value::Null,
+        "deleted": false,
+        "image_id": task.image_id,
+        "request_id": task.request_id,
+        "user_id": task.user_id,
+        "input": task.input,
+        "result": task.result,
+        "message": task.message,
+    })
+}
+
 /// Tasks go when they expire; Glance refuses to delete one (after the access check).
 async fn delete(Caller(ctx): Caller) -> ApiResult<HttpResponse> {
     require_admin(&ctx)?;
@@ -173,6 +197,6 @@ async fn image_tasks(
     state.gateway.get(&ctx, id).await?;
     let tasks = state.import.tasks.for_image(&ctx, id).await?;
     Ok(HttpResponse::Ok().json(json!({
-        "tasks": tasks.iter().map(|t| render(t, true)).collect::<Vec<_>>(),
+        "tasks": tasks.iter().map(render_row).collect::<Vec<_>>(),
     })))
 }
