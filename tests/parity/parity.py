@@ -27,6 +27,7 @@ import concurrent.futures
 import hashlib
 import http.client
 import json
+import os
 import re
 import sys
 import time
@@ -162,21 +163,34 @@ def shape(v):
     return type(v).__name__
 
 
+def keys_of(v):
+    """Which members a JSON value's objects have (through lists), not what they hold."""
+    if isinstance(v, dict):
+        return {k: keys_of(x) if isinstance(x, list) else "." for k, x in v.items()}
+    if isinstance(v, list):
+        return [keys_of(x) for x in v[:1]]
+    return "."
+
+
 def sort_lists(v):
     """Lists of objects in canonical order (ties in created_at make Glance's order random)."""
     if isinstance(v, dict):
         return {k: sort_lists(x) for k, x in v.items()}
     if isinstance(v, list):
         items = [sort_lists(x) for x in v]
+        if items and all(isinstance(x, dict) and "image_id" in x for x in items):
+            # Cache entries: one per image, whatever else differs between the two.
+            return sorted(items, key=lambda x: json.dumps(x["image_id"]))
         if all(isinstance(x, dict) for x in items):
             return sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
         return items
     return v
 
 
-def view(server, resp, ordered, count=False):
+def view(server, resp, ordered, count=False, shape_only=False):
     """What is compared of one answer. `count`: of a list, only how many and whether there is
-    a next page (which images make a page depends on how ties in the sort are broken)."""
+    a next page (which images make a page depends on how ties in the sort are broken).
+    `shape_only`: which members the body's objects have, not their values."""
     out = {"status": resp.status}
     for h in COMPARED_HEADERS:
         if resp.status == 204 and h == "content-type":
@@ -200,6 +214,8 @@ def view(server, resp, ordered, count=False):
                 body["next"] = "<next>"
         if error:
             out["body-shape"] = shape(body)
+        elif shape_only:
+            out["body-keys"] = keys_of(body)
         else:
             out["body"] = body if ordered else sort_lists(body)
         out["content-length"] = "content-length" in resp.headers
@@ -234,7 +250,8 @@ def diff(a, b, path=""):
 
 def short(v):
     s = json.dumps(v, sort_keys=True)
-    return s if len(s) <= 160 else s[:157] + "..."
+    n = int(os.environ.get("PARITY_SHORT", "160"))
+    return s if len(s) <= n else s[:n - 3] + "..."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +288,7 @@ class Harness:
         return list(self.pool.map(one, self.servers))
 
     def check(self, case, method, path, persona="admin", headers=None, body=None, raw=None,
-              ordered=False, bind=None, count=False):
+              ordered=False, bind=None, count=False, shape_only=False):
         """Sends a request to both and records any difference under `case`."""
         if self.only and self.only not in case:
             if bind is None:
@@ -286,8 +303,8 @@ class Harness:
                 if isinstance(j, dict) and isinstance(j.get("id"), str):
                     server.bind(bind, j["id"])
         self.cases += 1
-        a = view(self.servers[0], ref, ordered, count)
-        b = view(self.servers[1], ours, ordered, count)
+        a = view(self.servers[0], ref, ordered, count, shape_only)
+        b = view(self.servers[1], ours, ordered, count, shape_only)
         lines = diff(a, b)
         if lines:
             self.differences.append((case, lines))
@@ -296,6 +313,23 @@ class Harness:
                 for line in lines:
                     print("     " + line)
         return ref, ours
+
+    def settle(self, path, done, persona="admin", timeout=20.0):
+        """Polls GET `path` on each server until `done(json)` holds (or `timeout` passes):
+        for background work both finish in their own time, such as an import. Returns the
+        last JSON each answered."""
+        deadline = time.time() + timeout
+        last = []
+        for server in self.servers:
+            h = dict(identity(persona))
+            h = {k: server.resolve(v) for k, v in h.items()}
+            while True:
+                r = server.request("GET", server.resolve(path), h, None)
+                if r.status == 200 and done(r.json()) or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+            last.append(r.json() if r.status == 200 else None)
+        return last
 
     # -- fixtures ------------------------------------------------------------------------------
 
@@ -816,8 +850,17 @@ def corpus_tasks_import(h):
     act = h.image("i-active", data=DATA)
     h.check("import: stage on active [admin]", "PUT", "/v2/images/{id:%s}/stage" % act, "admin",
             headers={"Content-Type": "application/octet-stream"}, raw=DATA)
+    ref, _ = h.settle("/v2/images/{id:i-admin}/tasks",
+                      lambda j: all(t["status"] in ("success", "failure") for t in j["tasks"]))
+    # The reference (uWSGI) now and then never runs this import (left pending) or fails it
+    # with "Internal Error"; then only the rows' structure can be compared.
+    imported = bool(ref and ref["tasks"] and all(t["status"] == "success" for t in ref["tasks"]))
+    if not imported:
+        print("note: the reference did not import i-admin (%s); of its tasks only the members are compared"
+              % ([t["status"] for t in ref["tasks"]] if ref else "no answer"))
     for persona in ALL:
-        h.check("import: image tasks [%s]" % persona, "GET", "/v2/images/{id:i-admin}/tasks", persona)
+        h.check("import: image tasks [%s]" % persona, "GET", "/v2/images/{id:i-admin}/tasks", persona,
+                shape_only=not imported)
     for persona in ALL:
         h.check("stores: delete from fs [%s]" % persona, "DELETE", "/v2/stores/fs/{id:%s}" % act, persona)
     h.check("stores: delete from bogus [admin]", "DELETE", "/v2/stores/bogus/{id:%s}" % act, "admin")
@@ -832,7 +875,13 @@ def corpus_cache(h):
                           ("GET", "/v2/cached_images"), ("GET", "/v2/queued_images"),
                           ("PUT", "/v2/queued_images/{id:c-1}"), ("DELETE", "/v2/cached_images/{id:c-1}"),
                           ("GET", "/v2/cache/nodes/{id:c-1}"), ("GET", "/v2/cache/{id:c-1}")):
+            if p.endswith("after-queue") and persona == "admin":
+                # Both fetch a queued image in the background within moments; let them, so
+                # what is compared is where the image ends up, not who was quicker.
+                time.sleep(1)
             h.check("cache: %s %s [%s]" % (method, p, persona), method, p, persona)
+            if method == "PUT" and p.startswith("/v2/queued_images") and persona == "admin":
+                time.sleep(1)   # ours fetches at once (docs/parity.md): let it finish
     for persona in ("admin", "member_a"):
         h.check("cache: DELETE all [%s]" % persona, "DELETE", "/v2/cache", persona)
         h.check("cache: DELETE all with header [%s]" % persona, "DELETE", "/v2/cache", persona,
