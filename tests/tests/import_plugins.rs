@@ -1,8 +1,8 @@
 //! Glance's import plugins (`[image_import_opts] image_import_plugins`) over real HTTP, with
 //! real tools: qcow2, vmdk and vhdx images made by `qemu-img` converted on glance-direct and
 //! web-download imports and checked with `qemu-img info` in the store; a qcow2 with a
-//! backing file refused; gzip and zip archives (made by `gzip` and Python's `zipfile`) and a
-//! decompression bomb; injected properties for members and not for ignored roles.
+//! backing file refused; gzip, zip and LHA archives (made by `gzip`, Python's `zipfile` and
+//! by hand) and a decompression bomb; injected properties for members and not for ignored roles.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -310,6 +310,33 @@ fn zip_of(dir: &Path, files: &[&str]) -> Vec<u8> {
     std::fs::read(archive).unwrap()
 }
 
+/// An LHA archive of one stored (`-lh0-`) file with a level-0 header, as LHarc writes it
+/// (no LHA archiver is packaged for Debian without Java; `lha l` of lhasa reads this).
+fn lha_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut crc = 0u16;
+    for &b in data {
+        crc ^= b as u16;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xa001
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    let mut h = b"-lh0-".to_vec();
+    h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    h.extend_from_slice(&[0, 0, 0x21, 0x5a, 0x20, 0, name.len() as u8]);
+    h.extend_from_slice(name.as_bytes());
+    h.extend_from_slice(&crc.to_le_bytes());
+    let mut out = vec![h.len() as u8, h.iter().fold(0u8, |s, b| s.wrapping_add(*b))];
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    out.push(0);
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn gzip_and_zip_archives_are_decompressed_and_a_bomb_is_refused() {
     let cap = 8u64 << 20;
@@ -345,6 +372,12 @@ async fn gzip_and_zip_archives_are_decompressed_and_a_bomb_is_refused() {
     assert_eq!(task["status"], "success", "{task}");
     assert_stored_as(&image, &qcow2);
     assert_eq!(image["virtual_size"], raw.len());
+
+    // LHA, which Glance reads with its optional lhafile module.
+    let id = new_image(&app, "qcow2", "bare").await;
+    let (task, image) = direct(&app, &id, lha_of("disk.qcow2", &qcow2)).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_stored_as(&image, &qcow2);
 
     // Two files: refused with Glance's message.
     let zip = zip_of(tools.path(), &["disk.qcow2", "disk.raw"]);

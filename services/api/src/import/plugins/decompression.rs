@@ -5,8 +5,7 @@
 //!
 //! Unlike Glance, the output is bounded: no more than `image_size_cap` bytes are ever
 //! written, so a decompression bomb fails the task instead of filling the staging disk.
-//! LHA needs Glance's optional `lhafile` module, which Glance 33 does not install; we
-//! answer as Glance does without it.
+//! LHA is read as Glance reads it with its optional `lhafile` module installed.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -15,6 +14,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use glance_domain::ContainerFormat;
 
+use super::lha::{self, LhaError};
 use super::zip::{self, ZipError};
 use super::{Plugin, PluginError, Step};
 
@@ -90,7 +90,10 @@ fn decompress(src: &Path, dest: &Path, cap: u64) -> Result<Option<(Archive, u64)
             ZipError::Io(e) => PluginError::io(Plugin::Decompression)(e),
             other => refused(other.to_string()),
         })?,
-        Archive::Lha => return Err(refused("No lhafile available.")),
+        Archive::Lha => lha::extract_single(src, &mut out, cap).map_err(|e| match e {
+            LhaError::Io(e) => PluginError::io(Plugin::Decompression)(e),
+            other => refused(other.to_string()),
+        })?,
         Archive::Gzip => {
             let file = File::open(src).map_err(PluginError::io(Plugin::Decompression))?;
             gunzip(file, &mut out, cap)?

@@ -14,6 +14,7 @@
 mod conversion;
 mod decompression;
 mod inject;
+mod lha;
 mod qemu;
 mod zip;
 
