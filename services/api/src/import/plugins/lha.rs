@@ -63,7 +63,7 @@ pub(super) fn extract_single(src: &Path, out: &mut File, cap: u64) -> Result<u64
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
 
     /// CRC-16/ARC, LHA's checksum.
@@ -83,7 +83,7 @@ pub(super) mod tests {
     }
 
     /// An archive of stored (`-lh0-`) files with level-0 headers, as LHarc writes them.
-    pub(in super::super) fn lh0_archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+    fn lh0_archive(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut out = Vec::new();
         for (name, data) in files {
             let mut h = Vec::new();

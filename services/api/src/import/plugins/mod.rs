@@ -358,6 +358,74 @@ mod tests {
         assert!(err.contains("[image_conversion] output_format"), "{err}");
     }
 
+    fn work_files(staging: &FilesystemStore, id: glance_domain::ImageId) -> Vec<PathBuf> {
+        std::fs::read_dir(staging.dir().join(".incoming"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&id.to_string())
+            })
+            .collect()
+    }
+
+    /// What a redelivered import relies on: the staged data is never touched, and a run
+    /// clears what an earlier (dead) run left.
+    #[tokio::test]
+    async fn a_rerun_starts_again_from_the_untouched_staged_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = FilesystemStore::new(dir.path().join("staging")).unwrap();
+        let mut image = Image::new(glance_domain::ImageId::new(), None, chrono::Utc::now());
+        image.disk_format = Some(DiskFormat::Qcow2);
+        let staged = staging.dir().join(image.id.to_string());
+        let raw = dir.path().join("disk.raw");
+        std::fs::write(&raw, vec![5u8; 1 << 20]).unwrap();
+        let out = std::process::Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(&staged)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let original = std::fs::read(&staged).unwrap();
+        let config = config(&[CHAIN]).unwrap();
+        let caller = RequestContext::admin("req");
+
+        let first = prepare(&config, &staging, &image, &caller, 1 << 30)
+            .await
+            .unwrap();
+        let converted = first.data.clone().expect("converted");
+        assert_eq!(std::fs::read(&converted).unwrap(), vec![5u8; 1 << 20]);
+        assert_eq!(first.changes.disk_format, Some(DiskFormat::Raw));
+        assert_eq!(std::fs::read(&staged).unwrap(), original);
+
+        // The worker died before storing: the next run replaces the work file.
+        let second = prepare(&config, &staging, &image, &caller, 1 << 30)
+            .await
+            .unwrap();
+        assert_eq!(work_files(&staging, image.id), [second.data.unwrap()]);
+        assert!(!converted.exists());
+        discard(&staging, image.id).await;
+        assert!(work_files(&staging, image.id).is_empty());
+        assert_eq!(std::fs::read(&staged).unwrap(), original);
+
+        // A refusal leaves no work file either.
+        std::fs::write(&staged, vec![0u8; 1 << 20]).unwrap();
+        let err = prepare(&config, &staging, &image, &caller, 1 << 30)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("Image format mismatch"), "{err}");
+        assert!(work_files(&staging, image.id).is_empty());
+    }
+
+    const CHAIN: (&str, &str, &str) = (
+        "image_import_opts",
+        "image_import_plugins",
+        "image_conversion,no_op",
+    );
+
     #[test]
     fn injected_properties_are_a_dict_option() {
         let c = config(&[
