@@ -511,3 +511,71 @@ async fn an_unknown_plugin_refuses_to_start_naming_the_option() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_store_gets_the_converted_data_and_copy_image_is_left_alone() {
+    let stores = tempfile::tempdir().unwrap();
+    let fast = stores.path().join("fast");
+    let cheap = stores.path().join("cheap");
+    let app = spawn_app_with(&[
+        CONVERT,
+        ("image_conversion", "output_format", "qcow2"),
+        ("DEFAULT", "enabled_backends", "fast:file, cheap:file"),
+        ("glance_store", "default_backend", "fast"),
+        ("fast", "filesystem_store_datadir", fast.to_str().unwrap()),
+        ("cheap", "filesystem_store_datadir", cheap.to_str().unwrap()),
+    ])
+    .await;
+    let raw = disk();
+
+    // Converted once, stored in both.
+    let id = new_image(&app, "raw", "bare").await;
+    let res = app
+        .client
+        .put(app.url(&format!("/v2/images/{id}/stage")))
+        .header("content-type", "application/octet-stream")
+        .body(raw.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (task, image) = import(
+        &app,
+        &id,
+        json!({"method": {"name": "glance-direct"}, "all_stores": true}),
+    )
+    .await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(image["disk_format"], "qcow2", "{image}");
+    let in_fast = std::fs::read(fast.join(&id)).unwrap();
+    assert_eq!(std::fs::read(cheap.join(&id)).unwrap(), in_fast);
+    assert_stored_as(&image, &in_fast);
+    assert_eq!(qemu_info(&cheap.join(&id))["format"], "qcow2");
+    let mut in_stores: Vec<&str> = image["stores"].as_str().unwrap().split(',').collect();
+    in_stores.sort();
+    assert_eq!(in_stores, ["cheap", "fast"]);
+    staging_is_clean(&app, &id);
+
+    // copy-image copies what the image is: no plugin runs, the raw data stays raw.
+    let id = new_image(&app, "raw", "bare").await;
+    let res = app
+        .client
+        .put(app.url(&format!("/v2/images/{id}/file")))
+        .header("content-type", "application/octet-stream")
+        .header("x-image-meta-store", "fast")
+        .body(raw.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (task, image) = import(
+        &app,
+        &id,
+        json!({"method": {"name": "copy-image"}, "stores": ["cheap"]}),
+    )
+    .await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(image["disk_format"], "raw");
+    assert_eq!(std::fs::read(cheap.join(&id)).unwrap(), raw);
+    assert_stored_as(&image, &raw);
+}
