@@ -513,11 +513,23 @@ impl Run<'_> {
                         .await
                 }
                 None => {
-                    let prepared = match &mut prepared {
-                        Some(prepared) => prepared,
-                        empty => empty.insert(self.prepare(&image).await?),
+                    let earlier = match prepared {
+                        None => self.earlier_output(&image).await,
+                        Some(_) => None,
                     };
-                    self.store_prepared(prepared, &backend, &image).await
+                    match earlier {
+                        Some((from, location)) => {
+                            self.store_from(&*from.store, &location, &backend, &image, false)
+                                .await
+                        }
+                        None => {
+                            let prepared = match &mut prepared {
+                                Some(prepared) => prepared,
+                                empty => empty.insert(self.prepare(&image).await?),
+                            };
+                            self.store_prepared(prepared, &backend, &image).await
+                        }
+                    }
                 }
             };
             let changes = prepared.as_ref().map(|p| &p.changes);
@@ -581,6 +593,31 @@ impl Run<'_> {
             hashing_algorithm: &config.hashing_algorithm,
         };
         pipeline::store_stream(self.count(source), &*to.store, checks).await
+    }
+
+    /// On a rerun with import plugins, data an earlier attempt stored from their output: the
+    /// image already describes it (its formats and checksums changed), so the remaining
+    /// stores copy it, checked against those checksums, rather than convert the staged
+    /// original again.
+    async fn earlier_output(&self, image: &Image) -> Option<(Backend, String)> {
+        if self.state.config().import.plugins.chain.is_empty() || image.checksum.is_none() {
+            return None;
+        }
+        let targets = self.work.store_ids();
+        for location in image.locations.iter().filter(|l| l.status == "active") {
+            let store = location.metadata.get("store");
+            if store.is_some_and(|s| targets.contains(s)) {
+                let owner = self
+                    .import
+                    .stores
+                    .owner_of(&location.url, store.map(String::as_str))
+                    .await;
+                if let Some(backend) = owner {
+                    return Some((backend.clone(), location.url.clone()));
+                }
+            }
+        }
+        None
     }
 
     /// Runs the import plugins on the staged data of `image`.
