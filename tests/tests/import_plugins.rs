@@ -579,3 +579,32 @@ async fn every_store_gets_the_converted_data_and_copy_image_is_left_alone() {
     assert_eq!(std::fs::read(cheap.join(&id)).unwrap(), raw);
     assert_stored_as(&image, &raw);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qcow2_is_converted_to_the_configured_vmdk() {
+    let app = spawn_app_with(&[CONVERT, ("image_conversion", "output_format", "vmdk")]).await;
+    let tools = tempfile::tempdir().unwrap();
+    let raw = disk();
+    let qcow2 = made_with_qemu(tools.path(), &raw, "qcow2");
+    let id = new_image(&app, "qcow2", "bare").await;
+    let (task, image) = direct(&app, &id, qcow2).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(image["disk_format"], "vmdk", "{image}");
+    let stored = std::fs::read(stored_file(&app, &id)).unwrap();
+    assert_stored_as(&image, &stored);
+    let info = qemu_info(&stored_file(&app, &id));
+    assert_eq!(info["format"], "vmdk", "{info}");
+    assert_eq!(
+        info["format-specific"]["data"]["create-type"],
+        "monolithicSparse"
+    );
+    assert_eq!(info["virtual-size"], raw.len());
+    assert_eq!(image["virtual_size"], raw.len());
+    // qemu-img reads back the same disk.
+    let back = tools.path().join("back.raw");
+    run(Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(stored_file(&app, &id))
+        .arg(&back));
+    assert_eq!(std::fs::read(back).unwrap(), raw);
+}
