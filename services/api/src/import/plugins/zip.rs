@@ -187,3 +187,109 @@ fn zip64_sizes(mut extra: &[u8], entry: &mut Entry) -> Result<(), ZipError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ZIP of stored files, as `zip -0` writes it.
+    fn stored_zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let (mut out, mut central) = (Vec::new(), Vec::new());
+        for (name, data) in files {
+            let mut crc = flate2::Crc::new();
+            crc.update(data);
+            let offset = out.len() as u32;
+            let sizes = [crc.sum(), data.len() as u32, data.len() as u32];
+            out.extend_from_slice(&LOCAL.to_le_bytes());
+            out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            sizes
+                .iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(data);
+            central.extend_from_slice(&CENTRAL.to_le_bytes());
+            central.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            sizes
+                .iter()
+                .for_each(|v| central.extend_from_slice(&v.to_le_bytes()));
+            central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            central.extend_from_slice(&[0; 12]);
+            central.extend_from_slice(&offset.to_le_bytes());
+            central.extend_from_slice(name.as_bytes());
+        }
+        let cd_offset = out.len() as u32;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(&EOCD.to_le_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        let n = (files.len() as u16).to_le_bytes();
+        out.extend_from_slice(&[n[0], n[1], n[0], n[1]]);
+        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&cd_offset.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+
+    fn extract(archive: &[u8], cap: u64) -> Result<Vec<u8>, ZipError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.zip"), archive).unwrap();
+        let mut src = File::open(dir.path().join("a.zip")).unwrap();
+        let mut out = File::create(dir.path().join("out")).unwrap();
+        extract_single(&mut src, &mut out, cap)?;
+        Ok(std::fs::read(dir.path().join("out")).unwrap())
+    }
+
+    #[test]
+    fn a_stored_file_is_extracted_and_its_crc_checked() {
+        let zip = stored_zip(&[("../../etc/passwd", b"disk bytes")]);
+        assert_eq!(extract(&zip, 100).unwrap(), b"disk bytes");
+        assert!(matches!(extract(&zip, 5), Err(ZipError::TooLarge(5))));
+        let mut bad = zip.clone();
+        let at = 30 + "../../etc/passwd".len();
+        bad[at] ^= 1;
+        assert!(matches!(extract(&bad, 100), Err(ZipError::Crc)));
+        let two = stored_zip(&[("a", b"1"), ("b", b"2")]);
+        assert!(matches!(extract(&two, 100), Err(ZipError::NotOneFile)));
+    }
+
+    #[test]
+    fn a_cut_or_garbled_archive_is_an_error_never_a_panic() {
+        let zip = stored_zip(&[("disk", &[9u8; 300])]);
+        for len in 0..zip.len() {
+            assert!(extract(&zip[..len], 1000).is_err(), "{len} bytes");
+        }
+        for at in 0..zip.len() {
+            let mut garbled = zip.clone();
+            garbled[at] = garbled[at].wrapping_add(0x80);
+            let _ = extract(&garbled, 1000);
+        }
+    }
+
+    #[test]
+    fn zip64_fields_replace_saturated_ones_in_order() {
+        let mut entry = Entry {
+            flags: 0,
+            method: 8,
+            crc: 0,
+            compressed: 0xffff_ffff,
+            size: 0xffff_ffff,
+            local: 12,
+        };
+        let mut extra = vec![0x99, 0x99, 0, 0]; // another extra field, empty
+        extra.extend_from_slice(&[1, 0, 16, 0]);
+        extra.extend_from_slice(&(5u64 << 32).to_le_bytes());
+        extra.extend_from_slice(&(3u64 << 32).to_le_bytes());
+        zip64_sizes(&extra, &mut entry).unwrap();
+        assert_eq!(
+            (entry.size, entry.compressed, entry.local),
+            (5 << 32, 3 << 32, 12)
+        );
+        let mut short = Entry {
+            size: 0xffff_ffff,
+            ..entry
+        };
+        short.compressed = 0xffff_ffff;
+        assert!(zip64_sizes(&[1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0], &mut short).is_err());
+    }
+}
