@@ -35,6 +35,7 @@ pub(crate) const fn opt(
 mod cache;
 mod glare;
 mod import;
+mod import_plugins;
 mod keystone;
 mod lifecycle;
 mod mesh;
@@ -56,6 +57,7 @@ pub fn all() -> impl Iterator<Item = &'static Opt> {
         policy::OPTIONS,
         keystone::OPTIONS,
         import::OPTIONS,
+        import_plugins::OPTIONS,
         mesh::OPTIONS,
         replicator::OPTIONS,
         upload::OPTIONS,

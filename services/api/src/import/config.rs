@@ -7,6 +7,7 @@ use glance_config::RawConfig;
 use glance_store::{glance_list, Stores, StoresConfig};
 
 use super::filter::UriFilter;
+use super::plugins::PluginsConfig;
 
 #[derive(Debug, Clone)]
 pub struct ImportConfig {
@@ -18,6 +19,8 @@ pub struct ImportConfig {
     /// `[task] task_time_to_live`, hours.
     pub task_ttl_hours: u32,
     pub worker: WorkerConfig,
+    /// `[image_import_opts] image_import_plugins` and the plugins' options.
+    pub plugins: PluginsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +70,7 @@ impl ImportConfig {
             methods,
             stores: StoresConfig::from_raw(raw)?,
             filter: UriFilter::from_raw(raw)?,
+            plugins: PluginsConfig::from_raw(raw)?,
             task_ttl_hours: number(raw, "task", "task_time_to_live")?,
             worker: WorkerConfig {
                 enabled: r

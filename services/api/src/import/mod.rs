@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod filter;
 pub mod handlers;
 pub mod pipeline;
+pub mod plugins;
 pub mod registry;
 pub mod remove;
 pub mod stage;

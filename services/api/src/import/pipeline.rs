@@ -162,6 +162,25 @@ pub async fn read_store(
     Ok(stream.map(|r| r.map_err(|e| PipelineError::Source(e.to_string()))))
 }
 
+/// A local file (an import plugin's output) read as a pipeline source, 1 MiB at a time.
+pub async fn read_file(
+    path: &std::path::Path,
+) -> Result<impl Stream<Item = Result<Bytes, PipelineError>> + Send, PipelineError> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| PipelineError::Source(format!("{}: {e}", path.display())))?;
+    Ok(futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = BytesMut::with_capacity(BATCH);
+        match file.read_buf(&mut buf).await {
+            Ok(0) => None,
+            Ok(_) => Some((Ok(buf.freeze()), Some(file))),
+            Err(e) => Some((Err(PipelineError::Source(e.to_string())), None)),
+        }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ use glance_proto::Headers;
 use glance_store::{Backend, Store};
 
 use super::pipeline::{self, Checks, PipelineError, Stored};
+use super::plugins::{self, ImageChanges, Prepared};
 use super::registry::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
 use super::{fetch, ImportState};
 use crate::error::ApiError;
@@ -483,6 +484,8 @@ impl Run<'_> {
             }
         };
 
+        // The import plugins' result, made when a store first needs the staged data.
+        let mut prepared: Option<Prepared> = None;
         let last = self.work.targets.len().saturating_sub(1);
         for (idx, target) in self.work.targets.iter().enumerate() {
             let image = self.image().await?;
@@ -510,12 +513,28 @@ impl Run<'_> {
                         .await
                 }
                 None => {
-                    self.store_from(&**staging, &staged, &backend, &image, true)
-                        .await
+                    let earlier = match prepared {
+                        None => self.earlier_output(&image).await,
+                        Some(_) => None,
+                    };
+                    match earlier {
+                        Some((from, location)) => {
+                            self.store_from(&*from.store, &location, &backend, &image, false)
+                                .await
+                        }
+                        None => {
+                            let prepared = match &mut prepared {
+                                Some(prepared) => prepared,
+                                empty => empty.insert(self.prepare(&image).await?),
+                            };
+                            self.store_prepared(prepared, &backend, &image).await
+                        }
+                    }
                 }
             };
+            let changes = prepared.as_ref().map(|p| &p.changes);
             match result {
-                Ok(stored) => self.record(target, stored, set_active).await?,
+                Ok(stored) => self.record(target, stored, set_active, changes).await?,
                 Err(e) if self.work.msg.all_stores_must_succeed => {
                     return Err(Failure::Fatal(match target {
                         Some(id) => format!("Import to store {id} failed: {e}"),
@@ -536,6 +555,7 @@ impl Run<'_> {
         let image = self.image().await?;
         if !self.work.copy() {
             let _ = staging.delete(&staged).await;
+            plugins::discard(staging, image.id).await;
             if image.status != ImageStatus::Active {
                 return Err(Failure::Fatal("None of the uploads finished!".into()));
             }
@@ -575,16 +595,87 @@ impl Run<'_> {
         pipeline::store_stream(self.count(source), &*to.store, checks).await
     }
 
+    /// On a rerun with import plugins, data an earlier attempt stored from their output: the
+    /// image already describes it (its formats and checksums changed), so the remaining
+    /// stores copy it, checked against those checksums, rather than convert the staged
+    /// original again.
+    async fn earlier_output(&self, image: &Image) -> Option<(Backend, String)> {
+        if self.state.config().import.plugins.chain.is_empty() || image.checksum.is_none() {
+            return None;
+        }
+        let targets = self.work.store_ids();
+        for location in image.locations.iter().filter(|l| l.status == "active") {
+            let store = location.metadata.get("store");
+            if store.is_some_and(|s| targets.contains(s)) {
+                let owner = self
+                    .import
+                    .stores
+                    .owner_of(&location.url, store.map(String::as_str))
+                    .await;
+                if let Some(backend) = owner {
+                    return Some((backend.clone(), location.url.clone()));
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs the import plugins on the staged data of `image`.
+    async fn prepare(&self, image: &Image) -> Result<Prepared, Failure> {
+        let config = self.state.config();
+        plugins::prepare(
+            &config.import.plugins,
+            self.import.stores.staging(),
+            image,
+            &self.work.msg.ctx,
+            config.image_size_cap,
+        )
+        .await
+        .map_err(|e| Failure::Fatal(e.to_string()))
+    }
+
+    /// Stores what the plugins left: the staged data, or their output checked against the
+    /// image as they changed it.
+    async fn store_prepared(
+        &self,
+        prepared: &Prepared,
+        to: &Backend,
+        image: &Image,
+    ) -> Result<Stored, PipelineError> {
+        let staging = self.import.stores.staging();
+        let mut image = image.clone();
+        prepared.changes.apply(&mut image);
+        let Some(path) = &prepared.data else {
+            let staged = staging.location_of(image.id);
+            return self.store_from(&**staging, &staged, to, &image, true).await;
+        };
+        let config = self.state.config();
+        let checks = Checks {
+            cap: config.image_size_cap,
+            inspect: image.disk_format,
+            strict_format: config.require_image_format_match,
+            expect: &image,
+            hashing_algorithm: &config.hashing_algorithm,
+        };
+        let source = pipeline::read_file(path).await?;
+        pipeline::store_stream(self.count(source), &*to.store, checks).await
+    }
+
     /// Records data now in `target`: its location, the checksums if the image had none,
-    /// and `active` when this was the store that completes the import.
+    /// what the import plugins changed, and `active` when this was the store that
+    /// completes the import.
     async fn record(
         &self,
         target: &Option<String>,
         stored: Stored,
         set_active: bool,
+        changes: Option<&ImageChanges>,
     ) -> Result<(), Failure> {
         let saved = self
             .update(|image| {
+                if let Some(changes) = changes {
+                    changes.apply(image);
+                }
                 if image.checksum.is_none() {
                     image.checksum = Some(stored.md5.clone());
                     image.os_hash_algo = Some(stored.os_hash_algo.clone());
@@ -728,6 +819,7 @@ impl Run<'_> {
             if !copy {
                 let staging = self.import.stores.staging();
                 let _ = staging.delete(&staging.location_of(self.image_id())).await;
+                plugins::discard(staging, self.image_id()).await;
             }
         }
         let failed = Task {
