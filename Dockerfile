@@ -9,8 +9,9 @@ RUN cargo build --release --workspace --bins \
  && find target/release -maxdepth 1 -type f -executable -name 'glance-*' -exec cp {} /out/ \;
 
 FROM debian:bookworm-slim AS runtime
-# ca-certificates for web-download imports over HTTPS; curl for the API's health check.
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+# ca-certificates for web-download imports over HTTPS; curl for the API's health check;
+# qemu-utils for the image_conversion import plugin (qemu-img info and convert).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl qemu-utils \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10000 glance \
  && useradd --system --uid 10000 --gid glance --home-dir /var/lib/glance glance \
