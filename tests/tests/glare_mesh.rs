@@ -122,10 +122,20 @@ async fn artifacts_travel_over_the_bus_and_glance_control_reaches_glare() {
 
 /// A `glance-glare` on a free port with short upload leases; returns it with its URL.
 async fn glare(mesh: &common::Mesh, tag: &str) -> (common::Proc, String) {
+    glare_sweeping(mesh, tag, "600").await
+}
+
+/// The same, sweeping for abandoned blob uploads every `sweep_interval` seconds.
+async fn glare_sweeping(
+    mesh: &common::Mesh,
+    tag: &str,
+    sweep_interval: &str,
+) -> (common::Proc, String) {
     let port = free_port();
     let mut cmd = mesh.command("glance-glare");
     cmd.env("GLANCE__GLARE__BIND_PORT", port.to_string())
-        .env("GLANCE__GLANCE_UPLOAD__LEASE_SECONDS", "2");
+        .env("GLANCE__GLANCE_UPLOAD__LEASE_SECONDS", "2")
+        .env("GLANCE__GLANCE_UPLOAD__SWEEP_INTERVAL", sweep_interval);
     let proc = mesh.spawn("glance-glare", tag, cmd);
     let url = format!("http://127.0.0.1:{port}");
     wait_until(&format!("{tag} to start"), Duration::from_secs(30), || {
@@ -212,5 +222,101 @@ async fn a_blob_whose_uploader_was_killed_is_not_stuck_saving_after_its_lease() 
         files_under(mesh.images.path()),
         1,
         "only the new upload's data is left"
+    );
+}
+
+/// A replacement upload whose process was killed, and which nobody retries: once its lease
+/// has run out the sweep puts the blob it was replacing back and removes its partial data.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_puts_back_a_blob_whose_replacement_upload_died() {
+    let mesh = mesh().await;
+    let _r1 = mesh.registry("registry-1");
+    let (mut first, url) = glare(&mesh, "glare-1").await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{url}/artifacts/heat_environments"))
+        .header("x-project-id", "mesh-project")
+        .json(&json!({"name": "swept"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let blob = format!("{url}/artifacts/heat_environments/{id}/environment");
+    let put = |body: reqwest::Body| {
+        http.put(&blob)
+            .header("x-project-id", "mesh-project")
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+    };
+    let res = put(vec![3u8; 1000].into()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body = futures::stream::once(async { Ok::<_, std::io::Error>(vec![1u8; 65536]) })
+        .chain(futures::stream::pending());
+    let stalled = tokio::spawn(put(reqwest::Body::wrap_stream(body)));
+    let show = |url: String| {
+        let http = http.clone();
+        let id = id.clone();
+        async move {
+            http.get(format!("{url}/artifacts/heat_environments/{id}"))
+                .header("x-project-id", "mesh-project")
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    wait_until(
+        "the replacement to be saving",
+        Duration::from_secs(10),
+        || {
+            let show = show(url.clone());
+            async move { show.await["environment"]["status"] == "saving" }
+        },
+    )
+    .await;
+    wait_until(
+        "the replacement's partial data",
+        Duration::from_secs(10),
+        || futures::future::ready(files_under(mesh.images.path()) > 1),
+    )
+    .await;
+    first.kill9();
+    stalled.abort();
+
+    let (_second, url) = glare_sweeping(&mesh, "glare-2", "0.5").await;
+    wait_until(
+        "the sweep to put the blob back",
+        Duration::from_secs(20),
+        || {
+            let show = show(url.clone());
+            async move { show.await["environment"]["status"] == "active" }
+        },
+    )
+    .await;
+    let doc = show(url.clone()).await;
+    assert_eq!(doc["environment"]["size"], 1000, "{doc}");
+    let (status, body) = {
+        let res = http
+            .get(format!(
+                "{url}/artifacts/heat_environments/{id}/environment"
+            ))
+            .header("x-project-id", "mesh-project")
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.bytes().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    assert_eq!(body.as_ref(), &[3u8; 1000][..]);
+    assert_eq!(
+        files_under(mesh.images.path()),
+        1,
+        "the dead upload's partial data is gone"
     );
 }

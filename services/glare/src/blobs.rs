@@ -180,6 +180,11 @@ pub async fn upload(
     let lease = Duration::from_secs(u64::from(state.config().identity.upload.lease_seconds));
     let data_id = ImageId::new();
     let mut saving = existing.clone().unwrap_or_else(|| json!({}));
+    // The blob this upload replaces, for the sweep to put back should the upload die
+    // (taking over an abandoned upload keeps the one that upload was replacing).
+    if let Some(previous) = existing.as_ref().filter(|b| b["status"] != "saving") {
+        saving["previous"] = previous.clone();
+    }
     saving["status"] = json!("saving");
     saving["upload_id"] = json!(data_id.to_string());
     saving["saving_until"] = json!(lease_end(lease));
@@ -262,7 +267,7 @@ fn lease_end(lease: Duration) -> String {
 
 /// Whether a `saving` blob's upload still holds its lease (blobs saved before leases
 /// existed have none, and count as held).
-fn lease_live(blob: &Value) -> bool {
+pub(crate) fn lease_live(blob: &Value) -> bool {
     match blob["saving_until"].as_str() {
         Some(until) => chrono::DateTime::parse_from_rfc3339(until).is_ok_and(|t| t > Utc::now()),
         None => true,

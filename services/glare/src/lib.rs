@@ -17,6 +17,7 @@ pub mod patch;
 pub mod policy;
 pub mod quotas;
 pub mod schemas;
+pub mod sweep;
 pub mod types;
 pub mod versions;
 
@@ -124,8 +125,12 @@ impl Application {
         self.state.clone()
     }
 
+    /// Serves until stopped; meanwhile the blob sweep runs (see [`sweep`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let sweeper = tokio::spawn(sweep::run(self.state.clone()));
+        let served = self.server.await;
+        sweeper.abort();
+        served
     }
 }
 
