@@ -31,7 +31,10 @@ async fn versions_are_served_without_identity_and_microversions_are_negotiated()
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["openstack-api-version"], "artifact 1.1");
     assert_eq!(res.headers()["vary"], "openstack-api-version");
-    assert_eq!(res.headers()["content-type"], "application/schema+json");
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/schema+json; charset=UTF-8"
+    );
     assert_eq!(
         get("artifact latest").await.unwrap().headers()["openstack-api-version"],
         "artifact 1.1"

@@ -189,11 +189,12 @@ pub async fn upload(
     saving["upload_id"] = json!(data_id.to_string());
     saving["saving_until"] = json!(lease_end(lease));
     saving["external"] = json!(false);
-    saving["content_type"] = json!(if ct.is_empty() {
-        "application/octet-stream".to_owned()
-    } else {
-        ct.clone()
-    });
+    // A blob that is replaced keeps the content type of its first upload (as Glare).
+    saving["content_type"] = match existing.as_ref().map(|b| &b["content_type"]) {
+        Some(Value::String(kept)) => json!(kept),
+        _ if ct.is_empty() => json!("application/octet-stream"),
+        _ => json!(ct),
+    };
     let mut marked = a.clone();
     set_blob(&mut marked, &name, key, Some(saving));
     marked.updated_at = Utc::now();
@@ -461,8 +462,16 @@ pub async fn download(
         let url = blob["url"].as_str().unwrap_or_default().to_owned();
         let mut res = HttpResponse::MovedPermanently();
         res.insert_header((header::LOCATION, url));
-        if let Some(md5) = blob["md5"].as_str() {
-            res.insert_header(("content-md5", md5));
+        // Glare's 301 carries the location's checksums, as a download of the data would.
+        res.content_type("application/json");
+        for (name, key) in [
+            ("content-md5", "md5"),
+            ("x-openstack-glare-content-sha1", "sha1"),
+            ("x-openstack-glare-content-sha256", "sha256"),
+        ] {
+            if let Some(v) = blob[key].as_str() {
+                res.insert_header((name, v));
+            }
         }
         return Ok(res.finish());
     }

@@ -100,6 +100,8 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(actix_web::middleware::from_fn(versions::negotiate))
                 .wrap(actix_web::middleware::from_fn(count_in_flight))
+                .wrap(actix_web::middleware::from_fn(json_charset))
+                .wrap(actix_web::middleware::from_fn(options))
                 .wrap(glance_api::identity::RequestId)
                 .configure(routes)
         })
@@ -145,6 +147,44 @@ async fn count_in_flight(
     next.call(req).await
 }
 
+/// `OPTIONS` on any path: 200 with an empty body, as Glare's server answers it.
+async fn options(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<
+    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
+    actix_web::Error,
+> {
+    if req.method() == actix_web::http::Method::OPTIONS {
+        let res = HttpResponse::Ok().finish();
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Glare labels its JSON `application/json; charset=UTF-8` (and its schemas likewise), as
+/// webob does.
+async fn json_charset(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
+    // Its version document, its quota update and the redirect to an external blob are the
+    // exceptions (set by hand there).
+    let plain = matches!(req.path(), "/" | "/versions")
+        || (req.path() == "/quotas" && req.method() == actix_web::http::Method::PUT);
+    let mut res = next.call(req).await?;
+    let plain = plain || res.status().is_redirection();
+    let headers = res.headers_mut();
+    let labelled = match headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        Some("application/json") if !plain => "application/json; charset=UTF-8",
+        Some("application/schema+json") => "application/schema+json; charset=UTF-8",
+        _ => return Ok(res),
+    };
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(labelled));
+    Ok(res)
+}
+
 pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
     web::to(move || async move { Err::<HttpResponse, _>(GlareError::MethodNotAllowed(allow)) })
 }
@@ -158,12 +198,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(blobs::delete))
             .default_service(not_allowed("GET, PUT, DELETE"))
     };
+    // Glare's version app answers any method there.
     for path in ["/", "/versions"] {
-        cfg.service(
-            web::resource(path)
-                .route(web::get().to(versions::list))
-                .default_service(not_allowed("GET")),
-        );
+        cfg.service(web::resource(path).default_service(web::to(versions::list)));
     }
     cfg.service(web::resource("/healthcheck").route(
         web::get().to(|| async { HttpResponse::Ok().content_type("text/plain").body("OK") }),

@@ -180,16 +180,24 @@ pub fn check(t: &ArtifactType, f: &Field, value: &Value) -> Result<Value, GlareE
             if map.len() > 255 {
                 return Err(invalid(t, f, "Too many keys in the dict (more than 255)"));
             }
+            let mut out = serde_json::Map::with_capacity(map.len());
             for (k, v) in map {
-                let Value::String(s) = v else {
-                    return Err(invalid(t, f, format!("Value of key {k} is not a string")));
+                // Values coerce as Glare's string fields do (a number becomes its text).
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) if f.kind == Kind::StringDict => n.to_string(),
+                    Value::Bool(b) if f.kind == Kind::StringDict => {
+                        if *b { "True" } else { "False" }.to_owned()
+                    }
+                    _ => return Err(invalid(t, f, format!("Value of key {k} is not a string"))),
                 };
-                check_string(t, f, s, f.max_length)?;
+                check_string(t, f, &s, f.max_length)?;
                 if f.name == "metadata" && s.is_empty() {
                     return Err(invalid(t, f, format!("Value of key {k} cannot be empty")));
                 }
+                out.insert(k.clone(), Value::String(s));
             }
-            Ok(value.clone())
+            Ok(Value::Object(out))
         }
         Kind::DateTime | Kind::Blob | Kind::BlobDict => {
             Err(invalid(t, f, "This field cannot be set in a request"))
@@ -200,7 +208,13 @@ pub fn check(t: &ArtifactType, f: &Field, value: &Value) -> Result<Value, GlareE
 /// A name Glare accepts: 1 to 255 characters.
 pub fn check_name(t: &ArtifactType, value: &Value) -> Result<String, GlareError> {
     let f = t.field("name").expect("every type has a name");
-    match value {
+    // A number or a boolean becomes its text, as for any of Glare's string fields.
+    let coerced = match value {
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::Bool(b) => Value::String(if *b { "True" } else { "False" }.to_owned()),
+        other => other.clone(),
+    };
+    match &coerced {
         Value::String(s) if !s.is_empty() => {
             check_string(t, f, s, Some(255))?;
             Ok(s.clone())

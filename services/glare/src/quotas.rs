@@ -95,7 +95,7 @@ async fn set(
     req: HttpRequest,
     body: web::Bytes,
 ) -> GlareResult<HttpResponse> {
-    policy::admin_only(&caller.0, "artifact:set_quotas")?;
+    // Glare's deserializer checks the body before its controller checks the policy.
     let ct = crate::artifacts::content_type(&req);
     if ct != "application/json" {
         return Err(GlareError::UnsupportedMediaType(format!(
@@ -104,10 +104,9 @@ async fn set(
     }
     let body: Value =
         serde_json::from_slice(&body).map_err(|_| bad("Malformed JSON in request body."))?;
-    state
-        .gateway
-        .set_quotas(&caller.0, parse_quotas(&body)?)
-        .await?;
+    let quotas = parse_quotas(&body)?;
+    policy::admin_only(&caller.0, "artifact:set_quotas")?;
+    state.gateway.set_quotas(&caller.0, quotas).await?;
     Ok(HttpResponse::Ok().json(Value::Null))
 }
 
@@ -266,7 +265,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/quotas")
             .route(web::get().to(list_all))
             .route(web::put().to(set))
-            .default_service(crate::not_allowed("GET, PUT")),
+            .default_service(crate::not_allowed("PUT, GET")),
     )
     .service(
         web::resource("/project-quotas")

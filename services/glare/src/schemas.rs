@@ -86,6 +86,9 @@ fn field_schema(f: &Field) -> Value {
             } else {
                 string_item(f)
             };
+            if f.name == "class_definitions" {
+                s.insert("uniqueItems".into(), json!(true));
+            }
             if f.name == "tags" {
                 s.insert("uniqueItems".into(), json!(true));
                 item["pattern"] = json!("^[^,/]+$");
@@ -101,6 +104,10 @@ fn field_schema(f: &Field) -> Value {
             } else {
                 string_item(f)
             };
+            let mut item = item;
+            if f.name == "metadata" {
+                item["minLength"] = json!(1);
+            }
             s.insert("additionalProperties".into(), item);
         }
         Kind::Blob => {

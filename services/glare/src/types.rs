@@ -191,6 +191,11 @@ impl Field {
         self.max_length = Some(n);
         self
     }
+    /// No length limit (semver versions: the pattern is their rule).
+    const fn unbounded(mut self) -> Self {
+        self.max_length = None;
+        self
+    }
     const fn minimum(mut self, n: i64) -> Self {
         self.minimum = Some(n);
         self
@@ -288,6 +293,7 @@ pub const BASE_FIELDS: &[Field] = &[
         .one_of(&["private", "public"])
         .default(Default::Str("private")),
     field("version", Kind::String, "The artifact's semantic version.")
+        .unbounded()
         .not_null()
         .sortable()
         .optional()
@@ -410,7 +416,9 @@ const HEAT_ENVIRONMENT_FIELDS: &[Field] =
     &[field("environment", Kind::Blob, "The environment's body.")];
 
 const MURANO_FIELDS: &[Field] = &[
-    field("package", Kind::Blob, "The package archive.").blob_limit(104_857_600),
+    field("package", Kind::Blob, "The package archive.")
+        .blob_limit(104_857_600)
+        .optional(),
     field(
         "type",
         Kind::String,
@@ -461,7 +469,6 @@ const TOSCA_FIELDS: &[Field] = &[
 /// `all` has the base fields and the name of each artifact's own type.
 const ALL_FIELDS: &[Field] = &[field("type_name", Kind::String, "The artifact's type.")
     .sortable()
-    .optional()
     .ops(NAME_OPS)];
 
 #[derive(Debug)]
