@@ -29,9 +29,10 @@
 #                                 and the run says so)
 #   GLANCE_TEST_FUZZ_SECONDS=N    how long the fuzz targets run, split between the three
 #                                 (default 60; 0 skips; fuzz/README.md)
-#   GLANCE_TEST_PARITY=0          skip the side-by-side run against the reference Glance 33
+#   GLANCE_TEST_PARITY=0          skip the side-by-side runs against the reference Glance 33
 #                                 (tests/parity/run.sh; needs ../shared/reference-glance, whose
-#                                 venv it builds once, ~3 min, and reuses)
+#                                 venv it builds once, ~3 min, and reuses) and Glare 5.0.1
+#                                 (tests/parity/glare_run.sh; ../shared/reference-glare, ~30 s)
 set -euo pipefail
 
 GLANCECLIENT_VERSION=4.13.0
@@ -781,6 +782,7 @@ main() {
     fi
     if [[ $WITH_PARITY == 1 ]]; then
         step parity show env GLANCE_BIN="$bin" bash tests/parity/run.sh || true
+        step parity-glare show env GLANCE_BIN="$bin" bash tests/parity/glare_run.sh || true
     else
         phase "parity: skipped (GLANCE_TEST_PARITY=$WITH_PARITY)"
     fi
