@@ -193,8 +193,22 @@ impl Rpc for SaveTask {
 #[serde(tag = "name", rename_all = "kebab-case")]
 pub enum ImportMethod {
     GlanceDirect,
-    WebDownload { uri: String },
+    WebDownload {
+        uri: String,
+    },
     CopyImage,
+    /// An image of the Glance of another region, by id (Images API 2.15).
+    GlanceDownload {
+        glance_image_id: String,
+        glance_region: String,
+        /// Which endpoint of the catalog: `public` (Glance's default), `internal`, `admin`.
+        #[serde(default = "public")]
+        glance_service_interface: String,
+    },
+}
+
+fn public() -> String {
+    "public".into()
 }
 
 impl ImportMethod {
@@ -203,6 +217,7 @@ impl ImportMethod {
             ImportMethod::GlanceDirect => "glance-direct",
             ImportMethod::WebDownload { .. } => "web-download",
             ImportMethod::CopyImage => "copy-image",
+            ImportMethod::GlanceDownload { .. } => "glance-download",
         }
     }
 }
@@ -222,6 +237,44 @@ pub struct ImportImage {
     pub all_stores_must_succeed: bool,
     /// The caller, for the record; workers act with an admin context.
     pub ctx: RequestContext,
+    /// glance-download only: how to reach the other region as the caller. Never in the
+    /// task's input, logs or notifications (see ARCHITECTURE.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteGlance>,
+}
+
+/// Where the image of a glance-download is and the caller's token to read it with: the
+/// remote Glance checks the caller's rights there, as Glance does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteGlance {
+    /// The region's image endpoint from the caller's service catalog; `None` when the
+    /// catalog has none, which fails the task as Glance's `GlanceEndpointNotFound` does.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub token: Option<SecretToken>,
+}
+
+/// A Keystone token: serialized as itself (the worker needs it), shown as `***` by
+/// `Debug`, so logging a message or a context never prints it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretToken(String);
+
+impl SecretToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretToken(***)")
+    }
 }
 
 fn yes() -> bool {
@@ -257,5 +310,25 @@ mod tests {
         );
         let json = serde_json::to_value(ImportMethod::CopyImage).unwrap();
         assert_eq!(json["name"], "copy-image");
+        let m: ImportMethod = serde_json::from_value(serde_json::json!({
+            "name": "glance-download", "glance_image_id": "i", "glance_region": "RegionTwo"
+        }))
+        .unwrap();
+        assert_eq!(m.name(), "glance-download");
+        assert!(matches!(
+            m,
+            ImportMethod::GlanceDownload { glance_service_interface, .. } if glance_service_interface == "public"
+        ));
+    }
+
+    #[test]
+    fn a_token_travels_in_the_message_but_never_shows_in_debug_output() {
+        let remote = RemoteGlance {
+            endpoint: Some("http://two:9292".into()),
+            token: Some(SecretToken::new("gAAAA-secret")),
+        };
+        assert!(!format!("{remote:?}").contains("gAAAA-secret"));
+        let json = serde_json::to_value(&remote).unwrap();
+        assert_eq!(json["token"], "gAAAA-secret");
     }
 }
