@@ -253,6 +253,21 @@ pub struct RemoteGlance {
     pub endpoint: Option<String>,
     #[serde(default)]
     pub token: Option<SecretToken>,
+    /// The image when the import was accepted: what a failure puts back, whichever attempt
+    /// fails (a rerun finds the remote's formats and properties already on the image).
+    #[serde(default)]
+    pub before: ImageBefore,
+}
+
+/// The fields glance-download may change, as the image had them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageBefore {
+    #[serde(default)]
+    pub disk_format: Option<glance_domain::DiskFormat>,
+    #[serde(default)]
+    pub container_format: Option<glance_domain::ContainerFormat>,
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
 }
 
 /// A Keystone token: serialized as itself (the worker needs it), shown as `***` by
@@ -326,6 +341,7 @@ mod tests {
         let remote = RemoteGlance {
             endpoint: Some("http://two:9292".into()),
             token: Some(SecretToken::new("gAAAA-secret")),
+            before: ImageBefore::default(),
         };
         assert!(!format!("{remote:?}").contains("gAAAA-secret"));
         let json = serde_json::to_value(&remote).unwrap();

@@ -7,7 +7,7 @@ use chrono::Utc;
 use glance_bus::BusError;
 use glance_domain::{Image, ImageStatus, RequestContext};
 use glance_proto::tasks::{
-    ImportImage, ImportMethod, RemoteGlance, SecretToken, Task, TaskStatus, IMPORT_KEY,
+    ImageBefore, ImportImage, ImportMethod, RemoteGlance, SecretToken, Task, TaskStatus, IMPORT_KEY,
 };
 use serde_json::{json, Value};
 
@@ -277,7 +277,7 @@ pub async fn import(
         ));
     }
     let remote = match body.method {
-        ImportMethod::GlanceDownload { .. } => Some(glance_download(&req, &mut body)?),
+        ImportMethod::GlanceDownload { .. } => Some(glance_download(&req, &mut body, &image)?),
         _ => None,
     };
     let rule = if copy { "copy_image" } else { "modify_image" };
@@ -421,7 +421,11 @@ pub async fn import(
 /// region's image endpoint from the caller's catalog (the Keystone token's, or the
 /// `X-Service-Catalog` of a proxy in front under trusted headers) and the caller's token.
 /// A region missing from the catalog fails the task, not the request, as in Glance.
-fn glance_download(req: &HttpRequest, body: &mut ImportRequest) -> ApiResult<RemoteGlance> {
+fn glance_download(
+    req: &HttpRequest,
+    body: &mut ImportRequest,
+    image: &Image,
+) -> ApiResult<RemoteGlance> {
     let method = body
         .raw
         .get_mut("method")
@@ -473,6 +477,11 @@ fn glance_download(req: &HttpRequest, body: &mut ImportRequest) -> ApiResult<Rem
             .as_ref()
             .and_then(|c| download::endpoint_in_catalog(c, &region, &interface)),
         token: header("x-auth-token").map(SecretToken::new),
+        before: ImageBefore {
+            disk_format: image.disk_format,
+            container_format: image.container_format,
+            properties: image.properties.clone(),
+        },
     })
 }
 

@@ -672,19 +672,25 @@ impl Run<'_> {
     }
 
     /// Gives the image the remote image's formats and listed properties, remembering what
-    /// they were for [`Run::fail`].
+    /// they were when the import was accepted, for [`Run::fail`].
     async fn take_remote_metadata(&self, source: &RemoteImage) -> Result<(), Failure> {
-        let before = std::sync::Mutex::new(None);
+        let before = self
+            .work
+            .msg
+            .remote
+            .as_ref()
+            .map(|r| r.before.clone())
+            .unwrap_or_default();
+        *self.revert.lock().expect("not poisoned") = Some(MetadataRevert {
+            disk_format: before.disk_format,
+            container_format: before.container_format,
+            properties: source
+                .properties
+                .keys()
+                .map(|k| (k.clone(), before.properties.get(k).cloned()))
+                .collect(),
+        });
         self.update(|image| {
-            let undo = MetadataRevert {
-                disk_format: image.disk_format,
-                container_format: image.container_format,
-                properties: source
-                    .properties
-                    .keys()
-                    .map(|k| (k.clone(), image.properties.get(k).cloned()))
-                    .collect(),
-            };
             if let Some(f) = source.disk_format {
                 image.disk_format = Some(f);
             }
@@ -692,11 +698,9 @@ impl Run<'_> {
                 image.container_format = Some(f);
             }
             image.properties.extend(source.properties.clone());
-            *before.lock().expect("not poisoned") = Some(undo);
         })
-        .await?;
-        *self.revert.lock().expect("not poisoned") = before.into_inner().expect("not poisoned");
-        Ok(())
+        .await
+        .map(|_| ())
     }
 
     fn count<S>(&self, source: S) -> impl Stream<Item = Result<Bytes, PipelineError>> + Send
