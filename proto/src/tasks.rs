@@ -347,4 +347,46 @@ mod tests {
         let json = serde_json::to_value(&remote).unwrap();
         assert_eq!(json["token"], "gAAAA-secret");
     }
+
+    #[test]
+    fn a_redelivered_glance_download_still_has_the_token_and_the_image_before() {
+        let mut before = ImageBefore {
+            disk_format: Some(glance_domain::DiskFormat::Qcow2),
+            ..Default::default()
+        };
+        before
+            .properties
+            .insert("hw_machine_type".into(), "pc".into());
+        let work = ImportImage {
+            task_id: "t".into(),
+            image_id: ImageId::new(),
+            method: ImportMethod::GlanceDownload {
+                glance_image_id: "i".into(),
+                glance_region: "RegionTwo".into(),
+                glance_service_interface: "public".into(),
+            },
+            stores: vec![],
+            all_stores_must_succeed: true,
+            ctx: RequestContext::default(),
+            remote: Some(RemoteGlance {
+                endpoint: Some("http://two:9292".into()),
+                token: Some(SecretToken::new("gAAAA-secret")),
+                before: before.clone(),
+            }),
+        };
+        assert!(!format!("{work:?}").contains("gAAAA-secret"));
+        let again: ImportImage =
+            serde_json::from_slice(&serde_json::to_vec(&work).unwrap()).unwrap();
+        let remote = again.remote.unwrap();
+        assert_eq!(remote.token.unwrap().expose(), "gAAAA-secret");
+        assert_eq!(remote.before, before);
+        // Messages of other methods (and older senders) have no `remote` at all.
+        let plain = ImportImage {
+            remote: None,
+            method: ImportMethod::GlanceDirect,
+            ..again
+        };
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("remote").is_none(), "{json}");
+    }
 }
