@@ -728,3 +728,141 @@ async fn glance_download_is_not_offered_unless_enabled() {
         .unwrap()
         .contains("Import method name 'glance-download' is not valid"));
 }
+
+/// Behind a keystonemiddleware (`trusted_headers`) the catalog is its `X-Service-Catalog`
+/// (the v2 form Glance reads), and the token the caller's `X-Auth-Token`; with a token file
+/// a caller's own `X-Service-Catalog` is not believed.
+#[tokio::test(flavor = "multi_thread")]
+async fn glance_download_reads_the_x_service_catalog_of_a_proxy() {
+    let data = payload(70_000);
+    let (md5, sha512) = digests(&data);
+    let remote = lying_glance(
+        json!({"id": "x", "status": "active", "size": data.len(), "checksum": md5,
+               "os_hash_algo": "sha512", "os_hash_value": sha512,
+               "disk_format": "raw", "container_format": "bare", "os_distro": "debian"}),
+        data.clone(),
+    )
+    .await;
+    let methods = (
+        "DEFAULT",
+        "enabled_import_methods",
+        "['glance-direct', 'glance-download']",
+    );
+    let any_port = ("import_filtering_opts", "allowed_ports", "");
+    let app = glance_tests::spawn_app_with(&[
+        ("DEFAULT", "auth_strategy", "trusted_headers"),
+        methods,
+        any_port,
+    ])
+    .await;
+    let catalog = json!([{"type": "image", "name": "glance", "endpoints": [
+        {"region": "RegionOne", "publicURL": app.address},
+        {"region": "RegionTwo", "publicURL": remote.url, "internalURL": remote.url}
+    ]}])
+    .to_string();
+    let proxy = |req: reqwest::RequestBuilder| {
+        req.header("x-identity-status", "Confirmed")
+            .header("x-user-id", "u1")
+            .header("x-project-id", "p1")
+            .header("x-roles", "member,reader")
+            .header("x-auth-token", "the-callers-token")
+            .header("x-service-catalog", &catalog)
+    };
+    let res = proxy(app.client.post(app.url("/v2/images")))
+        .json(&json!({"name": "x", "disk_format": "qcow2", "container_format": "bare"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = proxy(app.client.post(app.url(&format!("/v2/images/{id}/import"))))
+        .json(
+            &json!({"method": {"name": "glance-download", "glance_region": "regiontwo",
+            "glance_image_id": uuid::Uuid::new_v4(), "glance_service_interface": "internal"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let image = loop {
+        let image: Value = proxy(app.client.get(app.url(&format!("/v2/images/{id}"))))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if image["status"] == "active" {
+            break image;
+        }
+        assert!(Instant::now() < deadline, "not imported: {image}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(image["checksum"], md5.as_str());
+    assert_eq!(image["disk_format"], "raw");
+    assert_eq!(image["os_distro"], "debian");
+    assert_eq!(
+        *remote.tokens.lock().unwrap(),
+        ["the-callers-token", "the-callers-token"]
+    );
+
+    // With a token file, the caller's own X-Service-Catalog names nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    let digest = glance_api::tokens::TokenFile::digest("tok");
+    std::fs::write(&tokens, format!("{digest} u1 p1 member,reader\n")).unwrap();
+    let app = glance_tests::spawn_app_with(&[
+        ("DEFAULT", "auth_strategy", "tokens"),
+        ("glance_auth", "token_file", tokens.to_str().unwrap()),
+        methods,
+        any_port,
+    ])
+    .await;
+    let with_token = |req: reqwest::RequestBuilder| {
+        req.header("x-auth-token", "tok")
+            .header("x-service-catalog", &catalog)
+    };
+    let res = with_token(app.client.post(app.url("/v2/images")))
+        .json(&json!({"name": "x", "disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = with_token(app.client.post(app.url(&format!("/v2/images/{id}/import"))))
+        .json(
+            &json!({"method": {"name": "glance-download", "glance_region": "RegionTwo",
+            "glance_image_id": uuid::Uuid::new_v4()}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let task = loop {
+        let tasks: Value = with_token(app.client.get(app.url(&format!("/v2/images/{id}/tasks"))))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let task = tasks["tasks"][0].clone();
+        if task["status"] == "failure" || task["status"] == "success" {
+            break task;
+        }
+        assert!(Instant::now() < deadline, "not finished: {tasks}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        task["message"],
+        "public glance endpoint not found for region RegionTwo"
+    );
+}

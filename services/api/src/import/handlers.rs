@@ -5,6 +5,7 @@ use actix_web::HttpMessage;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use glance_bus::BusError;
+use glance_config::AuthStrategy;
 use glance_domain::{Image, ImageStatus, RequestContext};
 use glance_proto::tasks::{
     ImageBefore, ImportImage, ImportMethod, RemoteGlance, SecretToken, Task, TaskStatus, IMPORT_KEY,
@@ -277,7 +278,9 @@ pub async fn import(
         ));
     }
     let remote = match body.method {
-        ImportMethod::GlanceDownload { .. } => Some(glance_download(&req, &mut body, &image)?),
+        ImportMethod::GlanceDownload { .. } => {
+            Some(glance_download(&req, &mut body, &image, &config)?)
+        }
         _ => None,
     };
     let rule = if copy { "copy_image" } else { "modify_image" };
@@ -425,6 +428,7 @@ fn glance_download(
     req: &HttpRequest,
     body: &mut ImportRequest,
     image: &Image,
+    config: &crate::ApiConfig,
 ) -> ApiResult<RemoteGlance> {
     let method = body
         .raw
@@ -468,9 +472,16 @@ fn glance_download(
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
+    // The header only where whoever sets it is trusted (a keystonemiddleware in front, or
+    // no authentication at all); with a token file a caller could name any endpoint.
+    let proxied = matches!(
+        config.auth_strategy,
+        AuthStrategy::TrustedHeaders | AuthStrategy::NoAuth
+    );
     let catalog = match req.extensions().get::<KeystoneToken>() {
         Some(token) => token.0.catalog.clone(),
-        None => header("x-service-catalog").and_then(|c| serde_json::from_str(c).ok()),
+        None if proxied => header("x-service-catalog").and_then(|c| serde_json::from_str(c).ok()),
+        None => None,
     };
     Ok(RemoteGlance {
         endpoint: catalog
