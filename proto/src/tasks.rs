@@ -193,8 +193,22 @@ impl Rpc for SaveTask {
 #[serde(tag = "name", rename_all = "kebab-case")]
 pub enum ImportMethod {
     GlanceDirect,
-    WebDownload { uri: String },
+    WebDownload {
+        uri: String,
+    },
     CopyImage,
+    /// An image of the Glance of another region, by id (Images API 2.15).
+    GlanceDownload {
+        glance_image_id: String,
+        glance_region: String,
+        /// Which endpoint of the catalog: `public` (Glance's default), `internal`, `admin`.
+        #[serde(default = "public")]
+        glance_service_interface: String,
+    },
+}
+
+fn public() -> String {
+    "public".into()
 }
 
 impl ImportMethod {
@@ -203,6 +217,7 @@ impl ImportMethod {
             ImportMethod::GlanceDirect => "glance-direct",
             ImportMethod::WebDownload { .. } => "web-download",
             ImportMethod::CopyImage => "copy-image",
+            ImportMethod::GlanceDownload { .. } => "glance-download",
         }
     }
 }
@@ -222,6 +237,59 @@ pub struct ImportImage {
     pub all_stores_must_succeed: bool,
     /// The caller, for the record; workers act with an admin context.
     pub ctx: RequestContext,
+    /// glance-download only: how to reach the other region as the caller. Never in the
+    /// task's input, logs or notifications (see ARCHITECTURE.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteGlance>,
+}
+
+/// Where the image of a glance-download is and the caller's token to read it with: the
+/// remote Glance checks the caller's rights there, as Glance does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteGlance {
+    /// The region's image endpoint from the caller's service catalog; `None` when the
+    /// catalog has none, which fails the task as Glance's `GlanceEndpointNotFound` does.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub token: Option<SecretToken>,
+    /// The image when the import was accepted: what a failure puts back, whichever attempt
+    /// fails (a rerun finds the remote's formats and properties already on the image).
+    #[serde(default)]
+    pub before: ImageBefore,
+}
+
+/// The fields glance-download may change, as the image had them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageBefore {
+    #[serde(default)]
+    pub disk_format: Option<glance_domain::DiskFormat>,
+    #[serde(default)]
+    pub container_format: Option<glance_domain::ContainerFormat>,
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+/// A Keystone token: serialized as itself (the worker needs it), shown as `***` by
+/// `Debug`, so logging a message or a context never prints it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretToken(String);
+
+impl SecretToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretToken(***)")
+    }
 }
 
 fn yes() -> bool {
@@ -257,5 +325,68 @@ mod tests {
         );
         let json = serde_json::to_value(ImportMethod::CopyImage).unwrap();
         assert_eq!(json["name"], "copy-image");
+        let m: ImportMethod = serde_json::from_value(serde_json::json!({
+            "name": "glance-download", "glance_image_id": "i", "glance_region": "RegionTwo"
+        }))
+        .unwrap();
+        assert_eq!(m.name(), "glance-download");
+        assert!(matches!(
+            m,
+            ImportMethod::GlanceDownload { glance_service_interface, .. } if glance_service_interface == "public"
+        ));
+    }
+
+    #[test]
+    fn a_token_travels_in_the_message_but_never_shows_in_debug_output() {
+        let remote = RemoteGlance {
+            endpoint: Some("http://two:9292".into()),
+            token: Some(SecretToken::new("gAAAA-secret")),
+            before: ImageBefore::default(),
+        };
+        assert!(!format!("{remote:?}").contains("gAAAA-secret"));
+        let json = serde_json::to_value(&remote).unwrap();
+        assert_eq!(json["token"], "gAAAA-secret");
+    }
+
+    #[test]
+    fn a_redelivered_glance_download_still_has_the_token_and_the_image_before() {
+        let mut before = ImageBefore {
+            disk_format: Some(glance_domain::DiskFormat::Qcow2),
+            ..Default::default()
+        };
+        before
+            .properties
+            .insert("hw_machine_type".into(), "pc".into());
+        let work = ImportImage {
+            task_id: "t".into(),
+            image_id: ImageId::new(),
+            method: ImportMethod::GlanceDownload {
+                glance_image_id: "i".into(),
+                glance_region: "RegionTwo".into(),
+                glance_service_interface: "public".into(),
+            },
+            stores: vec![],
+            all_stores_must_succeed: true,
+            ctx: RequestContext::default(),
+            remote: Some(RemoteGlance {
+                endpoint: Some("http://two:9292".into()),
+                token: Some(SecretToken::new("gAAAA-secret")),
+                before: before.clone(),
+            }),
+        };
+        assert!(!format!("{work:?}").contains("gAAAA-secret"));
+        let again: ImportImage =
+            serde_json::from_slice(&serde_json::to_vec(&work).unwrap()).unwrap();
+        let remote = again.remote.unwrap();
+        assert_eq!(remote.token.unwrap().expose(), "gAAAA-secret");
+        assert_eq!(remote.before, before);
+        // Messages of other methods (and older senders) have no `remote` at all.
+        let plain = ImportImage {
+            remote: None,
+            method: ImportMethod::GlanceDirect,
+            ..again
+        };
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("remote").is_none(), "{json}");
     }
 }

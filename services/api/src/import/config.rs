@@ -21,6 +21,9 @@ pub struct ImportConfig {
     pub worker: WorkerConfig,
     /// `[image_import_opts] image_import_plugins` and the plugins' options.
     pub plugins: PluginsConfig,
+    /// `[glance_download_properties] extra_properties`: prefixes of the properties
+    /// glance-download copies from the remote image.
+    pub download_properties: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,12 +59,17 @@ impl ImportConfig {
         let r = raw.reader();
         let methods = glance_list(raw, "DEFAULT", "enabled_import_methods");
         for m in &methods {
-            if !matches!(m.as_str(), "glance-direct" | "web-download" | "copy-image") {
+            if !matches!(
+                m.as_str(),
+                "glance-direct" | "web-download" | "copy-image" | "glance-download"
+            ) {
                 return Err(r
                     .invalid(
                         "DEFAULT",
                         "enabled_import_methods",
-                        &format!("unknown method {m} (glance-direct, web-download, copy-image)"),
+                        &format!(
+                            "unknown method {m} (glance-direct, web-download, copy-image, glance-download)"
+                        ),
                     )
                     .to_string());
             }
@@ -71,6 +79,7 @@ impl ImportConfig {
             stores: StoresConfig::from_raw(raw)?,
             filter: UriFilter::from_raw(raw)?,
             plugins: PluginsConfig::from_raw(raw)?,
+            download_properties: glance_list(raw, "glance_download_properties", "extra_properties"),
             task_ttl_hours: number(raw, "task", "task_time_to_live")?,
             worker: WorkerConfig {
                 enabled: r
@@ -120,6 +129,32 @@ mod tests {
         );
         assert_eq!(c.stores.default_backend.as_deref(), Some("cheap"));
         assert_eq!(c.task_ttl_hours, 48);
+        assert!(!c.method_enabled("glance-download"));
+        assert_eq!(
+            c.download_properties,
+            ["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"]
+        );
+    }
+
+    #[test]
+    fn glance_download_is_a_method_an_operator_may_enable() {
+        let mut raw = RawConfig::defaults();
+        raw.set(
+            "DEFAULT",
+            "enabled_import_methods",
+            "['glance-direct', 'glance-download']",
+        );
+        raw.set(
+            "glance_download_properties",
+            "extra_properties",
+            "['hw_', 'os_']",
+        );
+        let c = ImportConfig::from_raw(&raw).unwrap();
+        assert!(c.method_enabled("glance-download"));
+        assert_eq!(c.download_properties, ["hw_", "os_"]);
+        raw.set("DEFAULT", "enabled_import_methods", "glance-downlaod");
+        let err = ImportConfig::from_raw(&raw).unwrap_err();
+        assert!(err.contains("enabled_import_methods"), "{err}");
     }
 
     #[test]

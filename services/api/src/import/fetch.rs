@@ -40,10 +40,53 @@ pub fn client(filter: &UriFilter, worker: &WorkerConfig) -> reqwest::Client {
         .expect("a reqwest client with rustls builds")
 }
 
+/// The client of glance-download: [`client`]'s filtering and timeouts, but redirects are
+/// followed only within the origin (scheme, host, port) of the first URL, so the caller's
+/// token, sent to the other region's Glance, is never sent anywhere else.
+pub fn same_origin_client(filter: &UriFilter, worker: &WorkerConfig) -> reqwest::Client {
+    let filter = filter.clone();
+    let max = worker.max_redirects;
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        let first = attempt.previous().first().map(|u| u.origin());
+        if attempt.previous().len() > max {
+            attempt.error(format!("more than {max} redirects"))
+        } else if first.is_some_and(|o| o != attempt.url().origin()) {
+            let to = attempt.url().to_string();
+            attempt.error(format!("redirect to {to} leaves the remote Glance"))
+        } else if !filter.allows(attempt.url()) {
+            let to = attempt.url().to_string();
+            attempt.error(format!("redirect to {to} does not pass filtering"))
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .redirect(policy)
+        .connect_timeout(worker.connect_timeout)
+        .user_agent(concat!(
+            "glance-rs/",
+            env!("CARGO_PKG_VERSION"),
+            " glance-download"
+        ))
+        .build()
+        .expect("a reqwest client with rustls builds")
+}
+
 /// Starts the download of `uri` and returns its body as a stream, each read bounded by
 /// `read_timeout`.
 pub async fn open(
     client: &reqwest::Client,
+    filter: &UriFilter,
+    uri: &str,
+    cap: u64,
+    read_timeout: Duration,
+) -> Result<impl Stream<Item = Result<Bytes, PipelineError>> + Send, PipelineError> {
+    open_request(client.get(uri), filter, uri, cap, read_timeout).await
+}
+
+/// [`open`] for a request already built (with headers) for `uri`.
+pub async fn open_request(
+    request: reqwest::RequestBuilder,
     filter: &UriFilter,
     uri: &str,
     cap: u64,
@@ -54,7 +97,7 @@ pub async fn open(
             "URI {uri} does not pass filtering"
         )));
     }
-    let response = tokio::time::timeout(read_timeout, client.get(uri).send())
+    let response = tokio::time::timeout(read_timeout, request.send())
         .await
         .map_err(|_| PipelineError::Source(format!("no response from {uri} in time")))?
         .map_err(|e| PipelineError::Source(describe(&e)))?;
@@ -82,7 +125,7 @@ pub async fn open(
 }
 
 /// reqwest's error with its causes (a refused redirect says why only in its source).
-fn describe(e: &reqwest::Error) -> String {
+pub fn describe(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -1,18 +1,22 @@
 //! `POST /v2/images/{id}/import` and the discovery documents `/v2/info/import` and
 //! `/v2/info/stores` (Glance's `ImagesController.import_image` and `InfoController`).
 
+use actix_web::HttpMessage;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use glance_bus::BusError;
+use glance_config::AuthStrategy;
 use glance_domain::{Image, ImageStatus, RequestContext};
-use glance_proto::tasks::{ImportImage, ImportMethod, Task, TaskStatus, IMPORT_KEY};
+use glance_proto::tasks::{
+    ImageBefore, ImportImage, ImportMethod, RemoteGlance, SecretToken, Task, TaskStatus, IMPORT_KEY,
+};
 use serde_json::{json, Value};
 
 use super::registry::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
-use super::ImportState;
+use super::{download, ImportState};
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::authorize_modify;
-use crate::identity::Caller;
+use crate::identity::{Caller, KeystoneToken};
 use crate::images::handlers::image_id;
 use crate::AppState;
 
@@ -132,6 +136,20 @@ fn parse_body(body: &[u8], enabled: &[String]) -> ApiResult<ImportRequest> {
                 uri: uri.to_owned(),
             }
         }
+        // Its fields are checked after the image's state, as Glance does (see `import`).
+        "glance-download" => {
+            let field = |key: &str| {
+                raw.pointer(&format!("/method/{key}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            ImportMethod::GlanceDownload {
+                glance_image_id: field("glance_image_id"),
+                glance_region: field("glance_region"),
+                glance_service_interface: field("glance_service_interface"),
+            }
+        }
         other => {
             return Err(ApiError::BadRequest(format!(
                 "Import method name '{other}' is not valid"
@@ -218,7 +236,7 @@ pub async fn import(
 ) -> ApiResult<HttpResponse> {
     let config = state.config();
     let import = &state.import;
-    let body = parse_body(&body, &config.import.methods)?;
+    let mut body = parse_body(&body, &config.import.methods)?;
     let id = image_id(&path)?;
     let image = state.gateway.get(&ctx, id).await?;
     let method = body.method.name();
@@ -235,7 +253,10 @@ pub async fn import(
         ));
     }
     if image.status != ImageStatus::Queued
-        && matches!(body.method, ImportMethod::WebDownload { .. })
+        && matches!(
+            body.method,
+            ImportMethod::WebDownload { .. } | ImportMethod::GlanceDownload { .. }
+        )
     {
         return Err(ApiError::Conflict(format!(
             "Image needs to be in 'queued' state to use '{method}' method"
@@ -256,6 +277,12 @@ pub async fn import(
             "'disk_format' needs to be set before import".into(),
         ));
     }
+    let remote = match body.method {
+        ImportMethod::GlanceDownload { .. } => {
+            Some(glance_download(&req, &mut body, &image, &config)?)
+        }
+        _ => None,
+    };
     let rule = if copy { "copy_image" } else { "modify_image" };
     authorize_modify(&config.access.policy, &ctx, &image, rule)?;
     if let Some(other) = image.properties.get(IMPORT_TASK) {
@@ -365,6 +392,7 @@ pub async fn import(
         stores: stores.clone(),
         all_stores_must_succeed: body.all_stores_must_succeed,
         ctx: ctx.clone(),
+        remote,
     };
     if let Err(e) = import
         .bus
@@ -389,6 +417,83 @@ pub async fn import(
     }
     tracing::info!(image_id = %id, task_id = %task.id, method, "import accepted");
     Ok(HttpResponse::Accepted().finish())
+}
+
+/// Glance's checks of a glance-download request (its region and image id given, the id a
+/// UUID, the interface `public` unless given), and what the worker needs to run it: the
+/// region's image endpoint from the caller's catalog (the Keystone token's, or the
+/// `X-Service-Catalog` of a proxy in front under trusted headers) and the caller's token.
+/// A region missing from the catalog fails the task, not the request, as in Glance.
+fn glance_download(
+    req: &HttpRequest,
+    body: &mut ImportRequest,
+    image: &Image,
+    config: &crate::ApiConfig,
+) -> ApiResult<RemoteGlance> {
+    let method = body
+        .raw
+        .get_mut("method")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ApiError::BadRequest("Import method name is required".into()))?;
+    for key in ["glance_region", "glance_image_id"] {
+        if !method.contains_key(key) {
+            return Err(ApiError::BadRequest(format!(
+                "'{key}' needs to be set for glance-download import method"
+            )));
+        }
+    }
+    let id = &method["glance_image_id"];
+    let is_uuid = id
+        .as_str()
+        .is_some_and(|s| uuid::Uuid::parse_str(s).is_ok());
+    if !is_uuid {
+        let shown = id
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| id.to_string());
+        return Err(ApiError::BadRequest(format!(
+            "Remote image id does not look like a UUID: {shown}"
+        )));
+    }
+    method
+        .entry("glance_service_interface")
+        .or_insert_with(|| json!("public"));
+    let text = |key: &str| method[key].as_str().map(str::to_owned).unwrap_or_default();
+    let (region, interface) = (text("glance_region"), text("glance_service_interface"));
+    body.method = ImportMethod::GlanceDownload {
+        glance_image_id: text("glance_image_id"),
+        glance_region: region.clone(),
+        glance_service_interface: interface.clone(),
+    };
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    // The header only where whoever sets it is trusted (a keystonemiddleware in front, or
+    // no authentication at all); with a token file a caller could name any endpoint.
+    let proxied = matches!(
+        config.auth_strategy,
+        AuthStrategy::TrustedHeaders | AuthStrategy::NoAuth
+    );
+    let catalog = match req.extensions().get::<KeystoneToken>() {
+        Some(token) => token.0.catalog.clone(),
+        None if proxied => header("x-service-catalog").and_then(|c| serde_json::from_str(c).ok()),
+        None => None,
+    };
+    Ok(RemoteGlance {
+        endpoint: catalog
+            .as_ref()
+            .and_then(|c| download::endpoint_in_catalog(c, &region, &interface)),
+        token: header("x-auth-token").map(SecretToken::new),
+        before: ImageBefore {
+            disk_format: image.disk_format,
+            container_format: image.container_format,
+            properties: image.properties.clone(),
+        },
+    })
 }
 
 /// Puts the image back as it was before the lock was taken.

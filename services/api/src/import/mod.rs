@@ -6,6 +6,7 @@
 //! [`ImportWorker`] in any API process (or the all-in-one) runs it.
 
 pub mod config;
+pub mod download;
 pub mod fetch;
 pub mod filter;
 pub mod handlers;

@@ -26,10 +26,11 @@ use glance_proto::tasks::{
 use glance_proto::Headers;
 use glance_store::{Backend, Store};
 
+use super::download::RemoteImage;
 use super::pipeline::{self, Checks, PipelineError, Stored};
 use super::plugins::{self, ImageChanges, Prepared};
 use super::registry::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
-use super::{fetch, ImportState};
+use super::{download, fetch, ImportState};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -186,6 +187,31 @@ struct Run<'a> {
     import: &'a ImportState,
     state: &'a AppState,
     progress: Arc<AtomicU64>,
+    /// What glance-download changed on the image before its data arrived, put back if the
+    /// import fails (Glance's `_ImportMetadata.revert`).
+    revert: std::sync::Mutex<Option<MetadataRevert>>,
+}
+
+/// The image's formats and the old values of the properties glance-download set.
+#[derive(Debug, Clone)]
+struct MetadataRevert {
+    disk_format: Option<glance_domain::DiskFormat>,
+    container_format: Option<glance_domain::ContainerFormat>,
+    /// Each copied property and its value before (`None`: it was not set).
+    properties: Vec<(String, Option<String>)>,
+}
+
+impl MetadataRevert {
+    fn apply(&self, image: &mut Image) {
+        image.disk_format = self.disk_format;
+        image.container_format = self.container_format;
+        for (key, old) in &self.properties {
+            match old {
+                Some(v) => image.properties.insert(key.clone(), v.clone()),
+                None => image.properties.remove(key),
+            };
+        }
+    }
 }
 
 /// The message and what it implies.
@@ -265,6 +291,7 @@ impl Runner {
             import,
             state: &self.state,
             progress: Arc::default(),
+            revert: Default::default(),
         };
         let heartbeat = run.heartbeat(task.clone(), ttl);
         let outcome = run.run().await;
@@ -317,6 +344,7 @@ impl Runner {
                 import: &self.state.import,
                 state: &self.state,
                 progress: Arc::default(),
+                revert: Default::default(),
             };
             tracing::warn!(task_id = %task.id, "import stalled; failing it and recovering the image");
             let why = "The import stopped making progress (its worker died or hung); the image was put back";
@@ -345,6 +373,8 @@ fn work_from_input(task: &Task, ctx: &RequestContext) -> Option<ImportImage> {
             .and_then(|v| v.as_bool())
             .unwrap_or(true),
         ctx: ctx.clone(),
+        // Only to fail the task: the token is not kept anywhere but in the message.
+        remote: None,
     })
 }
 
@@ -464,6 +494,15 @@ impl Run<'_> {
                 self.progress.store(0, Ordering::Relaxed);
                 None
             }
+            ImportMethod::GlanceDownload {
+                glance_image_id,
+                glance_region,
+                glance_service_interface,
+            } => {
+                self.glance_download(glance_image_id, glance_region, glance_service_interface)
+                    .await?;
+                None
+            }
             ImportMethod::CopyImage => {
                 let mut found = None;
                 for location in image.locations.iter().filter(|l| l.status == "active") {
@@ -561,6 +600,107 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// glance-download's first steps (Glance's `_ImportMetadata` and
+    /// `_DownloadGlanceImage`): read the remote image's record as the caller, give the image
+    /// its formats and the listed properties, and stage the remote data, checked against the
+    /// record. The rest is an ordinary import from staging.
+    async fn glance_download(
+        &self,
+        remote_id: &str,
+        region: &str,
+        interface: &str,
+    ) -> Result<(), Failure> {
+        let config = self.state.config();
+        let fatal = Failure::Fatal;
+        let remote = self.work.msg.remote.as_ref();
+        let endpoint = remote.and_then(|r| r.endpoint.as_deref()).ok_or_else(|| {
+            fatal(format!(
+                "{interface} glance endpoint not found for region {region}"
+            ))
+        })?;
+        let token = remote.and_then(|r| r.token.as_ref());
+        let filter = &config.import.filter;
+        let worker = &config.import.worker;
+        let http = fetch::same_origin_client(filter, worker);
+        let url = format!("{endpoint}/v2/images/{remote_id}");
+        tracing::info!(%url, "Fetching glance image metadata from remote host");
+        let record = download::read_record(&http, filter, &url, token, worker.read_timeout)
+            .await
+            .map_err(fatal)?;
+        let source =
+            RemoteImage::from_record(&record, remote_id, &config.import.download_properties)
+                .map_err(fatal)?;
+        self.take_remote_metadata(&source).await?;
+
+        let url = format!("{url}/file");
+        tracing::info!(%url, "Downloading glance image");
+        let mut request = http.get(&url);
+        if let Some(token) = token {
+            request = request.header("x-auth-token", token.expose());
+        }
+        let body = fetch::open_request(
+            request,
+            filter,
+            &url,
+            config.image_size_cap,
+            worker.read_timeout,
+        )
+        .await
+        .map_err(|e| fatal(e.to_string()))?;
+        let image = self.image().await?;
+        let mut expect = Image::new(image.id, None, image.created_at);
+        // Hashed as the remote hashed it, so its multihash can be compared.
+        expect.os_hash_algo = source.comparable_algo().map(str::to_owned);
+        let checks = Checks {
+            cap: config.image_size_cap,
+            inspect: None,
+            strict_format: false,
+            // Inspected when it is imported from staging.
+            expect: &expect,
+            hashing_algorithm: &config.hashing_algorithm,
+        };
+        let staging = self.import.stores.staging();
+        let stored = pipeline::store_stream(self.count(body), &**staging, checks)
+            .await
+            .map_err(|e| fatal(e.to_string()))?;
+        self.progress.store(0, Ordering::Relaxed);
+        source
+            .verify(&stored, &self.work.msg.task_id)
+            .map_err(fatal)
+    }
+
+    /// Gives the image the remote image's formats and listed properties, remembering what
+    /// they were when the import was accepted, for [`Run::fail`].
+    async fn take_remote_metadata(&self, source: &RemoteImage) -> Result<(), Failure> {
+        let before = self
+            .work
+            .msg
+            .remote
+            .as_ref()
+            .map(|r| r.before.clone())
+            .unwrap_or_default();
+        *self.revert.lock().expect("not poisoned") = Some(MetadataRevert {
+            disk_format: before.disk_format,
+            container_format: before.container_format,
+            properties: source
+                .properties
+                .keys()
+                .map(|k| (k.clone(), before.properties.get(k).cloned()))
+                .collect(),
+        });
+        self.update(|image| {
+            if let Some(f) = source.disk_format {
+                image.disk_format = Some(f);
+            }
+            if let Some(f) = source.container_format {
+                image.container_format = Some(f);
+            }
+            image.properties.extend(source.properties.clone());
+        })
+        .await
+        .map(|_| ())
     }
 
     fn count<S>(&self, source: S) -> impl Stream<Item = Result<Bytes, PipelineError>> + Send
@@ -773,8 +913,12 @@ impl Run<'_> {
             let targets = self.work.store_ids();
             let copy = self.work.copy();
             let dropped = std::sync::Mutex::new(Vec::new());
+            let revert = self.revert.lock().expect("not poisoned").clone();
             let restored = self
                 .update(|image| {
+                    if let Some(revert) = &revert {
+                        revert.apply(image);
+                    }
                     let (gone, kept): (Vec<Location>, Vec<Location>) =
                         std::mem::take(&mut image.locations)
                             .into_iter()

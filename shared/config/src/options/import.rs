@@ -11,7 +11,7 @@ pub const OPTIONS: &[Opt] = &[
         "DEFAULT",
         "enabled_import_methods",
         Some("glance-direct,web-download,copy-image"),
-        "Import methods offered by POST /v2/images/{id}/import (list; Glance's ['a', 'b'] form works too)",
+        "Import methods offered by POST /v2/images/{id}/import: glance-direct, web-download, copy-image, glance-download (list; Glance's ['a', 'b'] form works too)",
     ),
     opt(
         "DEFAULT",

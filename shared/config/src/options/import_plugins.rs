@@ -28,4 +28,10 @@ pub const OPTIONS: &[Opt] = &[
         Some("admin"),
         "Roles whose imports inject_image_metadata leaves alone (list)",
     ),
+    opt(
+        "glance_download_properties",
+        "extra_properties",
+        Some("hw_,trait:,os_distro,os_secure_boot,os_type"),
+        "Prefixes of the properties glance-download copies from the other region's image (list; os_glance_* never)",
+    ),
 ];
