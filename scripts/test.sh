@@ -472,8 +472,8 @@ run_tests() {
     fi
     # Tests that need a service fail without it; one left out on purpose leaves its tests out.
     if [[ $WITH_KEYSTONE != 1 ]]; then
-        note "SKIPPED: tests/tests/keystone.rs (GLANCE_TEST_WITH_KEYSTONE=$WITH_KEYSTONE)"
-        left_out+=('binary(keystone)')
+        note "SKIPPED: tests/tests/keystone.rs and the Keystone tests of import_download.rs (GLANCE_TEST_WITH_KEYSTONE=$WITH_KEYSTONE)"
+        left_out+=('binary(keystone)' '(binary(import_download) & test(keystone))')
         skip+=(--skip keystone)
     fi
     local filter=()

@@ -105,11 +105,13 @@ async fn artifacts_travel_over_the_bus_and_glance_control_reaches_glare() {
         "the blob's data is removed with the artifact"
     );
 
-    let status = mesh.control(&["glare", "status"]);
+    // A window wider than the default 2 s (it is waited out in full): on a loaded 2-core
+    // machine (the whole suite at once) an answer can take longer, and a missed one fails.
+    let status = mesh.control(&["glare", "status", "--timeout", "5"]);
     assert!(status.contains("glare"), "{status}");
-    let reload = mesh.control(&["glare", "reload"]);
+    let reload = mesh.control(&["glare", "reload", "--timeout", "5"]);
     assert!(reload.contains("reloaded"), "{reload}");
-    mesh.control(&["glare", "shutdown"]);
+    mesh.control(&["glare", "shutdown", "--timeout", "5"]);
     let exited = (0..100).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         matches!(glare.child.try_wait(), Ok(Some(_)))
