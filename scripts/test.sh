@@ -32,7 +32,8 @@
 #   GLANCE_TEST_PARITY=0          skip the side-by-side runs against the reference Glance 33
 #                                 (tests/parity/run.sh; needs ../shared/reference-glance, whose
 #                                 venv it builds once, ~3 min, and reuses) and Glare 5.0.1
-#                                 (tests/parity/glare_run.sh; ../shared/reference-glare, ~30 s)
+#                                 (tests/parity/glare_run.sh; ../shared/reference-glare, ~30 s),
+#                                 and the import plugins' (tests/parity/plugins_run.sh)
 set -euo pipefail
 
 GLANCECLIENT_VERSION=4.13.0
@@ -783,6 +784,7 @@ main() {
     if [[ $WITH_PARITY == 1 ]]; then
         step parity show env GLANCE_BIN="$bin" bash tests/parity/run.sh || true
         step parity-glare show env GLANCE_BIN="$bin" bash tests/parity/glare_run.sh || true
+        step parity-plugins show env GLANCE_BIN="$bin" bash tests/parity/plugins_run.sh || true
     else
         phase "parity: skipped (GLANCE_TEST_PARITY=$WITH_PARITY)"
     fi
