@@ -9,13 +9,12 @@ glob` | `field glob` | reason |`) is kept on purpose; any other fails the run (e
 Run by tests/parity/glare_run.sh. Standard library only.
 """
 
-import argparse
 import json
 import sys
 import time
 
 import parity
-from parity import ALL, Harness, Server, is_kept, load_allowed
+from parity import ALL, Harness
 
 # What a Glare client reads besides parity.py's headers: the blob checksums of a download.
 parity.COMPARED_HEADERS.extend(["x-openstack-glare-content-sha1", "x-openstack-glare-content-sha256"])
@@ -321,39 +320,5 @@ CORPUS = [corpus_versions, corpus_schemas, corpus_create, corpus_show_delete, co
           corpus_blobs, corpus_list, corpus_quotas, corpus_methods]
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ref", required=True)
-    ap.add_argument("--ours", required=True)
-    ap.add_argument("--allowed")
-    ap.add_argument("--only")
-    ap.add_argument("--section", action="append")
-    ap.add_argument("--verbose", "-v", action="store_true")
-    ap.add_argument("--json")
-    args = ap.parse_args()
-    h = Glare(Server("reference", args.ref), Server("ours", args.ours), args.verbose, args.only)
-    t0 = time.time()
-    for section in CORPUS:
-        name = section.__name__[len("corpus_"):]
-        if not args.section or name in args.section:
-            section(h)
-    allowed = load_allowed(args.allowed)
-    kept, unexpected = [], []
-    for case, lines in h.differences:
-        left = [line for line in lines if not is_kept(case, line, allowed)]
-        (unexpected if left else kept).append((case, left or lines))
-    if not args.verbose:
-        for case, lines in unexpected:
-            print("DIFF %s" % case)
-            for line in lines:
-                print("     " + line)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"unexpected": dict(unexpected), "kept": dict(kept)}, f, indent=1, sort_keys=True)
-    print("glare parity: %d cases in %.0fs, %d differences: %d kept on purpose (docs/glare.md), %d unexpected"
-          % (h.cases, time.time() - t0, len(h.differences), len(kept), len(unexpected)))
-    return 1 if unexpected else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(parity.main(__doc__, CORPUS, Glare, "glare parity", "docs/glare.md"))

@@ -1051,8 +1051,10 @@ def is_kept(case, line, allowed):
     return any(glob(c, case) and glob(f, field) for c, f in allowed)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(doc=__doc__, corpus=None, harness=Harness, label="parity", allowed_doc="docs/parity.md"):
+    """Parses the command line, replays `corpus` against both servers with a `harness` and
+    reports; glare.py runs its own corpus through it too."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ref", required=True)
     ap.add_argument("--ours", required=True)
     ap.add_argument("--allowed")
@@ -1061,9 +1063,9 @@ def main():
     ap.add_argument("--verbose", "-v", action="store_true")
     ap.add_argument("--json", help="write the differences here as JSON")
     args = ap.parse_args()
-    h = Harness(Server("reference", args.ref), Server("ours", args.ours), args.verbose, args.only)
+    h = harness(Server("reference", args.ref), Server("ours", args.ours), args.verbose, args.only)
     t0 = time.time()
-    for section in CORPUS:
+    for section in corpus or CORPUS:
         name = section.__name__[len("corpus_"):]
         if args.section and name not in args.section:
             continue
@@ -1084,8 +1086,8 @@ def main():
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"unexpected": dict(unexpected), "kept": dict(kept)}, f, indent=1, sort_keys=True)
-    print("parity: %d cases in %.0fs, %d differences: %d kept on purpose (docs/parity.md), %d unexpected"
-          % (h.cases, time.time() - t0, len(h.differences), len(kept), len(unexpected)))
+    print("%s: %d cases in %.0fs, %d differences: %d kept on purpose (%s), %d unexpected"
+          % (label, h.cases, time.time() - t0, len(h.differences), len(kept), allowed_doc, len(unexpected)))
     return 1 if unexpected else 0
 
 

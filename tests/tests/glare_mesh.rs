@@ -147,23 +147,40 @@ async fn glare_sweeping(
     (proc, url)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_blob_whose_uploader_was_killed_is_not_stuck_saving_after_its_lease() {
-    let mesh = mesh().await;
-    let _r1 = mesh.registry("registry-1");
-    let (mut first, url) = glare(&mesh, "glare-1").await;
-    let http = reqwest::Client::new();
+/// Creates a heat_environments artifact of the mesh's project; returns its id.
+async fn new_environment(http: &reqwest::Client, url: &str, name: &str) -> String {
     let created: Value = http
         .post(format!("{url}/artifacts/heat_environments"))
         .header("x-project-id", "mesh-project")
-        .json(&json!({"name": "killed"}))
+        .json(&json!({"name": name}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
+    created["id"].as_str().unwrap().to_owned()
+}
+
+/// The heat_environments artifact `id` as the glare at `url` shows it.
+async fn show_environment(http: &reqwest::Client, url: &str, id: &str) -> Value {
+    http.get(format!("{url}/artifacts/heat_environments/{id}"))
+        .header("x-project-id", "mesh-project")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_whose_uploader_was_killed_is_not_stuck_saving_after_its_lease() {
+    let mesh = mesh().await;
+    let _r1 = mesh.registry("registry-1");
+    let (mut first, url) = glare(&mesh, "glare-1").await;
+    let http = reqwest::Client::new();
+    let id = new_environment(&http, &url, "killed").await;
     let blob = format!("/artifacts/heat_environments/{id}/environment");
     // An upload that sends 64 KiB, then nothing: its process is killed meanwhile.
     let body = futures::stream::once(async { Ok::<_, std::io::Error>(vec![1u8; 65536]) })
@@ -176,18 +193,8 @@ async fn a_blob_whose_uploader_was_killed_is_not_stuck_saving_after_its_lease() 
             .send(),
     );
     let show = |url: String| {
-        let http = http.clone();
-        let id = id.clone();
-        async move {
-            http.get(format!("{url}/artifacts/heat_environments/{id}"))
-                .header("x-project-id", "mesh-project")
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        let (http, id) = (http.clone(), id.clone());
+        async move { show_environment(&http, &url, &id).await }
     };
     wait_until("the blob to be saving", Duration::from_secs(10), || {
         let show = show(url.clone());
@@ -235,17 +242,7 @@ async fn the_sweep_puts_back_a_blob_whose_replacement_upload_died() {
     let _r1 = mesh.registry("registry-1");
     let (mut first, url) = glare(&mesh, "glare-1").await;
     let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{url}/artifacts/heat_environments"))
-        .header("x-project-id", "mesh-project")
-        .json(&json!({"name": "swept"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = new_environment(&http, &url, "swept").await;
     let blob = format!("{url}/artifacts/heat_environments/{id}/environment");
     let put = |body: reqwest::Body| {
         http.put(&blob)
@@ -260,18 +257,8 @@ async fn the_sweep_puts_back_a_blob_whose_replacement_upload_died() {
         .chain(futures::stream::pending());
     let stalled = tokio::spawn(put(reqwest::Body::wrap_stream(body)));
     let show = |url: String| {
-        let http = http.clone();
-        let id = id.clone();
-        async move {
-            http.get(format!("{url}/artifacts/heat_environments/{id}"))
-                .header("x-project-id", "mesh-project")
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        let (http, id) = (http.clone(), id.clone());
+        async move { show_environment(&http, &url, &id).await }
     };
     wait_until(
         "the replacement to be saving",

@@ -20,35 +20,12 @@ use super::pipeline::Stored;
 /// A remote image record is a few KiB; more than this is not one.
 const RECORD_CAP: usize = 1 << 20;
 
-/// Fields of Glance's image record that are not properties: a prefix of
-/// `extra_properties` (`os_` say) never copies them as if they were.
-const CORE: &[&str] = &[
-    "id",
-    "name",
-    "status",
-    "visibility",
-    "protected",
-    "os_hidden",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "owner",
-    "size",
-    "virtual_size",
-    "min_disk",
-    "min_ram",
-    "disk_format",
-    "container_format",
-    "created_at",
-    "updated_at",
-    "tags",
-    "locations",
-    "direct_url",
-    "file",
-    "schema",
-    "self",
-    "stores",
-];
+/// Members of Glance's image record that are not properties: the core attributes and the
+/// links, which a prefix of `extra_properties` (`os_` say) never copies as if they were.
+fn is_core(key: &str) -> bool {
+    glance_domain::Image::CORE_ATTRIBUTES.contains(&key)
+        || ["file", "schema", "self"].contains(&key)
+}
 
 /// The URL of the `image` service for `interface` in `region` (compared without case, as
 /// Glance does) in a service catalog: a Keystone v3 token's (`interface`, `region_id`,
@@ -116,7 +93,7 @@ impl RemoteImage {
                 if !prefixes.iter().any(|p| key.starts_with(p.as_str())) {
                     continue;
                 }
-                if key.starts_with("os_glance") || CORE.contains(&key.as_str()) {
+                if key.starts_with("os_glance") || is_core(key) {
                     tracing::warn!(property = %key, "glance-download: not copying a reserved or core field");
                     continue;
                 }

@@ -16,41 +16,24 @@ use super::filter::UriFilter;
 use super::pipeline::PipelineError;
 
 pub fn client(filter: &UriFilter, worker: &WorkerConfig) -> reqwest::Client {
-    let filter = filter.clone();
-    let max = worker.max_redirects;
-    let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > max {
-            attempt.error(format!("more than {max} redirects"))
-        } else if !filter.allows(attempt.url()) {
-            let to = attempt.url().to_string();
-            attempt.error(format!("redirect to {to} does not pass filtering"))
-        } else {
-            attempt.follow()
-        }
-    });
-    reqwest::Client::builder()
-        .redirect(policy)
-        .connect_timeout(worker.connect_timeout)
-        .user_agent(concat!(
-            "glance-rs/",
-            env!("CARGO_PKG_VERSION"),
-            " web-download"
-        ))
-        .build()
-        .expect("a reqwest client with rustls builds")
+    build(filter, worker, false)
 }
 
 /// The client of glance-download: [`client`]'s filtering and timeouts, but redirects are
 /// followed only within the origin (scheme, host, port) of the first URL, so the caller's
 /// token, sent to the other region's Glance, is never sent anywhere else.
 pub fn same_origin_client(filter: &UriFilter, worker: &WorkerConfig) -> reqwest::Client {
+    build(filter, worker, true)
+}
+
+fn build(filter: &UriFilter, worker: &WorkerConfig, same_origin: bool) -> reqwest::Client {
     let filter = filter.clone();
     let max = worker.max_redirects;
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         let first = attempt.previous().first().map(|u| u.origin());
         if attempt.previous().len() > max {
             attempt.error(format!("more than {max} redirects"))
-        } else if first.is_some_and(|o| o != attempt.url().origin()) {
+        } else if same_origin && first.is_some_and(|o| o != attempt.url().origin()) {
             let to = attempt.url().to_string();
             attempt.error(format!("redirect to {to} leaves the remote Glance"))
         } else if !filter.allows(attempt.url()) {
@@ -60,14 +43,15 @@ pub fn same_origin_client(filter: &UriFilter, worker: &WorkerConfig) -> reqwest:
             attempt.follow()
         }
     });
+    let agent = if same_origin {
+        "glance-download"
+    } else {
+        "web-download"
+    };
     reqwest::Client::builder()
         .redirect(policy)
         .connect_timeout(worker.connect_timeout)
-        .user_agent(concat!(
-            "glance-rs/",
-            env!("CARGO_PKG_VERSION"),
-            " glance-download"
-        ))
+        .user_agent(format!("glance-rs/{} {agent}", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("a reqwest client with rustls builds")
 }
