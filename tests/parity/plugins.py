@@ -109,7 +109,7 @@ def main():
             ours = import_direct(args.ours, disk_format, container_format, data, role)
             if ref["task"] not in ("success", "failure"):
                 # The reference's task pool sometimes leaves a task pending after failures.
-                print(f"skip  {name}: the reference's task is still {ref['task']}")
+                print(f"skip  {name}: the reference's task is still {ref['task']} ({ref})")
                 continue
             diff = {k: (ref[k], ours[k]) for k in ref if ref[k] != ours[k]}
             kept = name == "zip of two files" and set(diff) <= KEPT | {"status", "size"}
