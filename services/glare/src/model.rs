@@ -62,6 +62,17 @@ fn check_string(
     Ok(())
 }
 
+/// A value as Glare's string fields take it: a string, or the text of a number or a
+/// boolean (Python's `str()`: `True`, `False`).
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "True" } else { "False" }.to_owned()),
+        _ => None,
+    }
+}
+
 /// `value` for field `f`, as stored: coerced the way Glare's fields coerce (`"5"` is 5 for
 /// an integer), or a 400 naming the field.
 pub fn check(t: &ArtifactType, f: &Field, value: &Value) -> Result<Value, GlareError> {
@@ -74,22 +85,17 @@ pub fn check(t: &ArtifactType, f: &Field, value: &Value) -> Result<Value, GlareE
     }
     match f.kind {
         Kind::String => {
-            let s = match value {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
-                other => {
-                    return Err(invalid(
-                        t,
-                        f,
-                        format!(
-                            "A string is required in field {}, not a {}",
-                            f.name,
-                            type_name(other)
-                        ),
-                    ))
-                }
-            };
+            let s = as_text(value).ok_or_else(|| {
+                invalid(
+                    t,
+                    f,
+                    format!(
+                        "A string is required in field {}, not a {}",
+                        f.name,
+                        type_name(value)
+                    ),
+                )
+            })?;
             check_string(t, f, &s, f.max_length)?;
             if !f.allowed.is_empty() && !f.allowed.contains(&s.as_str()) {
                 return Err(invalid(
@@ -184,13 +190,11 @@ pub fn check(t: &ArtifactType, f: &Field, value: &Value) -> Result<Value, GlareE
             for (k, v) in map {
                 // Values coerce as Glare's string fields do (a number becomes its text).
                 let s = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) if f.kind == Kind::StringDict => n.to_string(),
-                    Value::Bool(b) if f.kind == Kind::StringDict => {
-                        if *b { "True" } else { "False" }.to_owned()
-                    }
-                    _ => return Err(invalid(t, f, format!("Value of key {k} is not a string"))),
-                };
+                    Value::String(s) => Some(s.clone()),
+                    _ if f.kind == Kind::StringDict => as_text(v),
+                    _ => None,
+                }
+                .ok_or_else(|| invalid(t, f, format!("Value of key {k} is not a string")))?;
                 check_string(t, f, &s, f.max_length)?;
                 if f.name == "metadata" && s.is_empty() {
                     return Err(invalid(t, f, format!("Value of key {k} cannot be empty")));
@@ -209,11 +213,7 @@ pub fn check(t: &ArtifactType, f: &Field, value: &Value) -> Result<Value, GlareE
 pub fn check_name(t: &ArtifactType, value: &Value) -> Result<String, GlareError> {
     let f = t.field("name").expect("every type has a name");
     // A number or a boolean becomes its text, as for any of Glare's string fields.
-    let coerced = match value {
-        Value::Number(n) => Value::String(n.to_string()),
-        Value::Bool(b) => Value::String(if *b { "True" } else { "False" }.to_owned()),
-        other => other.clone(),
-    };
+    let coerced = as_text(value).map_or_else(|| value.clone(), Value::String);
     match &coerced {
         Value::String(s) if !s.is_empty() => {
             check_string(t, f, s, Some(255))?;

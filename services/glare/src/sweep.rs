@@ -42,10 +42,10 @@ pub async fn sweep(state: &AppState) -> usize {
     };
     let mut recovered = 0;
     for artifact in artifacts {
-        if abandoned_uploads(&artifact).is_empty() {
-            continue;
+        let abandoned = abandoned_uploads(&artifact);
+        if !abandoned.is_empty() {
+            recovered += recover(state, &ctx, artifact, abandoned).await;
         }
-        recovered += recover(state, &ctx, artifact).await;
     }
     recovered
 }
@@ -84,10 +84,14 @@ fn abandoned_uploads(a: &Artifact) -> Vec<(String, Option<String>, String)> {
     found
 }
 
-/// Puts back every abandoned blob of `a` in one save, then removes the uploads' partial
+/// Puts back the `abandoned` blobs of `a` in one save, then removes the uploads' partial
 /// data. Returns how many it put back (0 if another node or an upload got there first).
-async fn recover(state: &AppState, ctx: &RequestContext, mut a: Artifact) -> usize {
-    let abandoned = abandoned_uploads(&a);
+async fn recover(
+    state: &AppState,
+    ctx: &RequestContext,
+    mut a: Artifact,
+    abandoned: Vec<(String, Option<String>, String)>,
+) -> usize {
     for (field, key, _) in &abandoned {
         let slot = match key {
             None => a.fields.get_mut(field),

@@ -103,25 +103,45 @@ fn decompress(src: &Path, dest: &Path, cap: u64) -> Result<Option<(Archive, u64)
     Ok(Some((kind, size)))
 }
 
-/// Every member of a gzip stream (as Python's `gzip` reads them), at most `cap` bytes.
-fn gunzip(src: File, out: &mut File, cap: u64) -> Result<u64, PluginError> {
-    let mut data = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, src));
+/// Why [`copy_capped`] stopped.
+pub(super) enum Capped {
+    /// Reading the archive failed (for a decoder: the data is not what it claims).
+    Read(std::io::Error),
+    Write(std::io::Error),
+    /// More than the cap came out.
+    TooLarge,
+}
+
+/// Copies what `data` yields to `out` in 1 MiB reads, failing as soon as more than `cap`
+/// bytes came out, so a decompression bomb never fills the disk; returns the byte count.
+pub(super) fn copy_capped(
+    data: &mut impl Read,
+    out: &mut impl Write,
+    cap: u64,
+) -> Result<u64, Capped> {
     let mut buf = vec![0u8; 1 << 20];
     let mut written = 0u64;
     loop {
-        let n = data
-            .read(&mut buf)
-            .map_err(|e| refused(format!("Bad GZip file: {e}")))?;
+        let n = data.read(&mut buf).map_err(Capped::Read)?;
         if n == 0 {
             return Ok(written);
         }
         written += n as u64;
         if written > cap {
-            return Err(too_large(cap));
+            return Err(Capped::TooLarge);
         }
-        out.write_all(&buf[..n])
-            .map_err(PluginError::io(Plugin::Decompression))?;
+        out.write_all(&buf[..n]).map_err(Capped::Write)?;
     }
+}
+
+/// Every member of a gzip stream (as Python's `gzip` reads them), at most `cap` bytes.
+fn gunzip(src: File, out: &mut File, cap: u64) -> Result<u64, PluginError> {
+    let mut data = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, src));
+    copy_capped(&mut data, out, cap).map_err(|e| match e {
+        Capped::Read(e) => refused(format!("Bad GZip file: {e}")),
+        Capped::Write(e) => PluginError::io(Plugin::Decompression)(e),
+        Capped::TooLarge => too_large(cap),
+    })
 }
 
 fn too_large(cap: u64) -> PluginError {

@@ -4,8 +4,9 @@
 //! The entry's name is never used as a path.
 
 use std::fs::File;
-use std::io::{Read, Write};
 use std::path::Path;
+
+use super::decompression::{copy_capped, Capped};
 
 #[derive(Debug, thiserror::Error)]
 pub(super) enum LhaError {
@@ -48,16 +49,10 @@ pub(super) fn extract_single(src: &Path, out: &mut File, cap: u64) -> Result<u64
         return Err(LhaError::TooLarge(cap));
     }
     // The decoder stops at the header's original size, which is within the cap.
-    let mut buf = vec![0u8; 1 << 20];
-    let mut written = 0u64;
-    loop {
-        let n = lha.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        written += n as u64;
-        out.write_all(&buf[..n])?;
-    }
+    let written = copy_capped(&mut lha, out, cap).map_err(|e| match e {
+        Capped::Read(e) | Capped::Write(e) => LhaError::Io(e),
+        Capped::TooLarge => LhaError::TooLarge(cap),
+    })?;
     lha.crc_check().map_err(|_| LhaError::Crc)?;
     Ok(written)
 }

@@ -3,10 +3,11 @@
 //! name is never used as a path: the data goes to the file the caller names.
 
 use std::fs::File;
-use std::io::{Read, Write};
 
 use zip::result::ZipError as Malformed;
 use zip::ZipArchive;
+
+use super::decompression::{copy_capped, Capped};
 
 #[derive(Debug, thiserror::Error)]
 pub(super) enum ZipError {
@@ -37,31 +38,26 @@ pub(super) fn extract_single(src: &mut File, out: &mut File, cap: u64) -> Result
         return Err(ZipError::NotOneFile);
     }
     let mut entry = archive.by_index(0)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut written = 0u64;
-    loop {
+    copy_capped(&mut entry, out, cap).map_err(|e| match e {
         // The crate checks the CRC when the entry's last byte is read, and reports a bad
         // one (or a cut deflate stream) as an I/O error of kind InvalidData.
-        let n = entry.read(&mut buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
-                ZipError::Malformed(e.to_string())
-            }
-            _ => ZipError::Io(e),
-        })?;
-        if n == 0 {
-            return Ok(written);
+        Capped::Read(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            ZipError::Malformed(e.to_string())
         }
-        written += n as u64;
-        if written > cap {
-            return Err(ZipError::TooLarge(cap));
-        }
-        out.write_all(&buf[..n])?;
-    }
+        Capped::Read(e) | Capped::Write(e) => ZipError::Io(e),
+        Capped::TooLarge => ZipError::TooLarge(cap),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use zip::write::SimpleFileOptions;
     use zip::{CompressionMethod, ZipWriter};
 
