@@ -72,13 +72,18 @@ impl Rpc for DeleteArtifact {
 }
 
 /// Every artifact of `type_name` (every type when `None`) the caller may see, oldest
-/// first. Filters, sorting and paging are the glare service's: they depend on each type's
-/// fields.
+/// first, but those left `deleted` by a delayed delete unless `include_deleted`, and only
+/// `owner`'s when set. Glare's filters, sorting and paging are the glare service's: they
+/// depend on each type's fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListArtifacts {
     pub ctx: RequestContext,
     #[serde(default)]
     pub type_name: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub include_deleted: bool,
 }
 
 impl Rpc for ListArtifacts {

@@ -6,7 +6,7 @@
 //! no-op, and two scrubbers may receive jobs for the same image without harm.
 
 use chrono::{DateTime, Utc};
-use glance_domain::{Image, ImageId, RequestContext};
+use glance_domain::{Artifact, Image, ImageId, RequestContext};
 use serde::{Deserialize, Serialize};
 
 use crate::names::REGISTRY_QUEUE;
@@ -23,11 +23,16 @@ pub const SCRUB_KEY: &str = "scrub.image";
 /// `locations` are extra URLs to remove whatever the image's state: the API lists here the
 /// data it failed to remove when it deleted an image at once (no delayed delete), so a
 /// transient store error does not leak a file.
+///
+/// With `artifact`, the id names an artifact of the glare service instead: one left
+/// `deleted` by a delayed delete has its blobs removed and then its record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScrubImage {
     pub image_id: ImageId,
     #[serde(default)]
     pub locations: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub artifact: bool,
 }
 
 impl Work for ScrubImage {
@@ -50,6 +55,24 @@ impl Rpc for ListPendingDelete {
     const NAME: &'static str = "scrub.list_pending_delete";
     const QUEUE: &'static str = REGISTRY_QUEUE;
     type Reply = RegistryResult<Vec<Image>>;
+}
+
+/// Artifacts left `deleted` by a delayed delete at or before `deleted_before` (their
+/// `updated_at`), oldest first, ties by id, after `marker`; every type, every owner (Glare's
+/// scrubber's query). Admin only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListDeletedArtifacts {
+    pub ctx: RequestContext,
+    pub deleted_before: DateTime<Utc>,
+    pub limit: u32,
+    #[serde(default)]
+    pub marker: Option<uuid::Uuid>,
+}
+
+impl Rpc for ListDeletedArtifacts {
+    const NAME: &'static str = "scrub.list_deleted_artifacts";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = RegistryResult<Vec<Artifact>>;
 }
 
 /// How much waits for the scrubber: images in `pending_delete` and their bytes.

@@ -309,3 +309,140 @@ async fn the_sweep_puts_back_a_blob_whose_replacement_upload_died() {
         "the dead upload's partial data is gone"
     );
 }
+
+/// The notifications about artifact `id` on a subscription of the events exchange, up to
+/// and including the first `last` one.
+async fn artifact_events(
+    sub: &mut Box<dyn glance_bus::Subscription>,
+    id: &str,
+    last: &str,
+) -> Vec<glance_proto::events::Notification> {
+    let mut seen = Vec::new();
+    loop {
+        let delivery = tokio::time::timeout(Duration::from_secs(30), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {last} within 30 s; saw {seen:?}"))
+            .expect("subscription open");
+        let n: glance_proto::events::Notification =
+            serde_json::from_value(delivery.envelope.payload).unwrap();
+        delivery.responder.ack().await.unwrap();
+        if n.payload["id"] != id {
+            continue;
+        }
+        let done = n.event_type == last;
+        seen.push(n);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// Under delayed delete a glance-glare leaves a deleted artifact for the scrubbers; a
+/// `glance-scrubber --daemon` of the mesh removes its blob and then its record. Every step
+/// is one of Glare's notifications on the bus.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scrubber_daemon_removes_what_a_delayed_delete_left_and_glare_notifies() {
+    use glance_bus::Transport;
+    let mesh = mesh().await;
+    let _r1 = mesh.registry("registry-1");
+    let port = free_port();
+    let mut cmd = mesh.command("glance-glare");
+    cmd.env("GLANCE__GLARE__BIND_PORT", port.to_string())
+        .env("GLANCE__DEFAULT__DELAYED_DELETE", "true");
+    let _glare = mesh.spawn("glance-glare", "glare-1", cmd);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_until("glance-glare to start", Duration::from_secs(30), || {
+        reqwest::get(format!("{url}/versions")).map(|r| r.is_ok())
+    })
+    .await;
+    let transport = glance_bus::Amqp::connect(&mesh.amqp, 64).await.unwrap();
+    let mut sub = transport
+        .subscribe_events(&["artifact.#".to_owned()], None)
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let id = new_environment(&http, &url, "scrubbed").await;
+    let path = format!("{url}/artifacts/heat_environments/{id}");
+    let res = http
+        .put(format!("{path}/environment"))
+        .header("x-project-id", "mesh-project")
+        .header("content-type", "application/octet-stream")
+        .body(vec![9u8; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = http
+        .patch(&path)
+        .header("x-project-id", "mesh-project")
+        .header("content-type", "application/json-patch+json")
+        .body(r#"[{"op": "replace", "path": "/status", "value": "active"}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = http
+        .delete(&path)
+        .header("x-project-id", "mesh-project")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let shown = show_environment(&http, &url, &id).await;
+    assert_eq!(shown["status"], "deleted", "{shown}");
+    assert_eq!(files_under(mesh.images.path()), 1);
+
+    let events = artifact_events(&mut sub, &id, "artifact.artifact:delete").await;
+    let types: Vec<&str> = events.iter().map(|n| n.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "artifact.artifact:create",
+            "artifact.artifact:upload",
+            "artifact.artifact:update",
+            "artifact.artifact:activate",
+            "artifact.artifact:delete"
+        ]
+    );
+    let last = &events.last().unwrap().payload;
+    assert_eq!(
+        (
+            &last["type"],
+            &last["name"],
+            &last["status"],
+            &last["owner"]
+        ),
+        (
+            &json!("heat_environments"),
+            &json!("scrubbed"),
+            &json!("deleted"),
+            &json!("mesh-project")
+        )
+    );
+    assert!(events[0].publisher_id.starts_with("artifact."));
+
+    let mut cmd = mesh.command("glance-scrubber");
+    cmd.arg("--daemon")
+        .env("GLANCE__DEFAULT__SCRUB_TIME", "0")
+        .env("GLANCE__DEFAULT__WAKEUP_TIME", "1");
+    let _scrubber = mesh.spawn("glance-scrubber", "scrubber-1", cmd);
+    wait_until(
+        "the scrubber to remove the artifact and its blob",
+        Duration::from_secs(60),
+        || {
+            let (http, path) = (http.clone(), path.clone());
+            let images = mesh.images.path().to_owned();
+            async move {
+                let res = http
+                    .get(&path)
+                    .header("x-project-id", "mesh-project")
+                    .send()
+                    .await
+                    .unwrap();
+                res.status() == 404 && files_under(&images) == 0
+            }
+        },
+    )
+    .await;
+}

@@ -134,7 +134,11 @@ async fn build_with(
     }
     config.cache_enabled = true;
     let bus = Bus::new(transport);
-    let delayed_delete = config.delayed_delete;
+    // Glare's per-type option may turn delayed delete on for artifacts alone.
+    let delayed_delete = config.delayed_delete
+        || glare
+            .as_ref()
+            .is_some_and(|(g, _)| g.glare.delayed_delete_by_type.values().any(|on| *on));
     let import_worker = config.import.worker.enabled;
     let app = Application::build(config, bus.clone(), stores, listener)?;
     let glare = match glare {
@@ -150,8 +154,9 @@ async fn build_with(
         // Imports run in this process, consuming the in-process work queue.
         glance_api::import::ImportWorker::start(app.state(), bus.transport().clone()).await?;
     }
-    // The scrubber in this process: its wakeups under delayed delete, and always its job
-    // consumer, which removes data an immediate delete could not.
+    // The scrubber in this process: its wakeups under delayed delete (of images or of
+    // artifacts), and always its job consumer, which removes data an immediate delete could
+    // not.
     let scrubber = glance_scrubber::Scrubber::new(bus.clone(), app.state().store.clone(), scrubber);
     let scrubber = glance_scrubber::daemon::Daemon::start(scrubber, delayed_delete).await?;
     tokio::spawn(scrubber.run_until_stopped());

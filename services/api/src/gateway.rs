@@ -75,6 +75,7 @@ impl Gateway {
         let job = ScrubImage {
             image_id: id,
             locations,
+            artifact: false,
         };
         if let Err(e) = self
             .bus

@@ -72,14 +72,21 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// The image API's: publisher `image.<host>`.
     pub fn new(bus: Bus, config: NotifyConfig) -> Self {
+        Self::for_service(bus, config, "image")
+    }
+
+    /// Publisher `<service>.<host>` (`artifact` for the glare service, as Glare's
+    /// `glare_publisher_id`).
+    pub fn for_service(bus: Bus, config: NotifyConfig, service: &str) -> Self {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "localhost".into());
         Self {
             bus,
             config: Arc::new(RwLock::new(Arc::new(config))),
-            publisher_id: format!("image.{host}"),
+            publisher_id: format!("{service}.{host}"),
         }
     }
 
@@ -149,7 +156,8 @@ impl Notifier {
             .clone()
     }
 
-    async fn info(&self, ctx: &RequestContext, event_type: &str, payload: Value) {
+    /// Any `INFO` notification with the payload given.
+    pub async fn info(&self, ctx: &RequestContext, event_type: &str, payload: Value) {
         self.publish(ctx, event_type, "INFO", payload).await;
     }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::error::{GlareError, GlareResult};
 use crate::identity::Caller;
 use crate::model::{self, render};
+use crate::notify;
 use crate::patch::{self, OpKind, Operation};
 use crate::policy;
 use crate::types::{ArtifactType, Kind};
@@ -150,6 +151,7 @@ pub async fn create(
         revision: 0,
     };
     let created = state.gateway.create(&caller.0, artifact).await?;
+    notify::artifact(&state, &caller.0, "create", &created).await;
     Ok(HttpResponse::Created().json(render(t, &created)))
 }
 
@@ -176,7 +178,20 @@ pub async fn delete(
         return Err(GlareError::forbidden("This type is read only."));
     }
     policy::delete(&caller.0, &a)?;
-    state.gateway.delete(&caller.0, &a).await?;
+    // Under delayed delete the first delete leaves the artifact `deleted` for the
+    // scrubber; deleting it again removes it at once, as in Glare.
+    let delayed =
+        a.status != ArtifactStatus::Deleted && state.config().glare.delayed_delete(&a.type_name);
+    let gone = if delayed {
+        state.gateway.mark_deleted(&caller.0, a).await?
+    } else {
+        state.gateway.delete(&caller.0, &a).await?;
+        Artifact {
+            status: ArtifactStatus::Deleted,
+            ..a
+        }
+    };
+    notify::artifact(&state, &caller.0, "delete", &gone).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -204,6 +219,7 @@ pub async fn update(
         return Ok(HttpResponse::Ok().json(render(t, &a)));
     }
     let saved = state.gateway.save(&caller.0, changed).await?;
+    notify::patched(&state, &caller.0, &a, &saved).await;
     Ok(HttpResponse::Ok().json(render(t, &saved)))
 }
 

@@ -21,6 +21,7 @@ use crate::artifacts::{content_type, find_type, load, writable_type};
 use crate::error::{GlareError, GlareResult};
 use crate::identity::Caller;
 use crate::model::render;
+use crate::notify;
 use crate::policy;
 use crate::types::{ArtifactType, Field, Kind};
 use crate::AppState;
@@ -249,6 +250,7 @@ pub async fn upload(
             if let Some(old) = existing.and_then(|b| b["location"].as_str().map(str::to_owned)) {
                 state.gateway.remove_data(&caller.0, a.id, vec![old]).await;
             }
+            notify::artifact(&state, &caller.0, "upload", &saved).await;
             Ok(HttpResponse::Ok().json(render(t, &saved)))
         }
         Err(e) => {
@@ -431,10 +433,17 @@ async fn set_location(
         "sha256": doc.get("sha256"), "status": "active", "external": true,
         "content_type": null,
     });
+    let internal = doc.get("location_type").and_then(Value::as_str) == Some("internal");
     let mut changed = a;
     set_blob(&mut changed, f.name, key, Some(blob));
     changed.updated_at = Utc::now();
     let saved = state.gateway.save(&caller.0, changed).await?;
+    let action = if internal {
+        "set_internal_location"
+    } else {
+        "set_location"
+    };
+    notify::artifact(state, &caller.0, action, &saved).await;
     Ok(HttpResponse::Ok().json(render(t, &saved)))
 }
 
@@ -450,6 +459,11 @@ pub async fn download(
     let own = ArtifactType::find(&a.type_name).unwrap_or(t);
     blob_field(own, &name, key)?;
     policy::download(&caller.0, &a)?;
+    if a.status == glance_domain::ArtifactStatus::Deleted {
+        return Err(GlareError::forbidden(
+            "Cannot download data when artifact is deleted",
+        ));
+    }
     let label = blob_name(&name, key);
     let blob = get_blob(&a, &name, key)
         .ok_or_else(|| GlareError::not_found(format!("No data found for blob {label}")))?;
@@ -533,5 +547,6 @@ pub async fn delete(
     set_blob(&mut changed, &name, key, None);
     changed.updated_at = Utc::now();
     let saved = state.gateway.save(&caller.0, changed).await?;
+    notify::artifact(&state, &caller.0, "delete_blob", &saved).await;
     Ok(HttpResponse::Ok().json(render(t, &saved)))
 }

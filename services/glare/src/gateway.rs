@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use glance_api::notify::{Notifier, NotifyConfig};
 use glance_bus::Bus;
 use glance_domain::{Artifact, ImageId, RequestContext};
 use glance_proto::glare::{
@@ -11,7 +12,6 @@ use glance_proto::glare::{
     SetQuotas,
 };
 use glance_store::Store;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{GlareError, GlareResult};
@@ -20,11 +20,22 @@ use crate::error::{GlareError, GlareResult};
 pub struct Gateway {
     bus: Bus,
     pub store: Arc<dyn Store>,
+    notifier: Notifier,
 }
 
 impl Gateway {
-    pub fn new(bus: Bus, store: Arc<dyn Store>) -> Self {
-        Self { bus, store }
+    pub fn new(bus: Bus, store: Arc<dyn Store>, notifications: NotifyConfig) -> Self {
+        let notifier = Notifier::for_service(bus.clone(), notifications, "artifact");
+        Self {
+            bus,
+            store,
+            notifier,
+        }
+    }
+
+    /// Glare's notifications (see [`crate::notify`]).
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
     }
 
     fn rid(ctx: &RequestContext) -> Option<String> {
@@ -52,14 +63,35 @@ impl Gateway {
         }
     }
 
+    /// What the caller may see of `type_name` (every type when `None`), but what a
+    /// delayed delete left for the scrubber.
     pub async fn list(
         &self,
         ctx: &RequestContext,
         type_name: Option<&str>,
     ) -> GlareResult<Vec<Artifact>> {
+        self.list_scoped(ctx, type_name, None, false).await
+    }
+
+    /// Everything `owner` keeps, those waiting for the scrubber too (they still hold their
+    /// data): what the quotas count, as Glare's.
+    pub async fn owned(&self, ctx: &RequestContext, owner: &str) -> GlareResult<Vec<Artifact>> {
+        self.list_scoped(ctx, None, Some(owner), true).await
+    }
+
+    /// See `ListArtifacts`.
+    pub async fn list_scoped(
+        &self,
+        ctx: &RequestContext,
+        type_name: Option<&str>,
+        owner: Option<&str>,
+        include_deleted: bool,
+    ) -> GlareResult<Vec<Artifact>> {
         let req = ListArtifacts {
             ctx: ctx.clone(),
             type_name: type_name.map(str::to_owned),
+            owner: owner.map(str::to_owned),
+            include_deleted,
         };
         Ok(self.bus.call(Self::rid(ctx), &req).await??)
     }
@@ -101,6 +133,18 @@ impl Gateway {
         Ok(self.bus.call(Self::rid(ctx), &req).await??)
     }
 
+    /// A delayed delete: the artifact stays, `deleted`, with its blobs, until a scrubber
+    /// removes both (Glare's `delayed_delete`).
+    pub async fn mark_deleted(
+        &self,
+        ctx: &RequestContext,
+        mut artifact: Artifact,
+    ) -> GlareResult<Artifact> {
+        artifact.status = glance_domain::ArtifactStatus::Deleted;
+        artifact.updated_at = chrono::Utc::now();
+        self.save(ctx, artifact).await
+    }
+
     /// Removes the record, then every blob it held.
     pub async fn delete(&self, ctx: &RequestContext, artifact: &Artifact) -> GlareResult<()> {
         let req = DeleteArtifact {
@@ -109,7 +153,7 @@ impl Gateway {
             revision: artifact.revision,
         };
         let gone = self.bus.call(Self::rid(ctx), &req).await??;
-        self.remove_data(ctx, gone.id, blob_locations(&gone)).await;
+        self.remove_data(ctx, gone.id, gone.blob_locations()).await;
         for upload in blob_uploads(&gone) {
             self.remove_partials(&upload).await;
         }
@@ -119,16 +163,8 @@ impl Gateway {
     /// Removes what upload `upload_id` (a blob's `upload_id`) left in the store's incoming
     /// area: an upload that died, or one whose artifact was deleted under it.
     pub async fn remove_partials(&self, upload_id: &str) {
-        let Ok(id) = upload_id.parse::<ImageId>() else {
-            return;
-        };
-        for partial in self.store.partials().await.unwrap_or_default() {
-            if partial.image_id == id {
-                if let Err(e) = self.store.remove_partial(&partial).await {
-                    tracing::warn!(path = %partial.path.display(), error = %e,
-                        "could not remove a blob upload's partial data");
-                }
-            }
+        if let Ok(id) = upload_id.parse::<ImageId>() {
+            self.store.remove_partials_of(id).await;
         }
     }
 
@@ -148,8 +184,9 @@ impl Gateway {
             return;
         }
         let job = ScrubImage {
-            image_id: id.to_string().parse::<ImageId>().expect("a UUID"),
+            image_id: ImageId::from(id),
             locations: left,
+            artifact: false,
         };
         if let Err(e) = self.bus.publish_work(SCRUB_KEY, Self::rid(ctx), &job).await {
             tracing::error!(artifact_id = %id, error = %e, locations = ?job.locations,
@@ -160,35 +197,9 @@ impl Gateway {
 
 /// The uploads of `a`'s blobs still `saving`.
 fn blob_uploads(a: &Artifact) -> Vec<String> {
-    blobs_of(a)
+    a.blobs()
         .into_iter()
         .filter(|b| b["status"] == "saving")
         .filter_map(|b| b["upload_id"].as_str().map(str::to_owned))
         .collect()
-}
-
-/// The store locations of every internal blob of `a`.
-pub fn blob_locations(a: &Artifact) -> Vec<String> {
-    blobs_of(a)
-        .into_iter()
-        .filter_map(|b| b.get("location")?.as_str().map(str::to_owned))
-        .collect()
-}
-
-/// Every blob of `a` (only blob fields are read: a metadata key named `location` is not
-/// data).
-fn blobs_of(a: &Artifact) -> Vec<&Value> {
-    use crate::types::{ArtifactType, Kind};
-    let Some(t) = ArtifactType::find(&a.type_name) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for f in t.fields {
-        match (f.kind, a.fields.get(f.name)) {
-            (Kind::Blob, Some(blob)) if blob.is_object() => out.push(blob),
-            (Kind::BlobDict, Some(Value::Object(map))) => out.extend(map.values()),
-            _ => {}
-        }
-    }
-    out
 }

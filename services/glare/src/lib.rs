@@ -13,12 +13,13 @@ pub mod identity;
 pub mod lifecycle;
 pub mod listing;
 pub mod model;
+pub mod notify;
 pub mod patch;
 pub mod policy;
 pub mod quotas;
 pub mod schemas;
 pub mod sweep;
-pub mod types;
+pub use glance_domain::artifact_types as types;
 pub mod versions;
 
 use std::net::TcpListener;
@@ -68,6 +69,9 @@ impl AppState {
 
     /// Swapped whole on `glance-control glare reload`.
     pub fn set_config(&self, config: GlareConfig) {
+        self.gateway
+            .notifier()
+            .set_config(config.identity.notifications.clone());
         *self.config.write().expect("config lock poisoned") = Arc::new(config);
     }
 }
@@ -89,9 +93,10 @@ impl Application {
     ) -> std::io::Result<Application> {
         let port = listener.local_addr()?.port();
         let workers = config.identity.workers;
+        let config_notifications = config.identity.notifications.clone();
         let state = web::Data::new(AppState {
             config: RwLock::new(Arc::new(config)),
-            gateway: Gateway::new(bus, store),
+            gateway: Gateway::new(bus, store, config_notifications),
             in_flight: InFlight::default(),
         });
         let app_state = state.clone();

@@ -107,6 +107,7 @@ async fn set(
     let quotas = parse_quotas(&body)?;
     policy::admin_only(&caller.0, "artifact:set_quotas")?;
     state.gateway.set_quotas(&caller.0, quotas).await?;
+    crate::notify::quotas(&state, &caller.0, body).await;
     Ok(HttpResponse::Ok().json(Value::Null))
 }
 
@@ -164,13 +165,7 @@ pub async fn check_count(
     if global < 0 && per_type < 0 {
         return Ok(());
     }
-    let own: Vec<_> = state
-        .gateway
-        .list(ctx, None)
-        .await?
-        .into_iter()
-        .filter(|a| a.owner == project)
-        .collect();
+    let own = state.gateway.owned(ctx, &project).await?;
     let whole = own.len() as i64;
     if global >= 0 && whole >= global {
         return Err(GlareError::forbidden(format!(
@@ -188,26 +183,6 @@ pub async fn check_count(
     Ok(())
 }
 
-/// Bytes in the blobs (and blob dicts) of `a`.
-fn blob_bytes(a: &glance_domain::Artifact) -> i64 {
-    use crate::types::{ArtifactType, Kind};
-    fn size(v: &Value) -> i64 {
-        v.get("size").and_then(Value::as_i64).unwrap_or(0)
-    }
-    let Some(t) = ArtifactType::find(&a.type_name) else {
-        return 0;
-    };
-    t.fields
-        .iter()
-        .filter_map(|f| Some((f.kind, a.fields.get(f.name)?)))
-        .map(|(kind, v)| match (kind, v) {
-            (Kind::Blob, v) => size(v),
-            (Kind::BlobDict, Value::Object(m)) => m.values().map(size).sum(),
-            _ => 0,
-        })
-        .sum()
-}
-
 /// Before an upload of `declared` bytes (unknown when `None`): 413 if it would pass the
 /// project's data quotas; else how many bytes it may write (`None`: no quota).
 pub async fn check_data(
@@ -221,18 +196,12 @@ pub async fn check_data(
     if global < 0 && per_type < 0 {
         return Ok(None);
     }
-    let own: Vec<_> = state
-        .gateway
-        .list(ctx, None)
-        .await?
-        .into_iter()
-        .filter(|a| a.owner == owner)
-        .collect();
-    let whole: i64 = own.iter().map(blob_bytes).sum();
+    let own = state.gateway.owned(ctx, owner).await?;
+    let whole: i64 = own.iter().map(glance_domain::Artifact::blob_bytes).sum();
     let of_type: i64 = own
         .iter()
         .filter(|a| a.type_name == type_name)
-        .map(blob_bytes)
+        .map(glance_domain::Artifact::blob_bytes)
         .sum();
     let mut room: Option<i64> = None;
     for (limit, used, what) in [

@@ -332,7 +332,8 @@ fn glare_routes(router: Router, repo: glance_db::ArtifactRepo) -> Router {
         repo.clone(),
         repo.clone(),
     );
-    let (set_quotas, list_quotas) = (repo.clone(), repo);
+    use glance_proto::scrub::ListDeletedArtifacts;
+    let (set_quotas, list_quotas, deleted) = (repo.clone(), repo.clone(), repo);
     router
         .route::<SetQuotas, _, _>(move |r| {
             let repo = set_quotas.clone();
@@ -360,6 +361,16 @@ fn glare_routes(router: Router, repo: glance_db::ArtifactRepo) -> Router {
         })
         .route::<ListArtifacts, _, _>(move |r| {
             let repo = list.clone();
-            async move { repo.list(&r.ctx, r.type_name.as_deref()).await }
+            async move {
+                let (t, owner) = (r.type_name.as_deref(), r.owner.as_deref());
+                repo.list(&r.ctx, t, owner, r.include_deleted).await
+            }
+        })
+        .route::<ListDeletedArtifacts, _, _>(move |r| {
+            let repo = deleted.clone();
+            async move {
+                repo.deleted_due(&r.ctx, r.deleted_before, r.limit, r.marker)
+                    .await
+            }
         })
 }

@@ -1,9 +1,10 @@
-//! One scrub job: re-read the image, remove its data, tell the registry.
+//! One scrub job: re-read the image (or artifact), remove its data, tell the registry.
 
 use std::sync::atomic::Ordering;
 
 use glance_bus::{BusError, Outcome};
-use glance_domain::{Image, ImageStatus};
+use glance_domain::{ArtifactStatus, Image, ImageStatus};
+use glance_proto::glare::{DeleteArtifact, GetArtifact};
 use glance_proto::registry::{GetImage, RegistryError};
 use glance_proto::scrub::{ClaimScrub, FinishScrub, ScrubImage};
 use tracing::Instrument;
@@ -27,6 +28,9 @@ impl Scrubber {
     }
 
     async fn scrub_inner(&self, job: &ScrubImage) -> Outcome {
+        if job.artifact {
+            return self.scrub_artifact(job).await;
+        }
         let ctx = self.ctx();
         let req = GetImage {
             ctx: ctx.clone(),
@@ -101,6 +105,56 @@ impl Scrubber {
             self.stats.scrubbed.fetch_add(1, Ordering::Relaxed);
         }
         Outcome::Done
+    }
+}
+
+impl Scrubber {
+    /// An artifact left `deleted` by a delayed delete: its blobs' data, then its record.
+    /// Anything else (gone already, or not deleted) is nothing to do.
+    async fn scrub_artifact(&self, job: &ScrubImage) -> Outcome {
+        let ctx = self.ctx();
+        let rid = Some(ctx.request_id.clone());
+        let id = *job.image_id.as_uuid();
+        let req = GetArtifact {
+            ctx: ctx.clone(),
+            type_name: None,
+            id,
+        };
+        let artifact = match self.bus.call(rid.clone(), &req).await {
+            Ok(Ok(a)) if a.status == ArtifactStatus::Deleted => a,
+            Ok(Ok(_)) | Ok(Err(RegistryError::NotFound(_))) => {
+                tracing::debug!("artifact gone or not deleted; nothing to scrub");
+                return Outcome::Done;
+            }
+            Ok(Err(e)) => return retry(format!("registry: {e}")).await,
+            Err(e) => return retry(format!("bus: {e}")).await,
+        };
+        let urls = artifact.blob_locations();
+        tracing::info!(locations = urls.len(), "scrubbing artifact");
+        for url in &urls {
+            if !self.config.delete_delay.is_zero() {
+                tokio::time::sleep(self.config.delete_delay).await;
+            }
+            if let Err(e) = self.store.delete(url).await {
+                // The record stays `deleted`; the job goes back to the queue.
+                return retry(format!("store delete of {url} failed: {e}")).await;
+            }
+        }
+        self.store.remove_partials_of(job.image_id).await;
+        let req = DeleteArtifact {
+            ctx: ctx.clone(),
+            id,
+            revision: artifact.revision,
+        };
+        match self.bus.call(rid, &req).await {
+            Ok(Ok(_)) | Ok(Err(RegistryError::NotFound(_))) => {
+                tracing::info!("artifact scrubbed");
+                self.stats.scrubbed.fetch_add(1, Ordering::Relaxed);
+                Outcome::Done
+            }
+            Ok(Err(e)) => retry(format!("registry: {e}")).await,
+            Err(e) => retry(format!("bus: {e}")).await,
+        }
     }
 }
 

@@ -1,7 +1,9 @@
-//! The scrubber: removes the data of images deleted under delayed delete.
+//! The scrubber: removes the data of images, and of the glare service's artifacts, deleted
+//! under delayed delete.
 //!
 //! Deleting an image with `[DEFAULT] delayed_delete` leaves it `pending_delete` with its
-//! locations. Each wakeup a scrubber asks the registry for the images whose `deleted_at` is
+//! locations; deleting an artifact leaves it `deleted` with its blobs (Glare's delayed
+//! delete, which glare's own scrubber finished), and its jobs say `artifact`. Each wakeup a scrubber asks the registry for the images whose `deleted_at` is
 //! at least `scrub_time` old and publishes one durable scrub job per image on the work queue
 //! `glance.v1.scrub`. Every scrubber consumes that queue, at most `scrub_pool_size` jobs at a
 //! time; a job is acknowledged only once the image's data is gone and the registry has
@@ -23,10 +25,11 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use glance_bus::{Bus, BusError};
-use glance_domain::{Image, ImageId, RequestContext};
+use glance_domain::{Artifact, Image, ImageId, RequestContext};
 use glance_proto::registry::RegistryError;
 use glance_proto::scrub::{
-    Backlog, ListPendingDelete, RestoreImage, ScrubBacklog, ScrubImage, SCRUB_KEY, SCRUB_QUEUE,
+    Backlog, ListDeletedArtifacts, ListPendingDelete, RestoreImage, ScrubBacklog, ScrubImage,
+    SCRUB_KEY, SCRUB_QUEUE,
 };
 use glance_service::InFlight;
 use glance_store::Store;
@@ -120,15 +123,55 @@ impl Scrubber {
         }
     }
 
-    /// One wakeup: a durable scrub job for each due image. Returns how many.
-    pub async fn schedule_due(&self) -> Result<usize, ScrubError> {
-        let due = self.due_images().await?;
-        for image in &due {
-            let job = ScrubImage {
+    /// Every artifact a delayed delete left `deleted` at least `scrub_time` ago, oldest
+    /// first (Glare's scrubber's query).
+    pub async fn due_artifacts(&self) -> Result<Vec<Artifact>, ScrubError> {
+        let deleted_before =
+            Utc::now() - chrono::Duration::from_std(self.config.scrub_time).unwrap_or_default();
+        let ctx = self.ctx();
+        let mut due = Vec::new();
+        let mut marker = None;
+        loop {
+            let req = ListDeletedArtifacts {
+                ctx: ctx.clone(),
+                deleted_before,
+                limit: PAGE,
+                marker,
+            };
+            let page = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+            let full = page.len() == PAGE as usize;
+            marker = page.last().map(|a| a.id);
+            due.extend(page);
+            if !full {
+                return Ok(due);
+            }
+        }
+    }
+
+    /// The jobs due now: one per `pending_delete` image, then one per `deleted` artifact.
+    async fn due_jobs(&self) -> Result<Vec<ScrubImage>, ScrubError> {
+        let images = self
+            .due_images()
+            .await?
+            .into_iter()
+            .map(|image| ScrubImage {
                 image_id: image.id,
                 locations: Vec::new(),
-            };
-            self.bus.publish_work(SCRUB_KEY, None, &job).await?;
+                artifact: false,
+            });
+        let artifacts = self.due_artifacts().await?.into_iter().map(|a| ScrubImage {
+            image_id: ImageId::from(a.id),
+            locations: Vec::new(),
+            artifact: true,
+        });
+        Ok(images.chain(artifacts).collect())
+    }
+
+    /// One wakeup: a durable scrub job for each due image and artifact. Returns how many.
+    pub async fn schedule_due(&self) -> Result<usize, ScrubError> {
+        let due = self.due_jobs().await?;
+        for job in &due {
+            self.bus.publish_work(SCRUB_KEY, None, job).await?;
         }
         self.stats
             .scheduled
@@ -140,25 +183,19 @@ impl Scrubber {
         Ok(due.len())
     }
 
-    /// A one-shot run (`glance-scrubber` without `--daemon`): scrubs every due image here,
-    /// `scrub_pool_size` at a time, and reports. Failures stay `pending_delete` for the next
+    /// A one-shot run (`glance-scrubber` without `--daemon`): scrubs every due image and
+    /// artifact here, `scrub_pool_size` at a time, and reports. Failures stay for the next
     /// run.
     pub async fn run_once(&self) -> Result<RunReport, ScrubError> {
-        let due = self.due_images().await?;
+        let due = self.due_jobs().await?;
         let mut report = RunReport {
             due: due.len(),
             ..RunReport::default()
         };
         let outcomes: Vec<bool> = futures::stream::iter(due)
-            .map(|image| {
+            .map(|job| {
                 let this = self.clone();
-                async move {
-                    let job = ScrubImage {
-                        image_id: image.id,
-                        locations: Vec::new(),
-                    };
-                    matches!(this.scrub(&job).await, glance_bus::Outcome::Done)
-                }
+                async move { matches!(this.scrub(&job).await, glance_bus::Outcome::Done) }
             })
             .buffer_unordered(self.config.pool_size)
             .collect()

@@ -132,6 +132,18 @@ impl RawConfig {
             .map(String::as_str)
     }
 
+    /// Every section setting `option`, with its value: for per-section options such as
+    /// Glare's `[artifact_type:<type>] delayed_delete`.
+    pub fn sections_setting<'a>(
+        &'a self,
+        option: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.values
+            .iter()
+            .filter(move |((_, o), _)| o == option)
+            .map(|((section, _), value)| (section.as_str(), value.as_str()))
+    }
+
     pub fn files(&self) -> &[PathBuf] {
         &self.files
     }

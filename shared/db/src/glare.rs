@@ -22,6 +22,8 @@ use crate::Database;
 
 const TABLE: &str = "glare_artifacts";
 const QUOTAS: &str = "glare_quotas";
+/// The status a delayed delete leaves an artifact in until a scrubber removes it.
+const DELETED: &str = "deleted";
 const COLUMNS: [&str; 12] = [
     "id",
     "type_name",
@@ -159,14 +161,23 @@ impl ArtifactRepo {
         find(self.db.writer(), ctx, type_name, id).await
     }
 
+    /// See `glance_proto::glare::ListArtifacts`.
     pub async fn list(
         &self,
         ctx: &RequestContext,
         type_name: Option<&str>,
+        owner: Option<&str>,
+        include_deleted: bool,
     ) -> RegistryResult<Vec<Artifact>> {
         let mut cond = Cond::all().add(visible(ctx));
         if let Some(t) = type_name {
             cond = cond.add(Expr::col(col("type_name")).eq(t));
+        }
+        if let Some(owner) = owner {
+            cond = cond.add(Expr::col(col("owner")).eq(owner));
+        }
+        if !include_deleted {
+            cond = cond.add(Expr::col(col("status")).ne(DELETED));
         }
         let mut q = select();
         q.cond_where(cond)
@@ -176,6 +187,45 @@ impl ArtifactRepo {
             .await
             .map_err(|e| db_error("listing artifacts", e))?;
         rows_to_artifacts("listing artifacts", &rows)
+    }
+
+    /// Artifacts left `deleted` by a delayed delete at or before `before`: see
+    /// `glance_proto::scrub::ListDeletedArtifacts`.
+    pub async fn deleted_due(
+        &self,
+        ctx: &RequestContext,
+        before: DateTime<Utc>,
+        limit: u32,
+        marker: Option<Uuid>,
+    ) -> RegistryResult<Vec<Artifact>> {
+        crate::repo::admin_only(ctx)?;
+        let what = "listing deleted artifacts";
+        let mut cond = Cond::all()
+            .add(Expr::col(col("status")).eq(DELETED))
+            .add(Expr::col(col("updated_at")).lte(before));
+        if let Some(marker) = marker {
+            let after = find(self.db.writer(), ctx, None, marker).await;
+            if let Ok(m) = after {
+                cond = cond.add(
+                    Cond::any()
+                        .add(Expr::col(col("updated_at")).gt(m.updated_at))
+                        .add(
+                            Cond::all()
+                                .add(Expr::col(col("updated_at")).eq(m.updated_at))
+                                .add(Expr::col(col("id")).gt(marker.to_string())),
+                        ),
+                );
+            }
+        }
+        let mut q = select();
+        q.cond_where(cond)
+            .order_by(col("updated_at"), Order::Asc)
+            .order_by(col("id"), Order::Asc)
+            .limit(u64::from(limit.max(1)));
+        let rows = query_all(self.db.writer(), &q)
+            .await
+            .map_err(|e| db_error(what, e))?;
+        rows_to_artifacts(what, &rows)
     }
 
     pub async fn create(&self, artifact: Artifact) -> RegistryResult<Artifact> {
@@ -327,13 +377,15 @@ async fn find<C: ConnectionTrait>(
 }
 
 /// Glare's scopes: a private artifact's name and version are unique among its owner's
-/// private artifacts of the type, a public one's among all public ones of the type.
+/// private artifacts of the type, a public one's among all public ones of the type. An
+/// artifact waiting for the scrubber (`deleted`) no longer holds its name and version.
 async fn check_unique<C: ConnectionTrait>(conn: &C, a: &Artifact) -> RegistryResult<()> {
     let mut cond = Cond::all()
         .add(Expr::col(col("type_name")).eq(a.type_name.clone()))
         .add(Expr::col(col("name")).eq(a.name.clone()))
         .add(Expr::col(col("version")).eq(a.version.to_string()))
         .add(Expr::col(col("id")).ne(a.id.to_string()))
+        .add(Expr::col(col("status")).ne(DELETED))
         .add(Expr::col(col("visibility")).eq(a.visibility.as_str()));
     if a.visibility == ArtifactVisibility::Private {
         cond = cond.add(Expr::col(col("owner")).eq(a.owner.clone()));

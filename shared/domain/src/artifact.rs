@@ -81,6 +81,44 @@ pub struct Artifact {
     pub revision: i64,
 }
 
+impl Artifact {
+    /// Every blob this artifact holds, as stored: the value of each blob field and of each
+    /// key of each blob dict of its type. Only the type's blob fields are read, so a
+    /// metadata key named `location` is never taken for data.
+    pub fn blobs(&self) -> Vec<&serde_json::Value> {
+        use crate::artifact_types::{ArtifactType, Kind};
+        use serde_json::Value;
+        let Some(t) = ArtifactType::find(&self.type_name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for f in t.fields {
+            match (f.kind, self.fields.get(f.name)) {
+                (Kind::Blob, Some(blob)) if blob.is_object() => out.push(blob),
+                (Kind::BlobDict, Some(Value::Object(map))) => out.extend(map.values()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The store locations of every internal blob (external ones have none).
+    pub fn blob_locations(&self) -> Vec<String> {
+        self.blobs()
+            .into_iter()
+            .filter_map(|b| b.get("location")?.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Bytes held in this artifact's blobs, for the data quotas.
+    pub fn blob_bytes(&self) -> i64 {
+        self.blobs()
+            .into_iter()
+            .filter_map(|b| b.get("size")?.as_i64())
+            .sum()
+    }
+}
+
 /// A semantic version (semver 2.0): `major.minor.patch[-pre][+build]`, ordered as semver
 /// says (`2.0.0-beta` < `2.0.0` < `10.0.0`; build metadata does not order). Glare accepts
 /// `1` and `1.0` for `1.0.0`.

@@ -23,6 +23,13 @@ impl ImageId {
     }
 }
 
+/// Artifacts' ids are UUIDs too; their blobs' data and scrub jobs are named by them.
+impl From<Uuid> for ImageId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
 impl Default for ImageId {
     fn default() -> Self {
         Self::new()

@@ -4,6 +4,7 @@
 //! status string or a malformed id is rejected once, at the edge, and never travels further.
 
 pub mod artifact;
+pub mod artifact_types;
 mod context;
 mod formats;
 mod image;

@@ -104,4 +104,17 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_partial(&self, _partial: &Partial) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Removes every partial write of `id` (an upload that died, or whose owner was
+    /// deleted under it); what will not go is logged and left to the sweeps.
+    async fn remove_partials_of(&self, id: ImageId) {
+        for partial in self.partials().await.unwrap_or_default() {
+            if partial.image_id == id {
+                if let Err(e) = self.remove_partial(&partial).await {
+                    tracing::warn!(path = %partial.path.display(), error = %e,
+                        "could not remove partial data");
+                }
+            }
+        }
+    }
 }

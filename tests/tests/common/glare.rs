@@ -47,10 +47,18 @@ impl Drop for Glare {
 }
 
 pub async fn spawn_glare() -> Glare {
+    spawn_glare_with(&[]).await
+}
+
+/// The same with config overrides, as `(section, option, value)`.
+pub async fn spawn_glare_with(overrides: &[(&str, &str, &str)]) -> Glare {
     let data_dir = tempfile::tempdir().unwrap();
     let mut raw = RawConfig::defaults();
     raw.set("DEFAULT", "workers", "2");
     raw.set("DEFAULT", "auth_strategy", "trusted-headers");
+    for (section, option, value) in overrides {
+        raw.set(section, option, value);
+    }
     if let Some(url) = glance_tests::fresh_database_url().await {
         raw.set("database", "connection", &url);
     }

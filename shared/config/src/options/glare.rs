@@ -59,6 +59,11 @@ pub struct GlareSettings {
     /// The global quotas: -1 is no limit.
     pub max_artifact_number: i64,
     pub max_uploaded_data: i64,
+    /// `[DEFAULT] delayed_delete` (the image API's option, which Glare shares): a delete
+    /// leaves the artifact `deleted` for the scrubber to remove, blobs and all.
+    pub delayed_delete: bool,
+    /// `[artifact_type:<type>] delayed_delete`, Glare's per-type override of it.
+    pub delayed_delete_by_type: std::collections::BTreeMap<String, bool>,
 }
 
 impl Default for GlareSettings {
@@ -83,14 +88,50 @@ impl GlareSettings {
             max_api_limit,
             max_artifact_number: r.parse("glare", "max_artifact_number")?,
             max_uploaded_data: r.parse("glare", "max_uploaded_data")?,
+            delayed_delete: r.boolean("DEFAULT", "delayed_delete")?,
+            delayed_delete_by_type: raw
+                .sections_setting("delayed_delete")
+                .filter_map(|(section, _)| Some((section, section.strip_prefix(TYPE_SECTION)?)))
+                .map(|(section, type_name)| {
+                    Ok((type_name.to_owned(), r.boolean(section, "delayed_delete")?))
+                })
+                .collect::<Result<_, crate::ConfigError>>()?,
         })
     }
+
+    /// Whether deleting an artifact of `type_name` waits for the scrubber.
+    pub fn delayed_delete(&self, type_name: &str) -> bool {
+        self.delayed_delete_by_type
+            .get(type_name)
+            .copied()
+            .unwrap_or(self.delayed_delete)
+    }
 }
+
+/// The prefix of Glare's per-type sections (`[artifact_type:images]`).
+const TYPE_SECTION: &str = "artifact_type:";
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::RawConfig;
+
+    #[test]
+    fn a_type_section_overrides_the_global_delayed_delete() {
+        let mut raw = RawConfig::defaults();
+        raw.set("DEFAULT", "delayed_delete", "true");
+        raw.set("artifact_type:heat_templates", "delayed_delete", "false");
+        let s = GlareSettings::from_raw(&raw).unwrap();
+        assert!(s.delayed_delete("images"));
+        assert!(!s.delayed_delete("heat_templates"));
+        assert!(!GlareSettings::default().delayed_delete("images"));
+        raw.set("artifact_type:images", "delayed_delete", "maybe");
+        let err = GlareSettings::from_raw(&raw).unwrap_err().to_string();
+        assert!(
+            err.contains("[artifact_type:images] delayed_delete"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn glare_listens_on_its_own_default_port() {

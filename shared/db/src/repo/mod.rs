@@ -12,6 +12,7 @@ mod scrub;
 mod write;
 
 pub(crate) use convert::{db_error, internal};
+pub(crate) use scrub::admin_only;
 
 use std::sync::Arc;
 

@@ -254,7 +254,7 @@ async fn lock_pending(
     execute(txn, &touch).await.context("locking an image")
 }
 
-fn admin_only(ctx: &RequestContext) -> RegistryResult<()> {
+pub(crate) fn admin_only(ctx: &RequestContext) -> RegistryResult<()> {
     if ctx.is_admin {
         Ok(())
     } else {
