@@ -72,9 +72,9 @@ impl Rpc for DeleteArtifact {
 }
 
 /// Every artifact of `type_name` (every type when `None`) the caller may see, oldest
-/// first, but those left `deleted` by a delayed delete unless `include_deleted`, and only
-/// `owner`'s when set. Glare's filters, sorting and paging are the glare service's: they
-/// depend on each type's fields.
+/// first, but those left `deleted` by a delayed delete unless `include_deleted`, only
+/// `owner`'s when set, and only those named in `names` when it is not empty. Glare's
+/// filters, sorting and paging are the glare service's: they depend on each type's fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListArtifacts {
     pub ctx: RequestContext,
@@ -84,6 +84,8 @@ pub struct ListArtifacts {
     pub owner: Option<String>,
     #[serde(default)]
     pub include_deleted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }
 
 impl Rpc for ListArtifacts {

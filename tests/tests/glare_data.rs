@@ -397,6 +397,58 @@ async fn listing_filters_sorts_and_pages_as_glare() {
     .await;
 }
 
+/// A name filter is applied by the registry in SQL; results are the same as Glare's
+/// whatever else the query holds (or-ed filters, `neq`, `latest`).
+#[tokio::test]
+async fn name_filters_mix_with_every_other_filter() {
+    let g = spawn_glare().await;
+    for (name, version) in [
+        ("alpha", "1.0.0"),
+        ("alpha", "2.0.0"),
+        ("beta", "1.0.0"),
+        ("gamma", "1.0.0"),
+    ] {
+        g.create(Who::MemberA, json!({"name": name, "version": version}))
+            .await;
+    }
+    let count = |q: &'static str| {
+        let g = &g;
+        async move {
+            let doc = g
+                .expect(
+                    Who::MemberA,
+                    Method::GET,
+                    &format!("/artifacts/images?{q}"),
+                    None,
+                    200,
+                )
+                .await;
+            let mut names: Vec<String> = doc["artifacts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| format!("{}-{}", a["name"].as_str().unwrap(), a["version"]))
+                .collect();
+            names.sort();
+            assert_eq!(doc["total_count"], names.len(), "{q}: {doc}");
+            names
+        }
+    };
+    assert_eq!(count("name=in:alpha,beta").await.len(), 3);
+    assert_eq!(count("name=eq:beta").await, ["beta-\"1.0.0\""]);
+    assert_eq!(
+        count("name=alpha&version=latest").await,
+        ["alpha-\"2.0.0\""]
+    );
+    assert_eq!(count("name=neq:alpha").await.len(), 2);
+    assert_eq!(count("name=or:alpha&name=or:gamma").await.len(), 3);
+    assert_eq!(
+        count("name=in:alpha,gamma&version=or:1.0.0").await,
+        ["alpha-\"1.0.0\"", "gamma-\"1.0.0\""]
+    );
+    assert!(count("name=delta").await.is_empty());
+}
+
 #[tokio::test]
 async fn quotas_are_set_by_admins_shown_per_project_and_enforced() {
     let g = spawn_glare().await;

@@ -70,13 +70,26 @@ impl Gateway {
         ctx: &RequestContext,
         type_name: Option<&str>,
     ) -> GlareResult<Vec<Artifact>> {
-        self.list_scoped(ctx, type_name, None, false).await
+        self.list_scoped(ctx, type_name, None, false, Vec::new())
+            .await
+    }
+
+    /// The same, only the artifacts named `names` (a list filter the registry applies in
+    /// SQL).
+    pub async fn list_named(
+        &self,
+        ctx: &RequestContext,
+        type_name: Option<&str>,
+        names: Vec<String>,
+    ) -> GlareResult<Vec<Artifact>> {
+        self.list_scoped(ctx, type_name, None, false, names).await
     }
 
     /// Everything `owner` keeps, those waiting for the scrubber too (they still hold their
     /// data): what the quotas count, as Glare's.
     pub async fn owned(&self, ctx: &RequestContext, owner: &str) -> GlareResult<Vec<Artifact>> {
-        self.list_scoped(ctx, None, Some(owner), true).await
+        self.list_scoped(ctx, None, Some(owner), true, Vec::new())
+            .await
     }
 
     /// See `ListArtifacts`.
@@ -86,12 +99,14 @@ impl Gateway {
         type_name: Option<&str>,
         owner: Option<&str>,
         include_deleted: bool,
+        names: Vec<String>,
     ) -> GlareResult<Vec<Artifact>> {
         let req = ListArtifacts {
             ctx: ctx.clone(),
             type_name: type_name.map(str::to_owned),
             owner: owner.map(str::to_owned),
             include_deleted,
+            names,
         };
         Ok(self.bus.call(Self::rid(ctx), &req).await??)
     }

@@ -2,10 +2,11 @@
 //! `tags-any`, `metadata.key`, `version=latest`), `sort`, `limit`/`marker` and the page
 //! document with `first`, `next` and `total_count`.
 //!
-//! The registry returns the caller's visible artifacts of the type; filtering, ordering
-//! and paging happen here, where the type's fields are known. That reads a type's whole
-//! visible set per request: fine for the thousands of artifacts a cloud keeps, and the
-//! place to push filters into SQL if it ever is not.
+//! The registry returns the caller's visible artifacts of the type (only those of the
+//! names an and-ed `name` filter allows, which it applies in SQL); filtering, ordering and
+//! paging happen here, where the type's fields are known. Without a name filter that reads
+//! a type's whole visible set per request: fine for the thousands of artifacts a cloud
+//! keeps, and the place to push more filters into SQL if it ever is not.
 
 use std::cmp::Ordering;
 
@@ -315,6 +316,27 @@ fn sort_key_cmp(t: &ArtifactType, a: &Artifact, b: &Artifact, f: &Field) -> Orde
 }
 
 /// The filtered, ordered artifacts (every page), and the page asked for.
+impl Query {
+    /// The names an `and` filter `name=[eq:|in:]...` allows: every result has one of them
+    /// (or-ed filters can only narrow what the and-ed ones allow), so the registry can
+    /// apply it in SQL. Empty when there is none.
+    fn names(&self) -> Vec<String> {
+        self.filters
+            .iter()
+            .filter(|f| f.combiner == Combiner::And)
+            .find_map(|f| match &f.test {
+                Test::Field {
+                    field,
+                    key: None,
+                    op: Op::Eq | Op::In,
+                    values,
+                } if field.name == "name" && !values.is_empty() => Some(values.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+}
+
 pub fn select(
     t: &ArtifactType,
     q: &Query,
@@ -381,7 +403,10 @@ pub async fn list(
     let t = find_type(&path.into_inner())?;
     let q = parse(t, req.query_string(), &state)?;
     let type_name = if t.is_all() { None } else { Some(t.name) };
-    let all = state.gateway.list(&caller.0, type_name).await?;
+    let all = state
+        .gateway
+        .list_named(&caller.0, type_name, q.names())
+        .await?;
     let (total, page) = select(t, &q, all)?;
     // `first` repeats the query without its marker; `next` adds the last id when full.
     let kept: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())

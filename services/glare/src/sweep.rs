@@ -33,7 +33,11 @@ pub async fn run(state: web::Data<AppState>) {
 /// One pass; returns how many blobs it put back.
 pub async fn sweep(state: &AppState) -> usize {
     let ctx = RequestContext::admin(glance_telemetry::new_request_id());
-    let artifacts = match state.gateway.list_scoped(&ctx, None, None, true).await {
+    let artifacts = match state
+        .gateway
+        .list_scoped(&ctx, None, None, true, Vec::new())
+        .await
+    {
         Ok(all) => all,
         Err(e) => {
             tracing::debug!(error = %e, "glare sweep: registry not reachable");

@@ -363,7 +363,8 @@ fn glare_routes(router: Router, repo: glance_db::ArtifactRepo) -> Router {
             let repo = list.clone();
             async move {
                 let (t, owner) = (r.type_name.as_deref(), r.owner.as_deref());
-                repo.list(&r.ctx, t, owner, r.include_deleted).await
+                repo.list(&r.ctx, t, owner, r.include_deleted, &r.names)
+                    .await
             }
         })
         .route::<ListDeletedArtifacts, _, _>(move |r| {

@@ -168,6 +168,7 @@ impl ArtifactRepo {
         type_name: Option<&str>,
         owner: Option<&str>,
         include_deleted: bool,
+        names: &[String],
     ) -> RegistryResult<Vec<Artifact>> {
         let mut cond = Cond::all().add(visible(ctx));
         if let Some(t) = type_name {
@@ -178,6 +179,9 @@ impl ArtifactRepo {
         }
         if !include_deleted {
             cond = cond.add(Expr::col(col("status")).ne(DELETED));
+        }
+        if !names.is_empty() {
+            cond = cond.add(Expr::col(col("name")).is_in(names.iter().cloned()));
         }
         let mut q = select();
         q.cond_where(cond)

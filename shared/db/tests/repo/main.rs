@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod artifacts;
 mod batch;
 mod cache;
 mod concurrency;
