@@ -133,11 +133,27 @@ async fn glare_sweeping(
     tag: &str,
     sweep_interval: &str,
 ) -> (common::Proc, String) {
+    glare_with(
+        mesh,
+        tag,
+        &[
+            ("GLANCE__GLANCE_UPLOAD__LEASE_SECONDS", "2"),
+            ("GLANCE__GLANCE_UPLOAD__SWEEP_INTERVAL", sweep_interval),
+        ],
+    )
+    .await
+}
+
+/// A `glance-glare` on a free port with the options `env` sets.
+async fn glare_with(
+    mesh: &common::Mesh,
+    tag: &str,
+    env: &[(&str, &str)],
+) -> (common::Proc, String) {
     let port = free_port();
     let mut cmd = mesh.command("glance-glare");
     cmd.env("GLANCE__GLARE__BIND_PORT", port.to_string())
-        .env("GLANCE__GLANCE_UPLOAD__LEASE_SECONDS", "2")
-        .env("GLANCE__GLANCE_UPLOAD__SWEEP_INTERVAL", sweep_interval);
+        .envs(env.iter().copied());
     let proc = mesh.spawn("glance-glare", tag, cmd);
     let url = format!("http://127.0.0.1:{port}");
     wait_until(&format!("{tag} to start"), Duration::from_secs(30), || {
@@ -160,6 +176,17 @@ async fn new_environment(http: &reqwest::Client, url: &str, name: &str) -> Strin
         .await
         .unwrap();
     created["id"].as_str().unwrap().to_owned()
+}
+
+/// Uploads `body` to the blob at `url`, as the mesh's project.
+async fn put_blob(http: &reqwest::Client, url: &str, body: reqwest::Body) -> reqwest::Response {
+    http.put(url)
+        .header("x-project-id", "mesh-project")
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The heat_environments artifact `id` as the glare at `url` shows it.
@@ -213,14 +240,7 @@ async fn a_blob_whose_uploader_was_killed_is_not_stuck_saving_after_its_lease() 
     // Once the dead upload's lease has run out, a new upload takes the blob over and
     // removes what the dead one left.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let res = http
-        .put(format!("{url}{blob}"))
-        .header("x-project-id", "mesh-project")
-        .header("content-type", "application/octet-stream")
-        .body(vec![2u8; 1000])
-        .send()
-        .await
-        .unwrap();
+    let res = put_blob(&http, &format!("{url}{blob}"), vec![2u8; 1000].into()).await;
     assert_eq!(res.status(), 200);
     let doc: Value = res.json().await.unwrap();
     assert_eq!(
@@ -345,15 +365,11 @@ async fn a_scrubber_daemon_removes_what_a_delayed_delete_left_and_glare_notifies
     use glance_bus::Transport;
     let mesh = mesh().await;
     let _r1 = mesh.registry("registry-1");
-    let port = free_port();
-    let mut cmd = mesh.command("glance-glare");
-    cmd.env("GLANCE__GLARE__BIND_PORT", port.to_string())
-        .env("GLANCE__DEFAULT__DELAYED_DELETE", "true");
-    let _glare = mesh.spawn("glance-glare", "glare-1", cmd);
-    let url = format!("http://127.0.0.1:{port}");
-    wait_until("glance-glare to start", Duration::from_secs(30), || {
-        reqwest::get(format!("{url}/versions")).map(|r| r.is_ok())
-    })
+    let (_glare, url) = glare_with(
+        &mesh,
+        "glare-1",
+        &[("GLANCE__DEFAULT__DELAYED_DELETE", "true")],
+    )
     .await;
     let transport = glance_bus::Amqp::connect(&mesh.amqp, 64).await.unwrap();
     let mut sub = transport
@@ -364,14 +380,12 @@ async fn a_scrubber_daemon_removes_what_a_delayed_delete_left_and_glare_notifies
     let http = reqwest::Client::new();
     let id = new_environment(&http, &url, "scrubbed").await;
     let path = format!("{url}/artifacts/heat_environments/{id}");
-    let res = http
-        .put(format!("{path}/environment"))
-        .header("x-project-id", "mesh-project")
-        .header("content-type", "application/octet-stream")
-        .body(vec![9u8; 4096])
-        .send()
-        .await
-        .unwrap();
+    let res = put_blob(
+        &http,
+        &format!("{path}/environment"),
+        vec![9u8; 4096].into(),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let res = http
         .patch(&path)

@@ -99,53 +99,42 @@ impl Scrubber {
         RequestContext::admin(format!("req-scrubber-{}", ImageId::new()))
     }
 
+    /// The end of the window: what was deleted at or before this is due.
+    fn due_before(&self) -> DateTime<Utc> {
+        Utc::now() - chrono::Duration::from_std(self.config.scrub_time).unwrap_or_default()
+    }
+
     /// Every `pending_delete` image due for scrubbing now, oldest first.
     pub async fn due_images(&self) -> Result<Vec<Image>, ScrubError> {
-        let deleted_before =
-            Utc::now() - chrono::Duration::from_std(self.config.scrub_time).unwrap_or_default();
-        let ctx = self.ctx();
-        let mut due = Vec::new();
-        let mut marker = None;
-        loop {
+        let (deleted_before, ctx) = (self.due_before(), self.ctx());
+        let page = |marker| {
             let req = ListPendingDelete {
                 ctx: ctx.clone(),
                 deleted_before,
                 limit: PAGE,
                 marker,
             };
-            let page = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
-            let full = page.len() == PAGE as usize;
-            marker = page.last().map(|i| i.id);
-            due.extend(page);
-            if !full {
-                return Ok(due);
-            }
-        }
+            let (bus, rid) = (&self.bus, Some(ctx.request_id.clone()));
+            async move { Ok(bus.call(rid, &req).await??) }
+        };
+        all_pages(page, |image: &Image| image.id).await
     }
 
     /// Every artifact a delayed delete left `deleted` at least `scrub_time` ago, oldest
     /// first (Glare's scrubber's query).
     pub async fn due_artifacts(&self) -> Result<Vec<Artifact>, ScrubError> {
-        let deleted_before =
-            Utc::now() - chrono::Duration::from_std(self.config.scrub_time).unwrap_or_default();
-        let ctx = self.ctx();
-        let mut due = Vec::new();
-        let mut marker = None;
-        loop {
+        let (deleted_before, ctx) = (self.due_before(), self.ctx());
+        let page = |marker| {
             let req = ListDeletedArtifacts {
                 ctx: ctx.clone(),
                 deleted_before,
                 limit: PAGE,
                 marker,
             };
-            let page = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
-            let full = page.len() == PAGE as usize;
-            marker = page.last().map(|a| a.id);
-            due.extend(page);
-            if !full {
-                return Ok(due);
-            }
-        }
+            let (bus, rid) = (&self.bus, Some(ctx.request_id.clone()));
+            async move { Ok(bus.call(rid, &req).await??) }
+        };
+        all_pages(page, |a: &Artifact| a.id).await
     }
 
     /// The jobs due now: one per `pending_delete` image, then one per `deleted` artifact.
@@ -279,6 +268,29 @@ impl Scrubber {
             detail.insert("last_run".into(), at.to_rfc3339());
         }
         detail
+    }
+}
+
+/// Every page of a registry listing of up to [`PAGE`] items, each page asked for after the
+/// last item of the one before.
+async fn all_pages<T, M, F, Fut>(
+    mut page: F,
+    marker_of: impl Fn(&T) -> M,
+) -> Result<Vec<T>, ScrubError>
+where
+    F: FnMut(Option<M>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, ScrubError>>,
+{
+    let mut all = Vec::new();
+    let mut marker = None;
+    loop {
+        let items = page(marker.take()).await?;
+        let full = items.len() == PAGE as usize;
+        marker = items.last().map(&marker_of);
+        all.extend(items);
+        if !full {
+            return Ok(all);
+        }
     }
 }
 
