@@ -1,0 +1,378 @@
+//! The import worker: an actor in every API process that consumes `glance.v1.import` and
+//! runs each import (Glance's `api_image_import` flow) to success or a recorded failure.
+//!
+//! At-least-once delivery means an import may run twice: after a worker died mid-import
+//! the broker hands the message to another worker, which finds the task `processing` and
+//! runs it again. Every step is idempotent: stores that already hold the image are skipped,
+//! the staged file is only removed at the end, and each image change is a compare-and-set
+//! save under the image's import lock (`os_glance_import_task`). A task that stops making
+//! progress (its heartbeat stops) is failed by any worker's recovery sweep, so an image is
+//! never left `importing` forever.
+//!
+//! Here: the actor, the consumer and the recovery sweep. An import's steps are in [`run`],
+//! how it ends (success, failure, the image put back) in [`finish`].
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::web;
+use chrono::Utc;
+use glance_bus::{consume_work, BusError, Outcome, Subscription, Transport};
+use glance_domain::{Image, RequestContext};
+use glance_proto::tasks::{
+    ImportImage, ImportMethod, ListTasks, Task, TaskStatus, IMPORT_KEY, IMPORT_QUEUE,
+};
+use glance_proto::Headers;
+
+use super::ImportState;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Why an import attempt stopped.
+#[derive(Debug)]
+enum Failure {
+    /// Worth another attempt (the registry was unreachable): the message is requeued.
+    Transient(String),
+    /// Final: the task fails and the image is put back.
+    Fatal(String),
+    /// Another task owns the image now: fail this task, touch nothing else.
+    LockLost,
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        if e.is_transient() {
+            Failure::Transient(e.to_string())
+        } else {
+            Failure::Fatal(e.to_string())
+        }
+    }
+}
+
+/// The actor: owns the consumer loop and the stale-task sweep of one process.
+pub struct ImportWorker {
+    runner: Arc<Runner>,
+    subscription: Option<Box<dyn Subscription>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Turns true once the consumer has stopped and the imports it had in hand are done.
+    drained: tokio::sync::watch::Receiver<bool>,
+    drained_tx: Option<tokio::sync::watch::Sender<bool>>,
+    /// Whether the actor runs on an actix system of its own, to stop once drained.
+    own_system: bool,
+}
+
+/// Stops taking imports; answers once those in hand have finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopImports;
+
+impl ImportWorker {
+    /// Binds the import queue on `transport` and starts consuming it.
+    pub async fn start(
+        state: web::Data<AppState>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Addr<ImportWorker>, BusError> {
+        transport
+            .declare_work_queue(IMPORT_QUEUE, &[IMPORT_KEY.to_owned()])
+            .await?;
+        let subscription = transport.subscribe(IMPORT_QUEUE).await?;
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let (drained_tx, drained) = tokio::sync::watch::channel(false);
+        let mut worker = ImportWorker {
+            runner: Arc::new(Runner { state }),
+            subscription: Some(subscription),
+            stop,
+            drained,
+            drained_tx: Some(drained_tx),
+            own_system: false,
+        };
+        if actix_rt::System::try_current().is_some() {
+            return Ok(worker.start());
+        }
+        worker.own_system = true;
+        // Hosted outside an actix system (a plain tokio runtime, as in tests): give the
+        // actor a system of its own on a thread of its own.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("import-worker".into())
+            .spawn(move || {
+                let system = actix_rt::System::new();
+                system.block_on(async move {
+                    let _ = tx.send(worker.start());
+                });
+                let _ = system.run();
+            })
+            .map_err(|e| BusError::Unavailable(format!("cannot start the import worker: {e}")))?;
+        rx.await
+            .map_err(|_| BusError::Unavailable("the import worker did not start".into()))
+    }
+}
+
+impl Actor for ImportWorker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(subscription) = self.subscription.take() else {
+            return;
+        };
+        let runner = self.runner.clone();
+        let config = runner.state.config().import.clone();
+        let stop = self.stop.subscribe();
+        tracing::info!(
+            queue = IMPORT_QUEUE,
+            concurrency = config.worker.concurrency,
+            "import worker consuming"
+        );
+        let drained = self.drained_tx.take();
+        let own_system = self.own_system;
+        let concurrency = config.worker.concurrency;
+        actix::spawn(async move {
+            consume_work::<ImportImage, _, _>(
+                subscription,
+                concurrency,
+                stop,
+                move |work, headers| {
+                    let runner = runner.clone();
+                    async move { runner.handle(work, headers).await }
+                },
+            )
+            .await;
+            tracing::info!("import worker stopped");
+            if let Some(drained) = drained {
+                let _ = drained.send(true);
+            }
+            if own_system {
+                actix_rt::System::current().stop();
+            }
+        });
+        let sweep = (config.worker.stale_after / 4).max(Duration::from_secs(1));
+        ctx.run_interval(sweep, |act, _| {
+            let runner = act.runner.clone();
+            actix::spawn(async move { runner.recover_stale().await });
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        let _ = self.stop.send(true);
+        Running::Stop
+    }
+}
+
+impl Handler<StopImports> for ImportWorker {
+    type Result = actix::ResponseFuture<()>;
+    fn handle(&mut self, _: StopImports, ctx: &mut Self::Context) -> Self::Result {
+        let _ = self.stop.send(true);
+        ctx.stop();
+        let mut drained = self.drained.clone();
+        Box::pin(async move {
+            let _ = drained.wait_for(|done| *done).await;
+        })
+    }
+}
+
+struct Runner {
+    state: web::Data<AppState>,
+}
+
+/// Everything one run needs, taken from the configuration when it starts.
+struct Run<'a> {
+    ctx: RequestContext,
+    work: &'a ImportWork,
+    import: &'a ImportState,
+    state: &'a AppState,
+    progress: Arc<AtomicU64>,
+    /// What glance-download changed on the image before its data arrived, put back if the
+    /// import fails (Glance's `_ImportMetadata.revert`).
+    revert: std::sync::Mutex<Option<MetadataRevert>>,
+}
+
+/// The image's formats and the old values of the properties glance-download set.
+#[derive(Debug, Clone)]
+struct MetadataRevert {
+    disk_format: Option<glance_domain::DiskFormat>,
+    container_format: Option<glance_domain::ContainerFormat>,
+    /// Each copied property and its value before (`None`: it was not set).
+    properties: Vec<(String, Option<String>)>,
+}
+
+impl MetadataRevert {
+    fn apply(&self, image: &mut Image) {
+        image.disk_format = self.disk_format;
+        image.container_format = self.container_format;
+        for (key, old) in &self.properties {
+            match old {
+                Some(v) => image.properties.insert(key.clone(), v.clone()),
+                None => image.properties.remove(key),
+            };
+        }
+    }
+}
+
+/// The message and what it implies.
+struct ImportWork {
+    msg: ImportImage,
+    /// `None` is the single store of a deployment without `enabled_backends`.
+    targets: Vec<Option<String>>,
+}
+
+impl ImportWork {
+    fn new(msg: ImportImage, multi: bool) -> Self {
+        let targets = if multi {
+            msg.stores.iter().cloned().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        Self { msg, targets }
+    }
+
+    fn copy(&self) -> bool {
+        self.msg.method == ImportMethod::CopyImage
+    }
+
+    fn store_ids(&self) -> Vec<String> {
+        self.targets.iter().flatten().cloned().collect()
+    }
+}
+
+impl Runner {
+    async fn handle(&self, msg: ImportImage, headers: Headers) -> Outcome {
+        let _busy = self.state.in_flight.enter();
+        let import = &self.state.import;
+        let ttl = self.state.config().import.task_ttl_hours;
+        let request_id = headers
+            .request_id
+            .clone()
+            .unwrap_or_else(|| msg.task_id.clone());
+        let ctx = RequestContext::admin(request_id);
+        let task = match import.tasks.get(&ctx, &msg.task_id).await {
+            Ok(task) => task,
+            Err(ApiError::NotFound(_)) => return Outcome::Reject("no such task".into()),
+            Err(e) => return Outcome::Retry(e.to_string()),
+        };
+        if task.status.is_final() {
+            return Outcome::Done;
+        }
+        let task = if task.status == TaskStatus::Pending {
+            let processing = Task {
+                status: TaskStatus::Processing,
+                ..task
+            };
+            match import
+                .tasks
+                .save(&ctx, processing, Some(TaskStatus::Pending), ttl)
+                .await
+            {
+                Ok(t) => {
+                    let notifier = self.state.gateway.notifier();
+                    notifier.task(&ctx, "task.processing", &t).await;
+                    t
+                }
+                Err(ApiError::Conflict(_)) => match import.tasks.get(&ctx, &msg.task_id).await {
+                    Ok(t) if !t.status.is_final() => t,
+                    Ok(_) => return Outcome::Done,
+                    Err(e) => return Outcome::Retry(e.to_string()),
+                },
+                Err(e) => return Outcome::Retry(e.to_string()),
+            }
+        } else {
+            tracing::warn!(task_id = %task.id, "resuming an import another worker left unfinished");
+            task
+        };
+        let work = ImportWork::new(msg, import.stores.is_multi());
+        let run = Run {
+            ctx,
+            work: &work,
+            import,
+            state: &self.state,
+            progress: Arc::default(),
+            revert: Default::default(),
+        };
+        let heartbeat = run.heartbeat(task.clone(), ttl);
+        let outcome = run.run().await;
+        heartbeat.abort();
+        match outcome {
+            Ok(()) => run.succeed(task, ttl).await,
+            Err(Failure::Transient(why)) => Outcome::Retry(why),
+            Err(Failure::Fatal(why)) => {
+                tracing::warn!(task_id = %task.id, image_id = %work.msg.image_id, reason = %why, "import failed");
+                run.fail(task, &why, true, ttl).await;
+                Outcome::Done
+            }
+            Err(Failure::LockLost) => {
+                let why = "Another operation took over the image's import lock";
+                run.fail(task, why, false, ttl).await;
+                Outcome::Done
+            }
+        }
+    }
+
+    /// Fails imports whose worker stopped (no heartbeat for `stale_after`), so their images
+    /// leave `importing`. Any worker may do it; the compare-and-set on the task makes it
+    /// happen once.
+    async fn recover_stale(&self) {
+        let config = self.state.config().import.clone();
+        let ctx = RequestContext::admin(glance_telemetry::new_request_id());
+        let before =
+            Utc::now() - chrono::Duration::from_std(config.worker.stale_after).unwrap_or_default();
+        let stale = self
+            .state
+            .import
+            .tasks
+            .list(ListTasks {
+                ctx: ctx.clone(),
+                status: Some(TaskStatus::Processing),
+                kind: Some(Task::IMPORT_TYPE.into()),
+                updated_before: Some(before),
+                limit: 20,
+                ..Default::default()
+            })
+            .await;
+        for task in stale.unwrap_or_default() {
+            let Some(msg) = work_from_input(&task, &ctx) else {
+                continue;
+            };
+            let work = ImportWork::new(msg, self.state.import.stores.is_multi());
+            let run = Run {
+                ctx: ctx.clone(),
+                work: &work,
+                import: &self.state.import,
+                state: &self.state,
+                progress: Arc::default(),
+                revert: Default::default(),
+            };
+            tracing::warn!(task_id = %task.id, "import stalled; failing it and recovering the image");
+            let why = "The import stopped making progress (its worker died or hung); the image was put back";
+            run.fail(task, why, true, config.task_ttl_hours).await;
+        }
+    }
+}
+
+/// Rebuilds the work of a task from its Glance-shaped input.
+fn work_from_input(task: &Task, ctx: &RequestContext) -> Option<ImportImage> {
+    let input = &task.input;
+    let req = input.get("import_req")?;
+    Some(ImportImage {
+        task_id: task.id.clone(),
+        image_id: input.get("image_id")?.as_str()?.parse().ok()?,
+        method: serde_json::from_value(req.get("method")?.clone()).ok()?,
+        stores: input
+            .get("backend")
+            .and_then(|b| serde_json::from_value::<Vec<Option<String>>>(b.clone()).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect(),
+        all_stores_must_succeed: req
+            .get("all_stores_must_succeed")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true),
+        ctx: ctx.clone(),
+        // Only to fail the task: the token is not kept anywhere but in the message.
+        remote: None,
+    })
+}
+
+mod finish;
+mod run;
