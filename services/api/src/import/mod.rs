@@ -101,3 +101,17 @@ pub fn routes(r: &mut Routes) {
             .others(not_allowed("DELETE")),
     );
 }
+
+/// Removes the staged data of image `id` once nothing needs it. What will not go is
+/// logged, not lost track of: the data sweep removes staged files that no upload or import
+/// owns.
+pub(crate) async fn remove_staged(
+    staging: &glance_store::FilesystemStore,
+    id: glance_domain::ImageId,
+) {
+    use glance_store::Store;
+    if let Err(e) = staging.delete(&staging.location_of(id)).await {
+        tracing::warn!(image_id = %id, error = %e,
+            "could not remove staged data; the data sweep will");
+    }
+}

@@ -112,7 +112,7 @@ pub async fn stage(
         }
         Err(ApiError::NotFound(_)) | Err(ApiError::Conflict(_)) => {
             guard.disarm();
-            let _ = staging.delete(&staging.location_of(id)).await;
+            crate::import::remove_staged(&staging, id).await;
             Err(ApiError::Gone(format!(
                 "Image {id} could not be found after staging. The image may have been deleted."
             )))
@@ -130,7 +130,7 @@ pub async fn stage(
             // which the sweep puts back.
             guard.disarm();
             if put_back(&state, &ctx, uploading, lease.release()).await {
-                let _ = staging.delete(&staging.location_of(id)).await;
+                crate::import::remove_staged(&staging, id).await;
             } else {
                 tracing::warn!(image_id = %id, "stage failed and the image could not be put back to queued: its staged data is kept");
             }
@@ -193,7 +193,7 @@ async fn unstage(
     release: LeaseChange,
 ) {
     let staging = state.import.stores.staging();
-    let _ = staging.delete(&staging.location_of(image.id)).await;
+    crate::import::remove_staged(staging, image.id).await;
     put_back(&state, &ctx, image, release).await;
 }
 

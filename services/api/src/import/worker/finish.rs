@@ -7,7 +7,6 @@ use std::time::Duration;
 use glance_bus::Outcome;
 use glance_domain::{ImageStatus, Location};
 use glance_proto::tasks::{Task, TaskStatus};
-use glance_store::Store;
 
 use crate::error::ApiError;
 use crate::import::plugins;
@@ -113,7 +112,7 @@ impl Run<'_> {
             }
             if !copy {
                 let staging = self.import.stores.staging();
-                let _ = staging.delete(&staging.location_of(self.image_id())).await;
+                crate::import::remove_staged(staging, self.image_id()).await;
                 plugins::discard(staging, self.image_id()).await;
             }
         }

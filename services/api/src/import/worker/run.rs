@@ -235,7 +235,7 @@ impl Run<'_> {
         }
         let image = self.image().await?;
         if !self.work.copy() {
-            let _ = staging.delete(&staged).await;
+            crate::import::remove_staged(staging, image.id).await;
             plugins::discard(staging, image.id).await;
             if image.status != ImageStatus::Active {
                 return Err(Failure::Fatal("None of the uploads finished!".into()));
