@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod glare;
+pub mod import;
 
 use std::future::Future;
 use std::net::TcpListener;
