@@ -4,6 +4,7 @@
 
 pub mod glare;
 pub mod import;
+pub mod metadefs;
 
 use std::future::Future;
 use std::net::TcpListener;
