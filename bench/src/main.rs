@@ -212,8 +212,8 @@ fn measure(
         .target(Target::RatioAtLeast(0.9)),
         Row::new(
             format!(
-                "first download, filling the cache ({})",
-                if down.filled { "filled" } else { "gave up" }
+                "first download, filling the cache ({}/{} filled)",
+                down.filled, down.rounds
             ),
             mbps(size, down.api),
             "MB/s",
