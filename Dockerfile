@@ -2,6 +2,9 @@
 # scripts/compose-images.sh builds the same runtime stage around binaries built on the host,
 # for machines where rust:1-bookworm cannot be pulled: keep the stage self-contained.
 FROM rust:1-bookworm AS build
+# glance-digest links the system's OpenSSL (its SHA-2 is the fastest we measured).
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --workspace --bins \
@@ -10,8 +13,9 @@ RUN cargo build --release --workspace --bins \
 
 FROM debian:bookworm-slim AS runtime
 # ca-certificates for web-download imports over HTTPS; curl for the API's health check;
-# qemu-utils for the image_conversion import plugin (qemu-img info and convert).
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl qemu-utils \
+# qemu-utils for the image_conversion import plugin (qemu-img info and convert); libssl3 for
+# the digests of image data (glance-digest).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl qemu-utils libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10000 glance \
  && useradd --system --uid 10000 --gid glance --home-dir /var/lib/glance glance \

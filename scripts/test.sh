@@ -142,11 +142,13 @@ ensure_packages() {
         command -v debootstrap >/dev/null || need+=(debootstrap)
         command -v objcopy >/dev/null || need+=(binutils)
     fi
+    # glance-digest links the system's OpenSSL, found with pkg-config.
+    { command -v pkg-config >/dev/null && pkg-config --exists openssl; } || need+=(libssl-dev pkg-config)
     command -v python3 >/dev/null || need+=(python3)
     # Debian's python3 has no venv/ensurepip without python3-venv.
     python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
     if [[ ${#need[@]} -eq 0 ]]; then
-        note "postgresql, rabbitmq-server, curl, python3-venv, qemu-utils, genisoimage, docker-compose, debootstrap, binutils: present"
+        note "postgresql, rabbitmq-server, curl, libssl-dev, pkg-config, python3-venv, qemu-utils, genisoimage, docker-compose, debootstrap, binutils: present"
         return 0
     fi
     command -v apt-get >/dev/null || die "missing ${need[*]} and there is no apt-get to install them"

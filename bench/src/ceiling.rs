@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use md5::Digest;
+use glance_digest::{Algorithm, Hasher};
 
 /// `len` pseudo-random bytes from xorshift64*: incompressible enough that no layer can
 /// cheat on zeros, and generated far faster than anything it is used to measure.
@@ -46,21 +46,22 @@ impl Hashes {
     }
 }
 
-/// md5 and sha512 of `data`, each on its own thread, as the server computes them.
+/// md5 and sha512 of `data`, each on its own thread, as the server computes them (the same
+/// implementations: `glance-digest`).
 pub fn hash_in_parallel(data: &[u8]) -> Hashes {
     // 64 KiB updates, the same granularity the server sees from a glanceclient upload.
-    fn timed<D: Digest>(data: &[u8]) -> (String, Duration) {
+    fn timed(algorithm: Algorithm, data: &[u8]) -> (String, Duration) {
         let start = Instant::now();
-        let mut h = D::new();
+        let mut h = Hasher::new(algorithm);
         for chunk in data.chunks(64 * 1024) {
             h.update(chunk);
         }
-        let digest = hex::encode(h.finalize());
+        let digest = h.finish_hex();
         (digest, start.elapsed())
     }
     std::thread::scope(|s| {
-        let md5 = s.spawn(|| timed::<md5::Md5>(data));
-        let sha = s.spawn(|| timed::<sha2::Sha512>(data));
+        let md5 = s.spawn(|| timed(Algorithm::Md5, data));
+        let sha = s.spawn(|| timed(Algorithm::Sha512, data));
         let (md5, md5_time) = md5.join().expect("md5 thread");
         let (sha512, sha512_time) = sha.join().expect("sha512 thread");
         Hashes {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use glance_bus::{Bus, Outcome};
-use glance_cache::{blocking, tee, CacheError, Expected, ImageCache};
+use glance_cache::{blocking, tee, CacheError, Expected, ImageCache, TeeOutcome, WhenBehind};
 use glance_domain::{ImageId, ImageStatus, RequestContext};
 use glance_proto::registry::{GetImage, RegistryError};
 use glance_store::{Store, StoreError};
@@ -99,7 +99,8 @@ impl Fetcher {
             Ok(w) => w,
             Err(e) => return Fetched::Failed(format!("cache: {e}")),
         };
-        let (teed, done) = tee(throttle(stream, self.rate_limit), writer);
+        // Filling the entry is the point here, so the read waits for the writer.
+        let (teed, done) = tee(throttle(stream, self.rate_limit), writer, WhenBehind::Wait);
         let mut teed = Box::pin(teed);
         while let Some(chunk) = teed.next().await {
             if let Err(e) = chunk {
@@ -108,13 +109,15 @@ impl Fetcher {
         }
         drop(teed);
         match done.await {
-            Ok(Ok(entry)) => {
+            Ok(TeeOutcome::Cached(entry)) => {
                 tracing::info!(size = entry.size, "prefetched into the image cache");
                 Fetched::Cached
             }
-            Ok(Err(Some(CacheError::Mismatch { what, .. }))) => Fetched::Invalid(what),
-            Ok(Err(Some(e))) => Fetched::Failed(e.to_string()),
-            Ok(Err(None)) | Err(_) => Fetched::Failed("the fetch was abandoned".into()),
+            Ok(TeeOutcome::Failed(CacheError::Mismatch { what, .. })) => Fetched::Invalid(what),
+            Ok(TeeOutcome::Failed(e)) => Fetched::Failed(e.to_string()),
+            Ok(TeeOutcome::Abandoned | TeeOutcome::FellBehind) | Err(_) => {
+                Fetched::Failed("the fetch was abandoned".into())
+            }
         }
     }
 

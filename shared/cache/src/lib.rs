@@ -24,7 +24,7 @@ mod stream;
 mod writer;
 
 pub use settings::{default_node_id, CacheSettings, DEFAULT_MAX_SIZE};
-pub use stream::{read_file, tee, ByteStream, TeeOutcome};
+pub use stream::{read_file, tee, ByteStream, TeeOutcome, WhenBehind, TEE_BUFFER};
 pub use writer::{CacheWriter, Expected};
 
 use std::io;

@@ -1,10 +1,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use glance_domain::ImageId;
 use md5::Digest;
 
+use super::stream::{tee_into, Sink};
 use super::*;
 
 fn expected_for(data: &[u8]) -> Expected {
@@ -169,7 +170,7 @@ fn the_cleaner_keeps_fresh_incomplete_files_and_removes_stalled_ones() {
 }
 
 #[tokio::test]
-async fn a_tee_passes_every_byte_and_promotes_at_the_end() {
+async fn a_prefetch_tee_passes_every_byte_and_promotes_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let cache = ImageCache::open(dir.path()).unwrap();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -179,15 +180,15 @@ async fn a_tee_passes_every_byte_and_promotes_at_the_end() {
         .chunks(100_000)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let (stream, done) = tee(futures::stream::iter(chunks), writer);
+    let (stream, done) = tee(futures::stream::iter(chunks), writer, WhenBehind::Wait);
     let got: Vec<u8> = stream.map(|c| c.unwrap().to_vec()).concat().await;
     assert_eq!(got, data);
-    assert!(done.await.unwrap().is_ok());
+    assert!(matches!(done.await.unwrap(), TeeOutcome::Cached(_)));
     assert_eq!(std::fs::read(cache.path(id)).unwrap(), data);
 }
 
 #[tokio::test]
-async fn a_tee_abandoned_half_way_keeps_nothing() {
+async fn a_prefetch_abandoned_half_way_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cache = ImageCache::open(dir.path()).unwrap();
     let data = vec![7u8; 1000];
@@ -197,11 +198,11 @@ async fn a_tee_abandoned_half_way_keeps_nothing() {
         .chunks(100)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let (stream, done) = tee(futures::stream::iter(chunks), writer);
+    let (stream, done) = tee(futures::stream::iter(chunks), writer, WhenBehind::Wait);
     let mut stream = Box::pin(stream);
     stream.next().await.unwrap().unwrap();
     drop(stream);
-    assert!(matches!(done.await.unwrap(), Err(None)));
+    assert!(matches!(done.await.unwrap(), TeeOutcome::Abandoned));
     assert!(!cache.is_cached(id));
     assert_eq!(incomplete_files(&cache), 0);
 }
@@ -217,4 +218,147 @@ async fn a_range_of_an_entry_reads_back() {
         .concat()
         .await;
     assert_eq!(got, b"234");
+}
+
+/// A sink whose writes wait until the test opens its gate (sends or hangs up): a cache disk
+/// that has stopped answering. Behind it a real writer, whose file shows what is kept.
+struct Stalled {
+    inner: CacheWriter,
+    gate: std::sync::mpsc::Receiver<()>,
+}
+
+impl Sink for Stalled {
+    fn image_id(&self) -> ImageId {
+        self.inner.image_id()
+    }
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        let _ = self.gate.recv();
+        self.inner.write(chunk)
+    }
+    fn is_full(&self) -> bool {
+        self.inner.is_full()
+    }
+    fn commit(self) -> Result<Entry, CacheError> {
+        self.inner.commit()
+    }
+}
+
+fn stalled(cache: &ImageCache, data: &[u8]) -> (Stalled, std::sync::mpsc::Sender<()>, ImageId) {
+    let id = ImageId::new();
+    let (open, gate) = std::sync::mpsc::channel();
+    let inner = cache.writer(id, expected_for(data)).unwrap();
+    (Stalled { inner, gate }, open, id)
+}
+
+fn chunks_of(data: &[u8], size: usize) -> Vec<Result<Bytes, ()>> {
+    data.chunks(size)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_download_outruns_a_stalled_cache_writer_and_leaves_no_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ImageCache::open(dir.path()).unwrap();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    let (sink, open, id) = stalled(&cache, &data);
+    let (stream, done) = tee_into(
+        futures::stream::iter(chunks_of(&data, 10_000)),
+        sink,
+        WhenBehind::GiveUp,
+        100_000,
+    );
+    // The writer is stuck until after the last byte: a tee that waited for it would never
+    // finish this (the guard turns that hang into a failure).
+    let got = tokio::time::timeout(
+        Duration::from_secs(60),
+        stream.map(|c| c.unwrap().to_vec()).concat(),
+    )
+    .await
+    .expect("the download waited for the stalled cache writer");
+    assert_eq!(got, data);
+    drop(open);
+    assert!(matches!(done.await.unwrap(), TeeOutcome::FellBehind));
+    assert!(!cache.is_cached(id));
+    assert_eq!(incomplete_files(&cache), 0);
+}
+
+#[tokio::test]
+async fn a_prefetch_waits_for_its_stalled_writer_and_then_keeps_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ImageCache::open(dir.path()).unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+    let (sink, open, id) = stalled(&cache, &data);
+    let (stream, done) = tee_into(
+        futures::stream::iter(chunks_of(&data, 10_000)),
+        sink,
+        WhenBehind::Wait,
+        20_000,
+    );
+    let mut stream = Box::pin(stream);
+    // Two chunks fill the buffer (the writer is stuck on the first); the third waits.
+    for _ in 0..2 {
+        stream.next().await.unwrap().unwrap();
+    }
+    assert!(
+        stream.next().now_or_never().is_none(),
+        "the tee did not wait"
+    );
+    drop(open);
+    let mut n = 2;
+    while let Some(chunk) = stream.next().await {
+        chunk.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 10);
+    assert!(matches!(done.await.unwrap(), TeeOutcome::Cached(_)));
+    assert_eq!(std::fs::read(cache.path(id)).unwrap(), data);
+}
+
+#[tokio::test]
+async fn a_download_the_writer_keeps_up_with_promotes_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ImageCache::open(dir.path()).unwrap();
+    // Less than the tee's buffer in all, so the writer cannot fall behind whatever the
+    // scheduling: the fill must complete.
+    let data: Vec<u8> = (0..(TEE_BUFFER as u32 / 2))
+        .map(|i| (i % 239) as u8)
+        .collect();
+    let id = ImageId::new();
+    let writer = cache.writer(id, expected_for(&data)).unwrap();
+    let (stream, done) = tee(
+        futures::stream::iter(chunks_of(&data, 65_536)),
+        writer,
+        WhenBehind::GiveUp,
+    );
+    let got: Vec<u8> = stream.map(|c| c.unwrap().to_vec()).concat().await;
+    assert_eq!(got, data);
+    let TeeOutcome::Cached(entry) = done.await.unwrap() else {
+        panic!("not cached");
+    };
+    assert_eq!(entry.size, data.len() as u64);
+    assert_eq!(std::fs::read(cache.path(id)).unwrap(), data);
+    assert_eq!(incomplete_files(&cache), 0);
+}
+
+#[tokio::test]
+async fn a_download_abandoned_half_way_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ImageCache::open(dir.path()).unwrap();
+    let data = vec![9u8; 1000];
+    let id = ImageId::new();
+    let writer = cache.writer(id, expected_for(&data)).unwrap();
+    let (stream, done) = tee(
+        futures::stream::iter(chunks_of(&data, 100)),
+        writer,
+        WhenBehind::GiveUp,
+    );
+    let mut stream = Box::pin(stream);
+    for _ in 0..9 {
+        stream.next().await.unwrap().unwrap();
+    }
+    drop(stream);
+    assert!(matches!(done.await.unwrap(), TeeOutcome::Abandoned));
+    assert!(!cache.is_cached(id));
+    assert_eq!(incomplete_files(&cache), 0);
 }

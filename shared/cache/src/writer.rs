@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use digest::DynDigest;
+use glance_digest::{Algorithm, Hasher};
 use glance_domain::{Image, ImageId};
 
 use crate::{now, CacheError, Entry, ImageCache};
@@ -36,17 +36,6 @@ impl Expected {
     pub fn verifiable(&self) -> bool {
         self.md5.is_some() || (self.hash_algo.is_some() && self.hash_value.is_some())
     }
-}
-
-fn digest_for(algorithm: &str) -> Option<Box<dyn DynDigest + Send>> {
-    Some(match algorithm {
-        "sha512" => Box::new(sha2::Sha512::default()),
-        "sha384" => Box::new(sha2::Sha384::default()),
-        "sha256" => Box::new(sha2::Sha256::default()),
-        "sha1" => Box::new(sha1::Sha1::default()),
-        "md5" => Box::new(md5::Md5::default()),
-        _ => return None,
-    })
 }
 
 pub struct CacheWriter {
@@ -155,15 +144,17 @@ impl CacheWriter {
                 return Ok(Some(format!("size {} != {size}", self.written)));
             }
         }
-        let md5 = self.expected.md5.as_ref().map(|want| {
-            (
-                Box::new(md5::Md5::default()) as Box<dyn DynDigest + Send>,
-                want,
-                "md5",
-            )
-        });
+        let md5 = self
+            .expected
+            .md5
+            .as_ref()
+            .map(|want| (Hasher::md5(), want, "md5"));
+        // A multihash we do not compute is not checked (md5 still is).
         let multihash = match (&self.expected.hash_algo, &self.expected.hash_value) {
-            (Some(algo), Some(want)) => digest_for(algo).map(|d| (d, want, "os_hash_value")),
+            (Some(algo), Some(want)) => algo
+                .parse::<Algorithm>()
+                .ok()
+                .map(|a| (Hasher::new(a), want, "os_hash_value")),
             _ => None,
         };
         let temp = &self.temp;
@@ -189,14 +180,14 @@ impl CacheWriter {
     }
 }
 
-fn hash_file(path: &std::path::Path, mut digest: Box<dyn DynDigest + Send>) -> io::Result<String> {
+fn hash_file(path: &std::path::Path, mut digest: Hasher) -> io::Result<String> {
     use std::io::Read;
     let mut file = File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
-            return Ok(hex::encode(digest.finalize()));
+            return Ok(digest.finish_hex());
         }
         digest.update(&buf[..n]);
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::HttpResponse;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use glance_cache::{blocking, read_file, tee, Expected};
+use glance_cache::{blocking, read_file, tee, Expected, WhenBehind};
 use glance_domain::Image;
 
 use super::NodeCache;
@@ -81,6 +81,7 @@ pub async fn serve_hit(
 
 /// Tees a whole download of `image` into a new entry, unless the image cannot be verified
 /// or another writer is already caching it; otherwise passes the stream on untouched.
+/// The client never waits for the cache: a writer that falls behind is given up.
 pub async fn start_tee<S>(node: &NodeCache, image: &Image, stream: S) -> BodyStream
 where
     S: Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
@@ -102,7 +103,7 @@ where
     })
     .await;
     match writer {
-        Some(writer) => Box::pin(tee(stream, writer).0),
+        Some(writer) => Box::pin(tee(stream, writer, WhenBehind::GiveUp).0),
         None => Box::pin(stream),
     }
 }

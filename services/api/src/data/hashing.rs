@@ -5,20 +5,15 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use digest::DynDigest;
+use glance_digest::{Algorithm, Hasher};
 
 /// Batches (1 MiB each) queued per hasher before the upload waits for it: bounds memory
 /// per upload.
 const QUEUE_DEPTH: usize = 4;
 
-pub fn new_digest(algorithm: &str) -> Box<dyn DynDigest + Send> {
-    match algorithm {
-        "sha256" => Box::new(sha2::Sha256::default()),
-        "sha384" => Box::new(sha2::Sha384::default()),
-        "sha1" => Box::new(sha1::Sha1::default()),
-        "md5" => Box::new(md5::Md5::default()),
-        _ => Box::new(sha2::Sha512::default()),
-    }
+/// The multihash for `hashing_algorithm`; a name we do not compute is Glance's default, sha512.
+pub fn multihash_algorithm(name: &str) -> Algorithm {
+    name.parse().unwrap_or(Algorithm::Sha512)
 }
 
 struct Worker {
@@ -27,7 +22,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(mut digest: Box<dyn DynDigest + Send>) -> Self {
+    fn start(mut digest: Hasher) -> Self {
         let (tx, rx) = sync_channel::<Bytes>(QUEUE_DEPTH);
         let handle = std::thread::Builder::new()
             .name("glance-hash".into())
@@ -35,7 +30,7 @@ impl Worker {
                 for chunk in rx {
                     digest.update(&chunk);
                 }
-                hex::encode(digest.finalize())
+                digest.finish_hex()
             })
             .expect("spawn hash thread");
         Self { tx, handle }
@@ -68,8 +63,8 @@ pub struct Digests {
 impl Hashers {
     pub fn start(algorithm: &str) -> Self {
         Self {
-            md5: Worker::start(Box::new(md5::Md5::default())),
-            multihash: Worker::start(new_digest(algorithm)),
+            md5: Worker::start(Hasher::md5()),
+            multihash: Worker::start(Hasher::new(multihash_algorithm(algorithm))),
         }
     }
 
