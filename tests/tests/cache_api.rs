@@ -115,6 +115,41 @@ async fn the_first_download_fills_the_cache_and_the_second_is_a_hit() {
     assert_eq!(res.status(), 416);
 }
 
+/// A first download never waits for the cache: when the cache's writer falls behind it,
+/// the fill is given up and the image queued for the node's workers once the download is
+/// over. Either way the image ends up cached, whole and verified. (96 MiB: far more than
+/// the tee buffers, so on a busy machine the writer usually does fall behind.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_download_leaves_the_image_cached_even_when_the_cache_falls_behind() {
+    use futures::StreamExt;
+    let app = spawn_app().await;
+    let data = sample(96 << 20, 7);
+    let (md5, _) = digests(&data);
+    let id = app.active_image("big", data.clone()).await;
+    let res = download(&app, &id).await;
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    let mut received = 0usize;
+    let mut same = true;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.unwrap();
+        same &= chunk[..] == data[received..received + chunk.len()];
+        received += chunk.len();
+    }
+    assert!(same && received == data.len(), "the download is the image");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let state = app.cache_state().await;
+        if cached_ids(&state) == vec![id.clone()] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never cached: {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cached = std::fs::read(app.data_dir.path().join("cache").join(&id)).unwrap();
+    assert_eq!(digests(&cached).0, md5, "the entry is the image");
+}
+
 #[tokio::test]
 async fn a_client_that_leaves_half_way_leaves_no_entry() {
     let app = spawn_app().await;

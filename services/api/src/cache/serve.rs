@@ -2,13 +2,15 @@
 //! into a new entry while it streams to the client.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpResponse;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use glance_cache::{blocking, read_file, tee, Expected, WhenBehind};
+use glance_cache::{blocking, read_file, tee, Expected, TeeOutcome, WhenBehind};
 use glance_domain::Image;
+use tokio::sync::oneshot;
 
 use super::NodeCache;
 use crate::data::download::{data_response, parse_range};
@@ -81,8 +83,15 @@ pub async fn serve_hit(
 
 /// Tees a whole download of `image` into a new entry, unless the image cannot be verified
 /// or another writer is already caching it; otherwise passes the stream on untouched.
-/// The client never waits for the cache: a writer that falls behind is given up.
-pub async fn start_tee<S>(node: &NodeCache, image: &Image, stream: S) -> BodyStream
+/// The client never waits for the cache: a writer that falls behind is given up, and once
+/// the download is over the image is queued for this node's cache workers instead, which
+/// fetch it from the store at their own pace (`request_id` is the download's).
+pub async fn start_tee<S>(
+    node: &Arc<NodeCache>,
+    image: &Image,
+    stream: S,
+    request_id: &str,
+) -> BodyStream
 where
     S: Stream<Item = Result<Bytes, actix_web::Error>> + 'static,
 {
@@ -102,8 +111,25 @@ where
             .ok()
     })
     .await;
-    match writer {
-        Some(writer) => Box::pin(tee(stream, writer, WhenBehind::GiveUp).0),
-        None => Box::pin(stream),
-    }
+    let Some(writer) = writer else {
+        return Box::pin(stream);
+    };
+    let (teed, outcome) = tee(stream, writer, WhenBehind::GiveUp);
+    // Dropped with the body: when the download is over, or the client gone.
+    let (over, download_over) = oneshot::channel::<()>();
+    let teed = teed.map(move |chunk| {
+        let _while_streaming = &over;
+        chunk
+    });
+    let (node, request_id) = (node.clone(), request_id.to_owned());
+    tokio::spawn(async move {
+        if let Ok(TeeOutcome::FellBehind) = outcome.await {
+            let _ = download_over.await;
+            if let Err(e) = node.enqueue(id, false, &request_id).await {
+                tracing::warn!(image_id = %id, error = %e,
+                    "the cache fill was given up and the image could not be queued for a prefetch");
+            }
+        }
+    });
+    Box::pin(teed)
 }

@@ -69,7 +69,7 @@ pub async fn download(
         .map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()));
     // A whole download also fills this node's cache on the way.
     let stream = match cache.filter(|_| range.is_none()) {
-        Some(node) => crate::cache::start_tee(node, &image, stream).await,
+        Some(node) => crate::cache::start_tee(node, &image, stream, &ctx.request_id).await,
         None => Box::pin(stream),
     };
     let len = range.as_ref().map(|r| r.end - r.start).unwrap_or(size);
