@@ -209,9 +209,19 @@ async fn throughput(args: &Args, bins: &Path, tmp: &Path) -> anyhow::Result<()> 
     let url = format!("{api}/v2/images/{id}/file");
     let (_, no_fill_before) = download_no_fill(&http, &url).await?;
     let (n, first) = download(&http, &url).await?;
-    let incomplete = dir.join("cache").join("incomplete");
+    // The tee's fill ends with the download, or, given up, becomes a prefetch the server
+    // queues just after it: wait until neither is left, so neither runs into what follows.
+    let cache = dir.join("cache");
+    let busy = || {
+        std::fs::read_dir(cache.join("incomplete")).is_ok_and(|mut d| d.next().is_some())
+            || std::fs::read_dir(cache.join("queue")).is_ok_and(|mut d| d.next().is_some())
+    };
+    let ended = Instant::now();
+    while !busy() && !cache.join(&id).is_file() && ended.elapsed() < Duration::from_millis(1500) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(120);
-    while std::fs::read_dir(&incomplete).is_ok_and(|mut d| d.next().is_some()) {
+    while busy() {
         anyhow::ensure!(
             Instant::now() < deadline,
             "the first download's cache fill did not end"
@@ -222,7 +232,7 @@ async fn throughput(args: &Args, bins: &Path, tmp: &Path) -> anyhow::Result<()> 
     let (_, no_fill_after) = download_no_fill(&http, &url).await?;
     let no_fill = no_fill_before.min(no_fill_after);
     if !filled {
-        // The tee gave up (its writer fell behind the client); a prefetch fills it.
+        // Neither the tee nor the server's own prefetch filled it: a prefetch asked for.
         let res = http.put(format!("{api}/v2/cache/{id}")).send().await?;
         anyhow::ensure!(res.status() == 202, "queue: {}", res.status());
         let deadline = Instant::now() + Duration::from_secs(120);
