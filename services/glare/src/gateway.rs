@@ -169,7 +169,7 @@ impl Gateway {
         };
         let gone = self.bus.call(Self::rid(ctx), &req).await??;
         self.remove_data(ctx, gone.id, gone.blob_locations()).await;
-        for upload in blob_uploads(&gone) {
+        for upload in gone.saving_uploads() {
             self.remove_partials(&upload).await;
         }
         Ok(())
@@ -208,13 +208,4 @@ impl Gateway {
                 "could not schedule the scrub of blob data; it is orphaned");
         }
     }
-}
-
-/// The uploads of `a`'s blobs still `saving`.
-fn blob_uploads(a: &Artifact) -> Vec<String> {
-    a.blobs()
-        .into_iter()
-        .filter(|b| b["status"] == "saving")
-        .filter_map(|b| b["upload_id"].as_str().map(str::to_owned))
-        .collect()
 }

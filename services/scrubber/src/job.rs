@@ -140,7 +140,11 @@ impl Scrubber {
                 return retry(format!("store delete of {url} failed: {e}")).await;
             }
         }
-        self.store.remove_partials_of(job.image_id).await;
+        for upload in artifact.saving_uploads() {
+            if let Ok(upload) = upload.parse() {
+                self.store.remove_partials_of(upload).await;
+            }
+        }
         let req = DeleteArtifact {
             ctx: ctx.clone(),
             id,

@@ -110,6 +110,16 @@ impl Artifact {
             .collect()
     }
 
+    /// The upload ids of the blobs still `saving`: their partial data in a store's
+    /// incoming area is named by them.
+    pub fn saving_uploads(&self) -> Vec<String> {
+        self.blobs()
+            .into_iter()
+            .filter(|b| b["status"] == "saving")
+            .filter_map(|b| b["upload_id"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Bytes held in this artifact's blobs, for the data quotas.
     pub fn blob_bytes(&self) -> i64 {
         self.blobs()
@@ -252,6 +262,35 @@ mod tests {
 
     fn v(s: &str) -> Semver {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn blobs_are_read_from_the_types_blob_fields_only() {
+        let now = Utc::now();
+        let fields = serde_json::json!({
+            "image": {"status": "active", "location": "file:///s/a", "size": 10},
+            "metadata": {"status": "saving", "location": "file:///etc", "upload_id": "x"},
+        });
+        let mut a = Artifact {
+            id: Uuid::new_v4(),
+            type_name: "images".into(),
+            name: "n".into(),
+            version: v("1"),
+            owner: "p".into(),
+            visibility: ArtifactVisibility::Private,
+            status: ArtifactStatus::Drafted,
+            created_at: now,
+            updated_at: now,
+            activated_at: None,
+            fields: fields.as_object().unwrap().clone(),
+            revision: 0,
+        };
+        assert_eq!(a.blob_locations(), ["file:///s/a"]);
+        assert_eq!(a.blob_bytes(), 10);
+        assert!(a.saving_uploads().is_empty());
+        a.fields["image"] = serde_json::json!({"status": "saving", "upload_id": "u1"});
+        assert_eq!(a.saving_uploads(), ["u1"]);
+        assert!(a.blob_locations().is_empty());
     }
 
     #[test]

@@ -121,9 +121,11 @@ where
         let _while_streaming = &over;
         chunk
     });
+    // The cache workers fetch only active images (a deactivated one is an admin's download).
+    let prefetch = image.status == glance_domain::ImageStatus::Active;
     let (node, request_id) = (node.clone(), request_id.to_owned());
     tokio::spawn(async move {
-        if let Ok(TeeOutcome::FellBehind) = outcome.await {
+        if let (Ok(TeeOutcome::FellBehind), true) = (outcome.await, prefetch) {
             let _ = download_over.await;
             if let Err(e) = node.enqueue(id, false, &request_id).await {
                 tracing::warn!(image_id = %id, error = %e,
