@@ -368,13 +368,31 @@ pub async fn import(
         state.gateway.save(&admin, locked, Some(image.status)).await
     };
     if let Err(e) = taken {
+        if e.is_transient() {
+            // The registry may have saved the lock and lost only its reply (the broker went
+            // away mid-call): once it answers again, put the image back if the lock is this
+            // task's, so the image is not left `importing` with nobody running the import.
+            let undone =
+                crate::import::persist("undoing an import lock whose save went unanswered", || {
+                    unlock(&state, &admin, &image, &task.id, &stores)
+                })
+                .await;
+            if let Err(e) = undone {
+                tracing::error!(image_id = %id, task_id = %task.id, error = %e,
+                    "an import lock may be held by a task nobody runs; a new import breaks it once stale");
+            }
+        }
         let why = "New operation on image is not permitted as prior operation is still in progress";
         let failed = Task {
             status: TaskStatus::Failure,
             message: why.into(),
             ..task
         };
-        if let Ok(failed) = import.tasks.save(&admin, failed, None, ttl).await {
+        let recorded = crate::import::persist("recording the import's failure", || {
+            import.tasks.save(&admin, failed.clone(), None, ttl)
+        })
+        .await;
+        if let Ok(failed) = recorded {
             notifier.task(&ctx, "task.failure", &failed).await;
         }
         return Err(match e {
@@ -401,13 +419,24 @@ pub async fn import(
     {
         // Nobody will run it: give the image back and record why.
         tracing::error!(error = %e, image_id = %id, "could not publish import work");
-        unlock(&state, &admin, &image, &task.id, &stores).await;
+        let undone = crate::import::persist("undoing the import lock of work never queued", || {
+            unlock(&state, &admin, &image, &task.id, &stores)
+        })
+        .await;
+        if let Err(e) = undone {
+            tracing::error!(image_id = %id, task_id = %task.id, error = %e,
+                "an import lock may be held by a task nobody runs; a new import breaks it once stale");
+        }
         let failed = Task {
             status: TaskStatus::Failure,
             message: format!("No import worker took the import: {e}"),
             ..task
         };
-        if let Ok(failed) = import.tasks.save(&admin, failed, None, ttl).await {
+        let recorded = crate::import::persist("recording the import's failure", || {
+            import.tasks.save(&admin, failed.clone(), None, ttl)
+        })
+        .await;
+        if let Ok(failed) = recorded {
             notifier.task(&ctx, "task.failure", &failed).await;
         }
         return Err(ApiError::ServiceUnavailable(match e {
@@ -496,25 +525,34 @@ fn glance_download(
     })
 }
 
-/// Puts the image back as it was before the lock was taken.
+/// Puts the image back as it was before the lock was taken, if the lock is `task_id`'s.
+/// An image gone, or locked by another task, is nothing to undo; other errors are returned
+/// (a transient one is worth another try).
 async fn unlock(
     state: &AppState,
     ctx: &RequestContext,
     before: &Image,
     task_id: &str,
     stores: &[String],
-) {
-    let Ok(mut image) = state.gateway.get(ctx, before.id).await else {
-        return;
+) -> ApiResult<()> {
+    let mut image = match state.gateway.get(ctx, before.id).await {
+        Ok(image) => image,
+        Err(ApiError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
     };
     if image.properties.get(IMPORT_TASK).map(String::as_str) != Some(task_id) {
-        return;
+        return Ok(());
     }
     let from = image.status;
     image.properties.remove(IMPORT_TASK);
     merge_store_list(&mut image, IMPORTING, stores, true);
     image.status = before.status;
-    let _ = state.gateway.save(ctx, image, Some(from)).await;
+    match state.gateway.save(ctx, image, Some(from)).await {
+        Ok(_) | Err(ApiError::NotFound(_)) => Ok(()),
+        // Saved by someone else since it was read: read it again.
+        Err(ApiError::Conflict(m)) => Err(ApiError::ServiceUnavailable(m)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Glance's `_enforce_import_lock`: a lock whose task is gone, or finished, or idle for an

@@ -115,3 +115,24 @@ pub(crate) async fn remove_staged(
             "could not remove staged data; the data sweep will");
     }
 }
+
+/// Runs `op` again while it fails transiently (the registry or its database away for a
+/// moment: a restart, a failover), backing off up to 2 s between tries, for up to 30 s.
+pub(crate) async fn persist<T, F, Fut>(what: &str, mut op: F) -> Result<T, crate::error::ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::error::ApiError>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < deadline => {
+                tracing::warn!(error = %e, retry_in = ?pause, "{what} failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}

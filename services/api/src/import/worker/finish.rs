@@ -2,7 +2,6 @@
 //! before a failed import), riding out a registry that is away for a moment.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use glance_bus::Outcome;
 use glance_domain::{ImageStatus, Location};
@@ -19,7 +18,7 @@ impl Run<'_> {
     /// database that is away for a moment; if it stays away, the message goes back to the
     /// queue and the next attempt finds the data in place and finishes the bookkeeping.
     pub(super) async fn succeed(&self, task: Task, ttl: u32) -> Outcome {
-        let unlocked = persist("dropping the import lock", || async {
+        let unlocked = crate::import::persist("dropping the import lock", || async {
             self.update(|image| {
                 image.properties.remove(IMPORT_TASK);
             })
@@ -40,7 +39,7 @@ impl Run<'_> {
             message: format!("Copied {} MiB", self.progress.load(Ordering::Relaxed) >> 20),
             ..task
         };
-        let saved = persist("recording the import's success", || {
+        let saved = crate::import::persist("recording the import's success", || {
             self.import.tasks.save(&self.ctx, done.clone(), None, ttl)
         })
         .await;
@@ -121,7 +120,7 @@ impl Run<'_> {
             message: why.to_owned(),
             ..task
         };
-        let saved = persist("recording the import's failure", || {
+        let saved = crate::import::persist("recording the import's failure", || {
             self.import.tasks.save(&self.ctx, failed.clone(), None, ttl)
         })
         .await;
@@ -135,26 +134,5 @@ impl Run<'_> {
     pub(super) async fn notify(&self, event_type: &str, task: &Task) {
         let notifier = self.state.gateway.notifier();
         notifier.task(&self.ctx, event_type, task).await;
-    }
-}
-
-/// Runs `op` again while it fails transiently (the registry or its database away for a
-/// moment: a restart, a failover), backing off up to 2 s between tries, for up to 30 s.
-pub(super) async fn persist<T, F, Fut>(what: &str, mut op: F) -> Result<T, ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ApiError>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut pause = Duration::from_millis(100);
-    loop {
-        match op().await {
-            Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < deadline => {
-                tracing::warn!(error = %e, retry_in = ?pause, "{what} failed; trying again");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-            other => return other,
-        }
     }
 }
