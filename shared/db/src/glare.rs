@@ -13,9 +13,7 @@ use glance_domain::{Artifact, ArtifactVisibility, RequestContext, Semver};
 use glance_proto::glare::Quotas;
 use glance_proto::registry::{RegistryError, RegistryResult};
 use sea_orm::sea_query::{Alias, Cond, Expr, Order, Query, SelectStatement};
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, StatementBuilder, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, StatementBuilder};
 use uuid::Uuid;
 
 use crate::Database;
@@ -145,11 +143,7 @@ impl ArtifactRepo {
     }
 
     async fn begin(&self, what: &str) -> RegistryResult<DatabaseTransaction> {
-        self.db
-            .writer()
-            .begin()
-            .await
-            .map_err(|e| db_error(what, e))
+        crate::repo::begin_write(&self.db, what).await
     }
 
     pub async fn get(

@@ -17,7 +17,7 @@ use glance_proto::metadefs::{
 };
 use glance_proto::registry::{RegistryError, RegistryResult};
 use sea_orm::sea_query::{Cond, Expr, IntoCondition, Order, Query};
-use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::Database;
 
@@ -59,11 +59,7 @@ impl MetadefRepo {
     }
 
     async fn begin(&self, what: &str) -> RegistryResult<DatabaseTransaction> {
-        self.db
-            .writer()
-            .begin()
-            .await
-            .map_err(|e| db_error(what, e))
+        crate::repo::begin_write(&self.db, what).await
     }
 
     pub async fn list_namespaces(

@@ -305,3 +305,12 @@ async fn insert_children(
     }
     Ok(())
 }
+
+/// A transaction on the write connection, its failure named by `what`.
+pub(crate) async fn begin_write(
+    db: &crate::Database,
+    what: &str,
+) -> RegistryResult<sea_orm::DatabaseTransaction> {
+    use sea_orm::TransactionTrait;
+    db.writer().begin().await.map_err(|e| db_error(what, e))
+}
