@@ -558,11 +558,31 @@ start_standins() {
     note "making the compose stack's stand-in images in the background (log: $TMPROOT/standins.log)"
 }
 
+# Free space, in GiB, on the file system holding $1.
+free_gib() { df -P -k "$1" 2>/dev/null | awk 'NR == 2 { printf "%d", $4 / 1048576 }'; }
+
+# The compose stack's image needs a few GiB on the Docker engine's disk (the binaries, their
+# build context and the layer). A CI machine's disk once filled there, so what only sped up
+# earlier steps goes first when space is short: the fuzz build and the incremental caches.
+make_room_for_images() {
+    local target=${CARGO_TARGET_DIR:-$ROOT/target} docker_root free
+    docker_root=$(docker info -f '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker)
+    [[ -d $docker_root ]] || docker_root=/
+    free=$(free_gib "$docker_root")
+    note "free disk: ${free} GiB under $docker_root, $(free_gib "$target") GiB under $target"
+    ((free >= 8)) && return 0
+    note "under 8 GiB free: removing fuzz/target, $target/debug/incremental and dangling images"
+    rm -rf "$ROOT/fuzz/target" "$target/debug/incremental"
+    docker image prune -f >/dev/null 2>&1 || true
+    note "free disk now: $(free_gib "$docker_root") GiB under $docker_root"
+}
+
 run_compose_stack() {
     if [[ $WITH_DOCKER == 0 ]]; then
         note "skipped (GLANCE_TEST_WITH_DOCKER=0)"
         return 0
     fi
+    make_room_for_images
     if [[ -n $STANDINS_PID ]]; then
         local t0=$SECONDS
         if wait "$STANDINS_PID"; then
@@ -693,6 +713,7 @@ main() {
     fi
 
     phase "system packages"
+    note "free disk: $(free_gib "$ROOT") GiB under $ROOT"
     ensure_packages
     ensure_cargo_tools
 
