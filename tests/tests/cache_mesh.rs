@@ -181,6 +181,9 @@ async fn two_workers_share_a_node_queue_and_a_killed_fetch_is_redone() {
     let bytes = 24_000_000 + 4 * 200_000;
     assert!(line.contains(&format!("bytes_cached={bytes}")), "{line}");
     assert!(line.contains("queue_depth=0"), "{line}");
+    for worker in ["cache-prefetch", "cache-prune", "cache-clean"] {
+        assert!(line.contains(&format!("worker.{worker}=running")), "{line}");
+    }
 
     // glance-cache-prefetcher: one pass over the queue markers, for cron users.
     let late = upload(&http, &api_url, vec![7u8; 100_000]).await;

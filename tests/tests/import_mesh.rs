@@ -321,6 +321,21 @@ async fn a_shutdown_lets_the_imports_in_hand_finish() {
     let instance = mesh
         .instance_of("api", draining.child.id())
         .expect("the API answers glance-control status");
+    // Its status shows the import in flight and each of its workers.
+    let status = mesh.control(&["api", "status", "--instance", &instance]);
+    let cols: Vec<&str> = status
+        .lines()
+        .find(|l| l.contains(&instance))
+        .unwrap_or_else(|| panic!("no status line for {instance}:\n{status}"))
+        .split_whitespace()
+        .collect();
+    assert!(cols[6].parse::<u64>().unwrap() >= 1, "in flight: {status}");
+    for worker in ["import", "import-recovery", "upload-sweep"] {
+        assert!(
+            cols.contains(&format!("worker.{worker}=running").as_str()),
+            "{worker}: {status}"
+        );
+    }
     mesh.control(&["api", "shutdown", "--instance", &instance]);
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {

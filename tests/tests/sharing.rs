@@ -653,7 +653,7 @@ async fn a_reload_picks_up_new_and_revoked_tokens_and_policy() {
         connections: app.connections(),
         config_files: vec![conf.clone()],
         default_auth: glance_config::AuthStrategy::NoAuth,
-        imports: None,
+        workers: app.workers(),
     };
     let server = tokio::spawn(async move {
         let _ = app.run_until_stopped().await;

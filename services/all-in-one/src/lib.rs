@@ -150,19 +150,26 @@ async fn build_with(
         )?),
         None => None,
     };
+    let workers = app.workers();
     if import_worker {
         // Imports run in this process, consuming the in-process work queue.
-        glance_api::import::ImportWorker::start(app.state(), bus.transport().clone()).await?;
+        glance_api::import::worker::start(app.state(), bus.transport().clone(), &workers).await?;
     }
     // The scrubber in this process: its wakeups under delayed delete (of images or of
     // artifacts), and always its job consumer, which removes data an immediate delete could
     // not.
     let scrubber = glance_scrubber::Scrubber::new(bus.clone(), app.state().store.clone(), scrubber);
-    let scrubber = glance_scrubber::daemon::Daemon::start(scrubber, delayed_delete).await?;
-    tokio::spawn(scrubber.run_until_stopped());
+    glance_scrubber::daemon::start(scrubber, delayed_delete, &workers).await?;
     if let Some(node) = &app.state().cache {
         let store = app.state().store.clone();
-        glance_cache_worker::spawn_embedded(bus, store, node.cache.clone(), node.settings.clone());
+        glance_cache_worker::start_embedded(
+            bus,
+            store,
+            node.cache.clone(),
+            &node.settings,
+            &workers,
+        )
+        .await?;
     }
     Ok(AllInOne { api: app, glare })
 }

@@ -37,7 +37,7 @@ use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use glance_bus::Bus;
 use glance_config::{AuthStrategy, Settings};
-use glance_service::InFlight;
+use glance_service::{InFlight, Workers};
 use glance_store::Store;
 
 use crate::error::ApiError;
@@ -195,6 +195,7 @@ impl AppState {
 
 pub struct Application {
     port: u16,
+    workers: Workers,
     server: Server,
     state: web::Data<AppState>,
     connections: drain::Connections,
@@ -225,9 +226,6 @@ impl Application {
         }
         let workers = config.workers;
         let node_cache = cache::NodeCache::open(&config.cache, bus.clone())?;
-        if let Some(node) = &node_cache {
-            node.spawn_start();
-        }
         let store: Arc<dyn Store> = Arc::new(stores.clone());
         let import = import::ImportState::new(bus.clone(), stores);
         let metadefs = metadefs::Client::new(bus.clone());
@@ -247,7 +245,12 @@ impl Application {
             instance: data::lease::instance_name(),
             metadefs,
         });
-        data::sweep::spawn(state.clone());
+        // Its work counts with the requests, so `status` shows one figure for both.
+        let background = Workers::with_in_flight(state.in_flight.clone());
+        background.spawn(data::sweep::worker(state.clone()));
+        if let Some(node) = &state.cache {
+            background.spawn(node.clone().starter(background.clone()));
+        }
         let app_state = state.clone();
         let connections = drain::Connections::default();
         let server = HttpServer::new(move || {
@@ -265,6 +268,7 @@ impl Application {
         .run();
         Ok(Application {
             port,
+            workers: background,
             server,
             state: app_state,
             connections,
@@ -281,6 +285,13 @@ impl Application {
 
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
+    }
+
+    /// The process's background work: the upload sweep and the cache node's listeners from
+    /// the start, and whatever the binary adds (the import worker; in the all-in-one, the
+    /// scrubber and cache worker too). A shutdown stops and drains them before HTTP.
+    pub fn workers(&self) -> Workers {
+        self.workers.clone()
     }
 
     /// The server's open connections, for a drain (see [`drain`]).

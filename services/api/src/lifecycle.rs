@@ -1,17 +1,15 @@
 //! How `glance-control` drives an API process: reload swaps the configuration, shutdown
-//! stops taking imports, lets those in hand finish, then drains and stops the HTTP server
-//! (see [`crate::drain`]); stop does both at once.
+//! stops its workers (imports, sweeps, cache listeners), lets the work in hand finish, then
+//! drains and stops the HTTP server (see [`crate::drain`]); stop does both at once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use actix::Addr;
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 use glance_config::{AuthStrategy, RawConfig};
-use glance_service::Lifecycle;
+use glance_service::{Lifecycle, Workers};
 
-use crate::import::{ImportWorker, StopImports};
 use crate::{ApiConfig, AppState};
 
 pub struct ApiLifecycle {
@@ -20,8 +18,8 @@ pub struct ApiLifecycle {
     pub connections: crate::drain::Connections,
     pub config_files: Vec<PathBuf>,
     pub default_auth: AuthStrategy,
-    /// This process's import worker, if it runs one.
-    pub imports: Option<Addr<ImportWorker>>,
+    /// This process's background work (see [`crate::Application::workers`]).
+    pub workers: Workers,
 }
 
 impl Lifecycle for ApiLifecycle {
@@ -57,19 +55,16 @@ impl Lifecycle for ApiLifecycle {
     }
 
     fn shutdown(&self, graceful: bool) {
-        // Imports first: the process ends with its HTTP server, so on a graceful shutdown
+        // Workers first: the process ends with its HTTP server, so on a graceful shutdown
         // the imports in hand finish while it still serves (new imports queue at the broker
         // for other nodes). Then HTTP, drained so that no accepted request is dropped and
         // nothing waits on idle keep-alive connections (see `drain`).
-        let imports = self.imports.clone();
+        let workers = self.workers.clone();
         let stop = crate::drain::stop(self.server.clone(), self.connections.clone(), graceful);
+        workers.stop();
         actix_web::rt::spawn(async move {
-            if let Some(imports) = imports {
-                if graceful {
-                    let _ = imports.send(StopImports).await;
-                } else {
-                    imports.do_send(StopImports);
-                }
+            if graceful {
+                workers.drained().await;
             }
             stop.await
         });

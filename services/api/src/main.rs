@@ -69,7 +69,7 @@ fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(anyhow::Error::msg)?;
             let app = Application::build(config, Bus::new(transport.clone()), stores, listener)?;
-            let mut imports = None;
+            let workers = app.workers();
             if import_worker.enabled {
                 // Its own connection, prefetching no more than it runs at once, so imports
                 // queue at the broker for whichever API node is free rather than here.
@@ -77,9 +77,7 @@ fn main() -> anyhow::Result<()> {
                 let work = Amqp::connect(&url, prefetch)
                     .await
                     .with_context(|| format!("cannot reach the broker at {url}"))?;
-                imports = Some(
-                    glance_api::import::ImportWorker::start(app.state(), Arc::new(work)).await?,
-                );
+                glance_api::import::worker::start(app.state(), Arc::new(work), &workers).await?;
             }
             let lifecycle = glance_api::lifecycle::ApiLifecycle {
                 state: app.state(),
@@ -87,16 +85,16 @@ fn main() -> anyhow::Result<()> {
                 connections: app.connections(),
                 config_files: args.config_file.clone(),
                 default_auth,
-                imports,
+                workers: workers.clone(),
             };
-            let (port, in_flight) = (app.port(), app.state().in_flight.clone());
+            let port = app.port();
             // Serving before answering the control plane: after a restart, `glance-control`
             // takes the first status answer of the new instance as "back".
             let running = app.start().await?;
             glance_service::start_control(
                 transport,
                 glance_service::Identity::new("api"),
-                in_flight,
+                workers,
                 Arc::new(lifecycle),
             )
             .await?;

@@ -13,7 +13,7 @@ mod fetch;
 mod worker;
 
 pub use fetch::{Fetched, Fetcher};
-pub use worker::{run, spawn_embedded, WorkerLifecycle};
+pub use worker::{start, start_embedded, WorkerLifecycle};
 
 use std::path::PathBuf;
 use std::sync::Arc;

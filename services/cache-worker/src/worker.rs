@@ -3,127 +3,102 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use glance_bus::{consume_work, Bus, Outcome, Transport};
+use glance_bus::{Bus, Outcome, Transport};
 use glance_cache::{blocking, CacheSettings, ImageCache};
 use glance_proto::cache::{queue_bindings, queue_name, Prefetch};
-use glance_service::{InFlight, Lifecycle};
-use tokio::sync::watch;
+use glance_service::{Consumer, Lifecycle, Periodic, Workers};
 
 use crate::Fetcher;
 
-/// Consumes this node's prefetch queue until `stop` turns true, with periodic pruning and
-/// cleaning. Returns once the work in hand is finished.
-pub async fn run(
+/// Starts this node's workers on `workers`: `cache-prefetch` consumes the node's prefetch
+/// queue (bound when this returns); `cache-prune` and `cache-clean` run every
+/// `prune_interval` and `clean_interval` (0 = never).
+pub async fn start(
     transport: Arc<dyn Transport>,
     fetcher: Fetcher,
-    settings: CacheSettings,
-    in_flight: InFlight,
-    stop: watch::Receiver<bool>,
+    settings: &CacheSettings,
+    workers: &Workers,
 ) -> Result<(), glance_bus::BusError> {
-    let node = settings.node_id.clone();
-    let queue = queue_name(&node);
+    let node = &settings.node_id;
+    let queue = queue_name(node);
     transport
-        .declare_work_queue(&queue, &queue_bindings(&node))
+        .declare_work_queue(&queue, &queue_bindings(node))
         .await?;
-    let sub = transport.subscribe(&queue).await?;
+    let subscription = transport.subscribe(&queue).await?;
     tracing::info!(%queue, "cache worker consuming");
-    spawn_maintenance(fetcher.cache.clone(), &settings, stop.clone());
-    consume_work::<Prefetch, _, _>(
-        sub,
+    let cache = fetcher.cache.clone();
+    workers.spawn(Consumer::<Prefetch>::new(
+        "cache-prefetch",
+        subscription,
         settings.worker_concurrency,
-        stop,
         move |work, headers| {
             let fetcher = fetcher.clone();
-            let in_flight = in_flight.clone();
-            async move {
-                let _guard = in_flight.enter();
-                Outcome::from(fetcher.fetch(work.image_id, headers.request_id).await)
-            }
+            async move { Outcome::from(fetcher.fetch(work.image_id, headers.request_id).await) }
         },
-    )
-    .await;
+    ));
+    let (max, stall) = (settings.max_size, settings.stall_time);
+    if !settings.prune_interval.is_zero() {
+        let cache = cache.clone();
+        workers.spawn(Periodic::new(
+            "cache-prune",
+            settings.prune_interval,
+            move || {
+                maintain(cache.clone(), "prune", move |c| {
+                    c.prune(max).map(|r| format!("{r:?}"))
+                })
+            },
+        ));
+    }
+    if !settings.clean_interval.is_zero() {
+        workers.spawn(Periodic::new(
+            "cache-clean",
+            settings.clean_interval,
+            move || {
+                maintain(cache.clone(), "clean", move |c| {
+                    c.clean(stall).map(|r| format!("{r:?}"))
+                })
+            },
+        ));
+    }
     Ok(())
 }
 
-/// Prunes every `prune_interval` and cleans every `clean_interval` (0 = never).
-fn spawn_maintenance(cache: ImageCache, settings: &CacheSettings, stop: watch::Receiver<bool>) {
-    let jobs: [(Duration, bool); 2] = [
-        (settings.prune_interval, true),
-        (settings.clean_interval, false),
-    ];
-    for (every, prune) in jobs {
-        if every.is_zero() {
-            continue;
-        }
-        let (cache, max, stall, mut stop) = (
-            cache.clone(),
-            settings.max_size,
-            settings.stall_time,
-            stop.clone(),
-        );
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let stopped = async {
-                    // A dropped sender (the embedded worker) never stops.
-                    if stop.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                };
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stopped => return,
-                }
-                let cache = cache.clone();
-                let result = blocking(move || {
-                    if prune {
-                        cache.prune(max).map(|r| format!("{r:?}"))
-                    } else {
-                        cache.clean(stall).map(|r| format!("{r:?}"))
-                    }
-                })
-                .await;
-                match result {
-                    Ok(report) => tracing::debug!(%report, prune, "cache maintenance"),
-                    Err(e) => tracing::warn!(error = %e, prune, "cache maintenance failed"),
-                }
-            }
-        });
+/// One pruning or cleaning pass, off the async threads; what it did is logged.
+async fn maintain(
+    cache: ImageCache,
+    what: &'static str,
+    pass: impl FnOnce(&ImageCache) -> std::io::Result<String> + Send + 'static,
+) {
+    match blocking(move || pass(&cache)).await {
+        Ok(report) => tracing::debug!(%report, what, "cache maintenance"),
+        Err(e) => tracing::warn!(error = %e, what, "cache maintenance failed"),
     }
 }
 
-/// Runs a worker inside the embedded all-in-one, on its in-process bus: queueing an image
-/// fills the cache with no other process. Stops with the returned sender.
-pub fn spawn_embedded(
+/// A worker inside the embedded all-in-one, on its in-process bus: queueing an image fills
+/// the cache with no other process.
+pub async fn start_embedded(
     bus: Bus,
     store: Arc<dyn glance_store::Store>,
     cache: ImageCache,
-    settings: CacheSettings,
-) -> watch::Sender<bool> {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    settings: &CacheSettings,
+    workers: &Workers,
+) -> Result<(), glance_bus::BusError> {
     let fetcher = Fetcher {
         bus: bus.clone(),
         store,
         cache,
         rate_limit: settings.fetch_rate_limit,
     };
-    let transport = bus.transport().clone();
-    tokio::spawn(async move {
-        if let Err(e) = run(transport, fetcher, settings, InFlight::default(), stop_rx).await {
-            tracing::error!(error = %e, "embedded cache worker stopped");
-        }
-    });
-    stop_tx
+    start(bus.transport().clone(), fetcher, settings, workers).await
 }
 
 /// How `glance-control cache-worker ...` reaches a worker process.
 pub struct WorkerLifecycle {
     pub cache: ImageCache,
     pub node: String,
-    pub stop: watch::Sender<bool>,
+    pub workers: Workers,
 }
 
 impl Lifecycle for WorkerLifecycle {
@@ -144,7 +119,7 @@ impl Lifecycle for WorkerLifecycle {
     }
 
     fn shutdown(&self, graceful: bool) {
-        let _ = self.stop.send(true);
+        self.workers.stop();
         if !graceful {
             std::process::exit(0);
         }

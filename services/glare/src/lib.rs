@@ -30,7 +30,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use glance_api::ApiConfig;
 use glance_bus::Bus;
 use glance_config::{AuthStrategy, GlareSettings, RawConfig};
-use glance_service::InFlight;
+use glance_service::{InFlight, Workers};
 use glance_store::Store;
 
 use crate::error::GlareError;
@@ -80,6 +80,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    workers: Workers,
 }
 
 impl Application {
@@ -113,10 +114,14 @@ impl Application {
         .workers(workers)
         .listen(listener)?
         .run();
+        // The blob sweep's work counts with the requests in `status`.
+        let workers = Workers::with_in_flight(app_state.in_flight.clone());
+        workers.spawn(sweep::worker(app_state.clone()));
         Ok(Application {
             port,
             server,
             state: app_state,
+            workers,
         })
     }
 
@@ -132,11 +137,15 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until stopped; meanwhile the blob sweep runs (see [`sweep`]).
+    /// The process's background work: the blob sweep (see [`sweep`]).
+    pub fn workers(&self) -> Workers {
+        self.workers.clone()
+    }
+
+    /// Serves until stopped, then stops the workers.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let sweeper = tokio::spawn(sweep::run(self.state.clone()));
         let served = self.server.await;
-        sweeper.abort();
+        self.workers.stop();
         served
     }
 }

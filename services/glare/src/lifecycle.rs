@@ -1,6 +1,6 @@
 //! How `glance-control glare status|reload|shutdown` drives an artifact API process:
 //! reload swaps the configuration (a bad file is refused and the old settings stay),
-//! shutdown stops the HTTP server, gracefully or at once.
+//! shutdown stops the blob sweep and the HTTP server, gracefully or at once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 use glance_config::{AuthStrategy, RawConfig};
-use glance_service::Lifecycle;
+use glance_service::{Lifecycle, Workers};
 
 use crate::{AppState, GlareConfig};
 
@@ -17,6 +17,7 @@ pub struct GlareLifecycle {
     pub server: ServerHandle,
     pub config_files: Vec<PathBuf>,
     pub default_auth: AuthStrategy,
+    pub workers: Workers,
 }
 
 impl Lifecycle for GlareLifecycle {
@@ -47,6 +48,7 @@ impl Lifecycle for GlareLifecycle {
     }
 
     fn shutdown(&self, graceful: bool) {
+        self.workers.stop();
         let server = self.server.clone();
         actix_web::rt::spawn(async move { server.stop(graceful).await });
     }

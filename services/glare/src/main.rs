@@ -69,12 +69,13 @@ fn main() -> anyhow::Result<()> {
                 server: app.handle(),
                 config_files: args.config_file.clone(),
                 default_auth,
+                workers: app.workers(),
             };
-            let (port, in_flight) = (app.port(), app.state().in_flight.clone());
+            let port = app.port();
             glance_service::start_control(
                 transport,
                 glance_service::Identity::new("glare"),
-                in_flight,
+                app.workers(),
                 Arc::new(lifecycle),
             )
             .await?;

@@ -11,6 +11,7 @@
 use actix_web::web;
 use chrono::Utc;
 use glance_domain::{Artifact, RequestContext};
+use glance_service::Periodic;
 use serde_json::Value;
 
 use crate::artifacts::find_type;
@@ -19,15 +20,21 @@ use crate::error::GlareError;
 use crate::types::Kind;
 use crate::AppState;
 
-/// Sweeps once now, then every `sweep_interval` (re-read each time, so a reload applies).
-pub async fn run(state: web::Data<AppState>) {
-    loop {
-        let recovered = sweep(&state).await;
-        if recovered > 0 {
-            tracing::info!(recovered, "glare sweep: abandoned blob uploads undone");
+/// The `blob-sweep` worker: a pass now, then every `sweep_interval` (re-read each time, so
+/// a reload applies).
+pub fn worker(state: web::Data<AppState>) -> Periodic {
+    let every = state.config().identity.upload.sweep_interval;
+    let config = state.clone();
+    Periodic::new("blob-sweep", every, move || {
+        let state = state.clone();
+        async move {
+            let recovered = sweep(&state).await;
+            if recovered > 0 {
+                tracing::info!(recovered, "glare sweep: abandoned blob uploads undone");
+            }
         }
-        tokio::time::sleep(state.config().identity.upload.sweep_interval).await;
-    }
+    })
+    .every_with(move || config.config().identity.upload.sweep_interval)
 }
 
 /// One pass; returns how many blobs it put back.

@@ -11,24 +11,14 @@ use glance_proto::registry::{
     AddMember, CreateImage, DeleteImage, GetImage, GetImages, ListImages, ListMembers,
     RemoveMember, SaveImage, StorageUsage, UpdateMember,
 };
+use glance_service::{Task, Workers};
 
 /// A built registry, ready to serve.
 pub struct Registry {
     repo: ImageRepo,
     transport: Arc<dyn Transport>,
     concurrency: usize,
-    stop_tx: tokio::sync::watch::Sender<bool>,
     router: Router,
-}
-
-/// Stops a running registry: it takes no new requests and returns once in-flight ones end.
-#[derive(Clone)]
-pub struct StopHandle(tokio::sync::watch::Sender<bool>);
-
-impl StopHandle {
-    pub fn stop(&self) {
-        let _ = self.0.send(true);
-    }
 }
 
 impl Registry {
@@ -46,19 +36,13 @@ impl Registry {
         } else {
             ImageRepo::new(db)
         };
-        let (stop_tx, _) = tokio::sync::watch::channel(false);
         Ok(Registry {
             router: Self::router(repo.clone()),
             repo,
             transport,
             // Enough in flight to keep the read pool busy; writes serialize in the repo.
             concurrency: 64,
-            stop_tx,
         })
-    }
-
-    pub fn stop_handle(&self) -> StopHandle {
-        StopHandle(self.stop_tx.clone())
     }
 
     /// Requests being handled right now (for `glance-control status`).
@@ -178,22 +162,21 @@ impl Registry {
             })
     }
 
-    /// Serves the registry queue until the transport closes.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        tracing::info!(queue = REGISTRY_QUEUE, "registry serving");
-        let stop = self.stop_tx.subscribe();
-        // On a runtime worker, not the thread that drives the actix system: each request is
-        // spawned from here, and a spawn on the same worker needs no cross-thread wake-up.
-        tokio::spawn(serve_until(
-            self.transport,
-            REGISTRY_QUEUE,
-            self.router,
-            self.concurrency,
-            stop,
-        ))
-        .await??;
-        tracing::info!("registry stopped");
-        Ok(())
+    /// Serves the registry queue as a worker of `workers`: until they are stopped, then
+    /// until the requests in hand are answered.
+    pub fn serve(self, workers: &Workers) {
+        let Registry {
+            transport,
+            router,
+            concurrency,
+            ..
+        } = self;
+        workers.spawn(Task::new("registry", move |ctx| async move {
+            tracing::info!(queue = REGISTRY_QUEUE, "registry serving");
+            serve_until(transport, REGISTRY_QUEUE, router, concurrency, ctx.stop).await?;
+            tracing::info!("registry stopped");
+            Ok(())
+        }));
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use glance_bus::{Amqp, Transport};
-use glance_registry::{Registry, StopHandle};
-use glance_service::{Identity, Lifecycle};
+use glance_registry::Registry;
+use glance_service::{Identity, Lifecycle, Workers};
 
 /// Request handling allocates many small, short-lived objects (JSON trees, rows);
 /// mimalloc serves them faster than glibc malloc under concurrency.
@@ -26,7 +26,7 @@ struct Args {
 }
 
 struct RegistryLifecycle {
-    stop: StopHandle,
+    workers: Workers,
     config_files: Vec<PathBuf>,
     router: glance_bus::Router,
 }
@@ -48,7 +48,7 @@ impl Lifecycle for RegistryLifecycle {
     }
 
     fn shutdown(&self, graceful: bool) {
-        self.stop.stop();
+        self.workers.stop();
         if !graceful {
             std::process::exit(0);
         }
@@ -76,19 +76,22 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("cannot reach the broker at {url}"))?,
             );
             let registry = Registry::build(&connection, transport.clone()).await?;
+            let workers = Workers::with_in_flight(registry.in_flight().into());
             let lifecycle = RegistryLifecycle {
-                stop: registry.stop_handle(),
+                workers: workers.clone(),
                 config_files: args.config_file.clone(),
                 router: registry.request_router(),
             };
+            registry.serve(&workers);
             glance_service::start_control(
                 transport,
                 Identity::new("registry"),
-                registry.in_flight().into(),
+                workers.clone(),
                 Arc::new(lifecycle),
             )
             .await?;
-            registry.run_until_stopped().await
+            workers.drained().await;
+            workers.outcome()
         })?;
     glance_service::exec_if_restart_requested();
     Ok(())

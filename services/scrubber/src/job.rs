@@ -15,7 +15,6 @@ impl Scrubber {
     /// Handles one job. Idempotent: only a `pending_delete` image is scrubbed, and removing
     /// data that is already gone succeeds.
     pub async fn scrub(&self, job: &ScrubImage) -> Outcome {
-        let _working = self.stats.in_flight.enter();
         let span = tracing::info_span!("scrub", image_id = %job.image_id);
         let outcome = self.scrub_inner(job).instrument(span).await;
         match &outcome {

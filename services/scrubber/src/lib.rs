@@ -11,8 +11,8 @@
 //! hints: the handler re-reads the image, so a duplicate job, or a job for an image restored
 //! or already scrubbed, does nothing.
 //!
-//! The wakeup loop ([`daemon`]) is single-flight: a run still going when the
-//! next wakeup comes makes that wakeup a no-op.
+//! The daemon's workers are in [`daemon`]: a wakeup pass still going when the next wakeup
+//! comes makes that wakeup wait for it.
 
 pub mod config;
 pub mod daemon;
@@ -29,9 +29,8 @@ use glance_domain::{Artifact, Image, ImageId, RequestContext};
 use glance_proto::registry::RegistryError;
 use glance_proto::scrub::{
     Backlog, ListDeletedArtifacts, ListPendingDelete, RestoreImage, ScrubBacklog, ScrubImage,
-    SCRUB_KEY, SCRUB_QUEUE,
+    SCRUB_KEY,
 };
-use glance_service::InFlight;
 use glance_store::Store;
 
 pub use config::ScrubberConfig;
@@ -60,7 +59,6 @@ pub struct Scrubber {
 
 #[derive(Default)]
 struct Stats {
-    in_flight: InFlight,
     backlog: Mutex<Option<Backlog>>,
     last_run: Mutex<Option<DateTime<Utc>>>,
     scheduled: AtomicU64,
@@ -88,11 +86,6 @@ impl Scrubber {
 
     pub fn config(&self) -> &ScrubberConfig {
         &self.config
-    }
-
-    /// Jobs being handled right now (for `glance-control scrubber status`).
-    pub fn in_flight(&self) -> InFlight {
-        self.stats.in_flight.clone()
     }
 
     fn ctx(&self) -> RequestContext {
@@ -206,32 +199,6 @@ impl Scrubber {
         let backlog = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
         *self.stats.backlog.lock().expect("stats lock") = Some(backlog);
         Ok(backlog)
-    }
-
-    /// Consumes scrub jobs until `stop` turns true; returns once the jobs in hand are done.
-    pub async fn consume(&self, stop: tokio::sync::watch::Receiver<bool>) -> Result<(), BusError> {
-        let transport = self.bus.transport();
-        transport
-            .declare_work_queue(SCRUB_QUEUE, &[SCRUB_KEY.to_owned()])
-            .await?;
-        let sub = transport.subscribe(SCRUB_QUEUE).await?;
-        tracing::info!(
-            queue = SCRUB_QUEUE,
-            pool = self.config.pool_size,
-            "scrubber consuming"
-        );
-        let this = self.clone();
-        glance_bus::consume_work::<ScrubImage, _, _>(
-            sub,
-            self.config.pool_size,
-            stop,
-            move |job, _| {
-                let this = this.clone();
-                async move { this.scrub(&job).await }
-            },
-        )
-        .await;
-        Ok(())
     }
 
     /// Figures for `glance-control scrubber status`.

@@ -14,9 +14,8 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use glance_bus::{Amqp, Bus, Transport};
 use glance_domain::ImageId;
-use glance_scrubber::daemon::{Daemon, StopHandle};
 use glance_scrubber::{Scrubber, ScrubberConfig};
-use glance_service::{Identity, Lifecycle};
+use glance_service::{Identity, Lifecycle, Workers};
 use glance_store::StoresConfig;
 
 #[derive(Parser)]
@@ -35,7 +34,7 @@ struct Args {
 
 struct ScrubberLifecycle {
     scrubber: Scrubber,
-    stop: StopHandle,
+    workers: Workers,
     config_files: Vec<PathBuf>,
 }
 
@@ -52,7 +51,7 @@ impl Lifecycle for ScrubberLifecycle {
     }
 
     fn shutdown(&self, graceful: bool) {
-        self.stop.stop();
+        self.workers.stop();
         if !graceful {
             std::process::exit(0);
         }
@@ -123,21 +122,23 @@ async fn run(
             );
             return Ok(());
         }
-        let daemon = Daemon::start(scrubber.clone(), true).await?;
+        let workers = Workers::new();
+        glance_scrubber::daemon::start(scrubber.clone(), true, &workers).await?;
         let lifecycle = ScrubberLifecycle {
-            scrubber: scrubber.clone(),
-            stop: daemon.stop_handle(),
+            scrubber,
+            workers: workers.clone(),
             config_files: args.config_file.clone(),
         };
         glance_service::start_control(
             transport,
             Identity::new("scrubber"),
-            scrubber.in_flight(),
+            workers.clone(),
             Arc::new(lifecycle),
         )
         .await?;
-        daemon.run_until_stopped().await;
+        workers.drained().await;
         tracing::info!("scrubber stopped");
+        workers.outcome()?;
         Ok(())
     }
 }

@@ -16,6 +16,9 @@ use glance_proto::control::{
 };
 
 pub mod listener;
+pub mod worker;
+
+pub use worker::{Consumer, Periodic, Task, Worker, WorkerContext, WorkerState, Workers};
 
 /// Who this process is.
 #[derive(Debug, Clone)]
@@ -92,7 +95,7 @@ pub trait Lifecycle: Send + Sync + 'static {
 /// The actor that owns a process's control state.
 pub struct ControlActor {
     identity: Identity,
-    in_flight: InFlight,
+    workers: Workers,
     lifecycle: Arc<dyn Lifecycle>,
 }
 
@@ -118,8 +121,12 @@ impl ControlActor {
             version: id.version.clone(),
             started_at: id.started_at,
             uptime_secs: (Utc::now() - id.started_at).num_seconds().max(0) as u64,
-            in_flight: self.in_flight.get(),
-            detail: self.lifecycle.detail(),
+            in_flight: self.workers.in_flight().get(),
+            detail: {
+                let mut detail = self.lifecycle.detail();
+                detail.extend(self.workers.detail());
+                detail
+            },
         }
     }
 }
@@ -198,11 +205,12 @@ pub fn exec_if_restart_requested() {
     std::process::exit(1);
 }
 
-/// Starts the control actor and its bus listener. Must run inside an actix system.
+/// Starts the control actor and its bus listener. Must run inside an actix system. The
+/// status it reports counts `workers`' work in flight and shows each worker's state.
 pub async fn start_control(
     transport: Arc<dyn Transport>,
     identity: Identity,
-    in_flight: InFlight,
+    workers: Workers,
     lifecycle: Arc<dyn Lifecycle>,
 ) -> Result<Addr<ControlActor>, glance_bus::BusError> {
     let topics = subscription_topics(&identity.service, &identity.instance);
@@ -210,7 +218,7 @@ pub async fn start_control(
     tracing::info!(instance = %identity.instance, "control listening");
     let addr = ControlActor {
         identity,
-        in_flight,
+        workers,
         lifecycle,
     }
     .start();

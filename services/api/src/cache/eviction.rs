@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use glance_bus::BusError;
+use glance_bus::{BusError, Delivery, Subscription};
 use glance_cache::blocking;
 use glance_domain::ImageId;
 use glance_proto::cache::{Holding, WhoHas, NODES_TOPIC};
 use glance_proto::events::Notification;
+use glance_service::{Task, Worker, WorkerContext};
 
 use super::NodeCache;
 
@@ -37,68 +38,101 @@ fn image_of(n: &Notification) -> Option<ImageId> {
         .and_then(|s| s.parse().ok())
 }
 
-pub async fn start(node: Arc<NodeCache>) -> Result<(), BusError> {
+/// The `cache-eviction` worker: drops this node's entry of an image another node deleted,
+/// deactivated or gave new data. Subscribed when this returns.
+pub async fn listener(node: Arc<NodeCache>) -> Result<impl Worker, BusError> {
     let patterns: Vec<String> = EVICTING_EVENTS.iter().map(|s| s.to_string()).collect();
-    let mut sub = node
+    let sub = node
         .bus
         .transport()
         .subscribe_events(&patterns, None)
         .await?;
-    tokio::spawn(async move {
-        while let Some(delivery) = sub.next().await {
-            if let Ok(n) = serde_json::from_value::<Notification>(delivery.envelope.payload.clone())
-            {
-                if let Some(id) = image_of(&n) {
-                    let cache = node.cache.clone();
-                    let evicted = blocking(move || {
-                        let checksum = cache.entry(id).and_then(|e| e.checksum);
-                        if (cache.is_cached(id) || cache.is_queued(id))
-                            && must_evict(&n, checksum.as_deref())
-                        {
-                            return cache.evict(id).unwrap_or(false);
-                        }
-                        false
-                    })
-                    .await;
-                    if evicted {
-                        tracing::info!(image_id = %id, "evicted from the image cache");
+    Ok(Task::new("cache-eviction", move |ctx| {
+        each_delivery(sub, ctx, move |delivery| {
+            let node = node.clone();
+            async move {
+                if let Ok(n) =
+                    serde_json::from_value::<Notification>(delivery.envelope.payload.clone())
+                {
+                    if let Some(id) = image_of(&n) {
+                        evict_if_stale(&node, id, n).await;
                     }
                 }
+                let _ = delivery.responder.ack().await;
             }
-            let _ = delivery.responder.ack().await;
-        }
-    });
-    Ok(())
+        })
+    }))
 }
 
-pub async fn answer_who_has(node: Arc<NodeCache>) -> Result<(), BusError> {
-    let mut sub = node
+async fn evict_if_stale(node: &NodeCache, id: ImageId, n: Notification) {
+    let cache = node.cache.clone();
+    let evicted = blocking(move || {
+        let checksum = cache.entry(id).and_then(|e| e.checksum);
+        if (cache.is_cached(id) || cache.is_queued(id)) && must_evict(&n, checksum.as_deref()) {
+            return cache.evict(id).unwrap_or(false);
+        }
+        false
+    })
+    .await;
+    if evicted {
+        tracing::info!(image_id = %id, "evicted from the image cache");
+    }
+}
+
+/// The `cache-who-has` worker: answers `WhoHas` scatters with whether this node holds the
+/// image. Subscribed when this returns.
+pub async fn who_has_responder(node: Arc<NodeCache>) -> Result<impl Worker, BusError> {
+    let sub = node
         .bus
         .transport()
         .subscribe_topics(&[NODES_TOPIC.to_owned()])
         .await?;
-    tokio::spawn(async move {
-        while let Some(delivery) = sub.next().await {
-            let Ok(query) = serde_json::from_value::<WhoHas>(delivery.envelope.payload.clone())
-            else {
-                let _ = delivery.responder.reject(false).await;
-                continue;
-            };
-            let cache = node.cache.clone();
-            let cached = blocking(move || cache.is_cached(query.image_id)).await;
-            let answer = Holding {
-                node: node.node_id().to_owned(),
-                cached,
-            };
-            match delivery.envelope.reply(&answer) {
-                Ok(env) => {
-                    let _ = delivery.responder.reply(env).await;
+    Ok(Task::new("cache-who-has", move |ctx| {
+        each_delivery(sub, ctx, move |delivery| {
+            let node = node.clone();
+            async move {
+                let Ok(query) = serde_json::from_value::<WhoHas>(delivery.envelope.payload.clone())
+                else {
+                    let _ = delivery.responder.reject(false).await;
+                    return;
+                };
+                let cache = node.cache.clone();
+                let cached = blocking(move || cache.is_cached(query.image_id)).await;
+                let answer = Holding {
+                    node: node.node_id().to_owned(),
+                    cached,
+                };
+                match delivery.envelope.reply(&answer) {
+                    Ok(env) => {
+                        let _ = delivery.responder.reply(env).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot encode a WhoHas answer"),
                 }
-                Err(e) => tracing::error!(error = %e, "cannot encode a WhoHas answer"),
             }
+        })
+    }))
+}
+
+/// Handles each delivery in turn until the subscription ends or the worker is stopped.
+async fn each_delivery<F, Fut>(
+    mut sub: Box<dyn Subscription>,
+    mut ctx: WorkerContext,
+    handle: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(Delivery) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        let delivery = tokio::select! {
+            next = sub.next() => next,
+            _ = ctx.stopped() => return Ok(()),
+        };
+        match delivery {
+            Some(delivery) => handle(delivery).await,
+            None => return Ok(()),
         }
-    });
-    Ok(())
+    }
 }
 
 #[cfg(test)]

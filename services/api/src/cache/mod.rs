@@ -21,6 +21,7 @@ use glance_bus::{Bus, BusError};
 use glance_cache::{blocking, CacheSettings, ImageCache};
 use glance_domain::{ImageId, RequestContext};
 use glance_proto::cache::{prefetch_key, queue_bindings, queue_name, Prefetch, PREFETCH_ALL_KEY};
+use glance_service::{Task, Worker, WorkerContext, Workers};
 
 use crate::error::{ApiError, ApiResult};
 use crate::policy::Target;
@@ -115,33 +116,37 @@ impl NodeCache {
         Ok(())
     }
 
-    /// Starts what runs for the life of the node: the prefetch queue, eviction on other
-    /// nodes' notifications and the answer to `WhoHas`.
-    pub async fn start(self: Arc<Self>) -> Result<(), BusError> {
+    /// Starts what runs for the life of the node: the prefetch queue, and on `workers` the
+    /// `cache-eviction` listener (other nodes' notifications) and the `cache-who-has` one.
+    pub async fn start(self: Arc<Self>, workers: &Workers) -> Result<(), BusError> {
         self.ensure_queue().await?;
-        eviction::start(self.clone()).await?;
-        eviction::answer_who_has(self).await
+        workers.spawn(eviction::listener(self.clone()).await?);
+        workers.spawn(eviction::who_has_responder(self).await?);
+        Ok(())
     }
 
-    /// Starts [`NodeCache::start`] in the background, retrying while the bus is down.
-    pub fn spawn_start(self: &Arc<Self>) {
-        let node = self.clone();
-        tokio::spawn(async move {
+    /// The `cache-start` worker: [`NodeCache::start`], retried while the bus is down. It
+    /// finishes once the node's listeners run.
+    pub fn starter(self: Arc<Self>, workers: Workers) -> impl Worker {
+        Task::new("cache-start", move |mut ctx: WorkerContext| async move {
             let mut delay = Duration::from_millis(200);
             loop {
-                match node.clone().start().await {
+                match self.clone().start(&workers).await {
                     Ok(()) => {
-                        tracing::info!(node = node.node_id(), "image cache node started");
-                        return;
+                        tracing::info!(node = self.node_id(), "image cache node started");
+                        return Ok(());
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "image cache node could not start; retrying");
-                        tokio::time::sleep(delay).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = ctx.stopped() => return Ok(()),
+                        }
                         delay = (delay * 2).min(Duration::from_secs(10));
                     }
                 }
             }
-        });
+        })
     }
 }
 

@@ -17,19 +17,21 @@ use std::time::{Duration, SystemTime};
 use actix_web::web;
 use glance_domain::{ImageId, ImageStatus, RequestContext};
 use glance_proto::leases::{ExpiredLease, UploadState};
+use glance_service::Periodic;
 use glance_store::{Partial, Store};
 
 use crate::AppState;
 
-/// Starts sweeping: once now, then every `sweep_interval` (re-read each time, so a reload
-/// applies).
-pub fn spawn(state: web::Data<AppState>) {
-    tokio::spawn(async move {
-        loop {
-            sweep(&state).await;
-            tokio::time::sleep(state.config().upload.sweep_interval).await;
-        }
-    });
+/// The `upload-sweep` worker: a pass now, then every `sweep_interval` (re-read each time,
+/// so a reload applies).
+pub fn worker(state: web::Data<AppState>) -> Periodic {
+    let every = state.config().upload.sweep_interval;
+    let config = state.clone();
+    Periodic::new("upload-sweep", every, move || {
+        let state = state.clone();
+        async move { sweep(&state).await }
+    })
+    .every_with(move || config.config().upload.sweep_interval)
 }
 
 /// One pass; what it did is logged.

@@ -22,7 +22,6 @@ use glance_store::Stores;
 
 pub use config::ImportConfig;
 pub use registry::TaskClient;
-pub use worker::{ImportWorker, StopImports};
 
 use crate::routing::{no_other_methods, not_allowed, Resource, Routes};
 

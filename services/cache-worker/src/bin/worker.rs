@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use glance_bus::Bus;
 use glance_cache_worker::{Fetcher, Setup, WorkerLifecycle};
-use glance_service::{Identity, InFlight};
+use glance_service::{Identity, Workers};
 
 fn main() -> anyhow::Result<()> {
     let setup =
@@ -20,29 +20,30 @@ fn main() -> anyhow::Result<()> {
     })
     .block_on(async move {
         let transport = setup.transport().await?;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let in_flight = InFlight::default();
+        let workers = Workers::new();
         let node = setup.cache_settings.node_id.clone();
-        glance_service::start_control(
-            transport.clone(),
-            Identity::new("cache-worker"),
-            in_flight.clone(),
-            Arc::new(WorkerLifecycle {
-                cache: setup.cache.clone(),
-                node: node.clone(),
-                stop: stop_tx,
-            }),
-        )
-        .await?;
         let fetcher = Fetcher {
             bus: Bus::new(transport.clone()),
             store,
             cache: setup.cache.clone(),
             rate_limit: setup.cache_settings.fetch_rate_limit,
         };
-        tracing::info!(%node, "glance-cache-worker started");
-        glance_cache_worker::run(transport, fetcher, setup.cache_settings, in_flight, stop_rx)
+        glance_cache_worker::start(transport.clone(), fetcher, &setup.cache_settings, &workers)
             .await?;
+        glance_service::start_control(
+            transport,
+            Identity::new("cache-worker"),
+            workers.clone(),
+            Arc::new(WorkerLifecycle {
+                cache: setup.cache.clone(),
+                node: node.clone(),
+                workers: workers.clone(),
+            }),
+        )
+        .await?;
+        tracing::info!(%node, "glance-cache-worker started");
+        workers.drained().await;
+        workers.outcome()?;
         Ok::<(), anyhow::Error>(())
     })?;
     glance_service::exec_if_restart_requested();

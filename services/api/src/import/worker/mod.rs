@@ -9,22 +9,23 @@
 //! progress (its heartbeat stops) is failed by any worker's recovery sweep, so an image is
 //! never left `importing` forever.
 //!
-//! Here: the actor, the consumer and the recovery sweep. An import's steps are in [`run`],
-//! how it ends (success, failure, the image put back) in [`finish`].
+//! Here: the two workers (`import` consumes the queue, `import-recovery` fails stalled
+//! imports) and how each message is handled. An import's steps are in [`run`], how it
+//! ends (success, failure, the image put back) in [`finish`].
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
 use actix_web::web;
 use chrono::Utc;
-use glance_bus::{consume_work, BusError, Outcome, Subscription, Transport};
+use glance_bus::{BusError, Outcome, Transport};
 use glance_domain::{Image, RequestContext};
 use glance_proto::tasks::{
     ImportImage, ImportMethod, ListTasks, Task, TaskStatus, IMPORT_KEY, IMPORT_QUEUE,
 };
 use glance_proto::Headers;
+use glance_service::{Consumer, Periodic, Workers};
 
 use super::ImportState;
 use crate::error::ApiError;
@@ -51,125 +52,44 @@ impl From<ApiError> for Failure {
     }
 }
 
-/// The actor: owns the consumer loop and the stale-task sweep of one process.
-pub struct ImportWorker {
-    runner: Arc<Runner>,
-    subscription: Option<Box<dyn Subscription>>,
-    stop: tokio::sync::watch::Sender<bool>,
-    /// Turns true once the consumer has stopped and the imports it had in hand are done.
-    drained: tokio::sync::watch::Receiver<bool>,
-    drained_tx: Option<tokio::sync::watch::Sender<bool>>,
-    /// Whether the actor runs on an actix system of its own, to stop once drained.
-    own_system: bool,
-}
-
-/// Stops taking imports; answers once those in hand have finished.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StopImports;
-
-impl ImportWorker {
-    /// Binds the import queue on `transport` and starts consuming it.
-    pub async fn start(
-        state: web::Data<AppState>,
-        transport: Arc<dyn Transport>,
-    ) -> Result<Addr<ImportWorker>, BusError> {
-        transport
-            .declare_work_queue(IMPORT_QUEUE, &[IMPORT_KEY.to_owned()])
-            .await?;
-        let subscription = transport.subscribe(IMPORT_QUEUE).await?;
-        let (stop, _) = tokio::sync::watch::channel(false);
-        let (drained_tx, drained) = tokio::sync::watch::channel(false);
-        let mut worker = ImportWorker {
-            runner: Arc::new(Runner { state }),
-            subscription: Some(subscription),
-            stop,
-            drained,
-            drained_tx: Some(drained_tx),
-            own_system: false,
-        };
-        if actix_rt::System::try_current().is_some() {
-            return Ok(worker.start());
-        }
-        worker.own_system = true;
-        // Hosted outside an actix system (a plain tokio runtime, as in tests): give the
-        // actor a system of its own on a thread of its own.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("import-worker".into())
-            .spawn(move || {
-                let system = actix_rt::System::new();
-                system.block_on(async move {
-                    let _ = tx.send(worker.start());
-                });
-                let _ = system.run();
-            })
-            .map_err(|e| BusError::Unavailable(format!("cannot start the import worker: {e}")))?;
-        rx.await
-            .map_err(|_| BusError::Unavailable("the import worker did not start".into()))
-    }
-}
-
-impl Actor for ImportWorker {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(subscription) = self.subscription.take() else {
-            return;
-        };
-        let runner = self.runner.clone();
-        let config = runner.state.config().import.clone();
-        let stop = self.stop.subscribe();
-        tracing::info!(
-            queue = IMPORT_QUEUE,
-            concurrency = config.worker.concurrency,
-            "import worker consuming"
-        );
-        let drained = self.drained_tx.take();
-        let own_system = self.own_system;
-        let concurrency = config.worker.concurrency;
-        actix::spawn(async move {
-            consume_work::<ImportImage, _, _>(
-                subscription,
-                concurrency,
-                stop,
-                move |work, headers| {
-                    let runner = runner.clone();
-                    async move { runner.handle(work, headers).await }
-                },
-            )
-            .await;
-            tracing::info!("import worker stopped");
-            if let Some(drained) = drained {
-                let _ = drained.send(true);
-            }
-            if own_system {
-                actix_rt::System::current().stop();
-            }
-        });
-        let sweep = (config.worker.stale_after / 4).max(Duration::from_secs(1));
-        ctx.run_interval(sweep, |act, _| {
-            let runner = act.runner.clone();
-            actix::spawn(async move { runner.recover_stale().await });
-        });
-    }
-
-    fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        let _ = self.stop.send(true);
-        Running::Stop
-    }
-}
-
-impl Handler<StopImports> for ImportWorker {
-    type Result = actix::ResponseFuture<()>;
-    fn handle(&mut self, _: StopImports, ctx: &mut Self::Context) -> Self::Result {
-        let _ = self.stop.send(true);
-        ctx.stop();
-        let mut drained = self.drained.clone();
-        Box::pin(async move {
-            let _ = drained.wait_for(|done| *done).await;
+/// Starts the import workers of this process on `workers`, whose in-flight count is the
+/// API's (`Application::workers`): `import` consumes `glance.v1.import` (bound when this
+/// returns), `import-recovery` fails imports whose worker stopped.
+pub async fn start(
+    state: web::Data<AppState>,
+    transport: Arc<dyn Transport>,
+    workers: &Workers,
+) -> Result<(), BusError> {
+    transport
+        .declare_work_queue(IMPORT_QUEUE, &[IMPORT_KEY.to_owned()])
+        .await?;
+    let subscription = transport.subscribe(IMPORT_QUEUE).await?;
+    let config = state.config().import.clone();
+    tracing::info!(
+        queue = IMPORT_QUEUE,
+        concurrency = config.worker.concurrency,
+        "import worker consuming"
+    );
+    let runner = Arc::new(Runner { state });
+    let handler = runner.clone();
+    workers.spawn(Consumer::<ImportImage>::new(
+        "import",
+        subscription,
+        config.worker.concurrency,
+        move |work, headers| {
+            let runner = handler.clone();
+            async move { runner.handle(work, headers).await }
+        },
+    ));
+    let every = (config.worker.stale_after / 4).max(Duration::from_secs(1));
+    workers.spawn(
+        Periodic::new("import-recovery", every, move || {
+            let runner = runner.clone();
+            async move { runner.recover_stale().await }
         })
-    }
+        .first_after(every),
+    );
+    Ok(())
 }
 
 struct Runner {
@@ -238,7 +158,6 @@ impl ImportWork {
 
 impl Runner {
     async fn handle(&self, msg: ImportImage, headers: Headers) -> Outcome {
-        let _busy = self.state.in_flight.enter();
         let import = &self.state.import;
         let ttl = self.state.config().import.task_ttl_hours;
         let request_id = headers
