@@ -13,8 +13,8 @@ use crate::{names::REGISTRY_QUEUE, Rpc};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "code", content = "message", rename_all = "snake_case")]
 pub enum RegistryError {
-    #[error("No image found with ID {0}")]
-    NotFound(String),
+    #[error("{0}")]
+    NotFound(Missing),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -26,6 +26,38 @@ pub enum RegistryError {
     /// The database cannot take writes for now (its volume is full): try again later.
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl RegistryError {
+    /// Whether the same request may succeed later unchanged (the database cannot take
+    /// writes for now); everything else is an answer.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RegistryError::Unavailable(_))
+    }
+
+    /// An image that is not there (or that the caller may not see).
+    pub fn image_not_found(id: impl std::fmt::Display) -> Self {
+        RegistryError::NotFound(Missing::Image { id: id.to_string() })
+    }
+}
+
+/// What the registry did not find: the kind of record and its id, shown in Glance's words
+/// for it, so every caller reports the same message without knowing which request it made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Missing {
+    #[error("No image found with ID {id}")]
+    Image { id: String },
+    #[error("Task with the given ID {id} not found")]
+    Task { id: String },
+    #[error("{member} not found in the member list of the image {image}.")]
+    Member { image: String, member: String },
+    #[error("Artifact with id={id} not found.")]
+    Artifact { id: String },
+    /// A metadata definition (namespace, object, property, tag, resource type), in the
+    /// message Glance gives for that kind.
+    #[error("{message}")]
+    Metadef { message: String },
 }
 
 pub type RegistryResult<T> = Result<T, RegistryError>;
@@ -385,5 +417,39 @@ mod tests {
     fn sort_columns_parse_from_glance_names() {
         assert_eq!(SortColumn::parse("created_at"), Some(SortColumn::CreatedAt));
         assert_eq!(SortColumn::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn a_not_found_says_what_was_missing_in_glance_s_words_and_crosses_the_bus_whole() {
+        let cases = [
+            (
+                RegistryError::image_not_found("i-1"),
+                "No image found with ID i-1",
+            ),
+            (
+                RegistryError::NotFound(Missing::Task { id: "t-1".into() }),
+                "Task with the given ID t-1 not found",
+            ),
+            (
+                RegistryError::NotFound(Missing::Member {
+                    image: "i-1".into(),
+                    member: "p-2".into(),
+                }),
+                "p-2 not found in the member list of the image i-1.",
+            ),
+            (
+                RegistryError::NotFound(Missing::Artifact { id: "a-1".into() }),
+                "Artifact with id=a-1 not found.",
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+            let wire = serde_json::to_value(&error).unwrap();
+            assert_eq!(wire["code"], "not_found", "{wire}");
+            let back: RegistryError = serde_json::from_value(wire).unwrap();
+            assert_eq!(back, error);
+            assert!(!error.is_transient());
+        }
+        assert!(RegistryError::Unavailable("disk full".into()).is_transient());
     }
 }

@@ -127,6 +127,12 @@ async fn glance_direct_stages_then_imports_and_records_the_task() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+    // The registry's not-found says it was a task, whose message Glance gives.
+    let said = res.text().await.unwrap();
+    assert!(
+        said.contains("Task with the given ID 00000000-0000-0000-0000-000000000000 not found"),
+        "{said}"
+    );
 
     // An active image cannot be imported into again.
     let res = import(

@@ -65,7 +65,7 @@ impl ApiError {
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {
-            RegistryError::NotFound(id) => ApiError::image_not_found(id),
+            RegistryError::NotFound(missing) => ApiError::NotFound(missing.to_string()),
             RegistryError::Conflict(msg) | RegistryError::Duplicate(msg) => ApiError::Conflict(msg),
             RegistryError::Invalid(msg) => ApiError::BadRequest(msg),
             RegistryError::Internal(msg) => ApiError::Internal(msg),
@@ -86,11 +86,12 @@ impl From<glance_request::ParseError> for ApiError {
 
 impl From<BusError> for ApiError {
     fn from(e: BusError) -> Self {
-        match e {
-            BusError::Timeout { .. } | BusError::Unavailable(_) => ApiError::RegistryUnreachable(
-                format!("The image registry is unavailable, try again later ({e})"),
-            ),
-            other => ApiError::Internal(other.to_string()),
+        if e.is_transient() {
+            ApiError::RegistryUnreachable(format!(
+                "The image registry is unavailable, try again later ({e})"
+            ))
+        } else {
+            ApiError::Internal(e.to_string())
         }
     }
 }

@@ -121,8 +121,8 @@ impl GlareError {
 impl From<RegistryError> for GlareError {
     fn from(e: RegistryError) -> Self {
         match e {
-            RegistryError::NotFound(msg) => GlareError::NotFound {
-                message: msg,
+            RegistryError::NotFound(missing) => GlareError::NotFound {
+                message: missing.to_string(),
                 kind: "ArtifactNotFound",
             },
             RegistryError::Conflict(msg) | RegistryError::Duplicate(msg) => {

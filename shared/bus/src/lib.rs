@@ -42,6 +42,14 @@ pub enum BusError {
     NoRoute(String),
 }
 
+impl BusError {
+    /// Whether the same call may succeed later unchanged: nobody answered in time, or the
+    /// broker was away. The other errors are a bug or a missing worker, and stay.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, BusError::Timeout { .. } | BusError::Unavailable(_))
+    }
+}
+
 /// Typed access to a transport. Cheap to clone.
 #[derive(Clone)]
 pub struct Bus {

@@ -11,7 +11,7 @@ use crate::repo::{db_error, internal};
 use chrono::{DateTime, Utc};
 use glance_domain::{Artifact, ArtifactVisibility, RequestContext, Semver};
 use glance_proto::glare::Quotas;
-use glance_proto::registry::{RegistryError, RegistryResult};
+use glance_proto::registry::{Missing, RegistryError, RegistryResult};
 use sea_orm::sea_query::{Alias, Cond, Expr, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, StatementBuilder};
 use uuid::Uuid;
@@ -42,7 +42,7 @@ fn col(name: &str) -> Alias {
 }
 
 fn not_found(id: &Uuid) -> RegistryError {
-    RegistryError::NotFound(format!("Artifact with id={id} not found."))
+    RegistryError::NotFound(Missing::Artifact { id: id.to_string() })
 }
 
 /// Non-admins see their project's artifacts and public ones; admins see all.

@@ -7,7 +7,7 @@
 use crate::repo::db_error;
 use chrono::{Duration, Utc};
 use glance_domain::RequestContext;
-use glance_proto::registry::{RegistryError, RegistryResult};
+use glance_proto::registry::{Missing, RegistryError, RegistryResult};
 use glance_proto::tasks::{ListTasks, Task, TaskStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::ActiveValue::Set;
@@ -25,7 +25,7 @@ pub struct TaskRepo {
 }
 
 fn not_found(id: &str) -> RegistryError {
-    RegistryError::NotFound(format!("task {id}"))
+    RegistryError::NotFound(Missing::Task { id: id.to_owned() })
 }
 
 /// Whether `ctx` may see tasks of `owner`: admins see every task, others their project's.

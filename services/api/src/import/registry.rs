@@ -5,7 +5,7 @@ use glance_bus::Bus;
 use glance_domain::{Image, ImageId, RequestContext};
 use glance_proto::tasks::{CreateTask, GetTask, ListTasks, SaveTask, Task, TaskStatus};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 /// The property that holds the id of the import task owning the image (the import lock).
 pub const IMPORT_TASK: &str = "os_glance_import_task";
@@ -37,15 +37,7 @@ impl TaskClient {
             ctx: ctx.clone(),
             id: id.to_owned(),
         };
-        self.bus
-            .call(Some(ctx.request_id.clone()), &req)
-            .await?
-            .map_err(|e| match e {
-                glance_proto::registry::RegistryError::NotFound(_) => {
-                    ApiError::NotFound(format!("Task with the given ID {id} not found"))
-                }
-                other => other.into(),
-            })
+        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
     }
 
     pub async fn list(&self, req: ListTasks) -> ApiResult<Vec<Task>> {

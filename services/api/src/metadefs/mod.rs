@@ -109,7 +109,7 @@ pub fn routes(r: &mut Routes) {
 /// Registry refusals in the metadefs' words: a protected namespace refuses deletes (403).
 fn refused(e: RegistryError) -> ApiError {
     match e {
-        RegistryError::NotFound(msg) => ApiError::NotFound(msg),
+        RegistryError::NotFound(missing) => ApiError::NotFound(missing.to_string()),
         RegistryError::Conflict(msg) => ApiError::Forbidden(msg),
         RegistryError::Duplicate(msg) => ApiError::Conflict(msg),
         RegistryError::Invalid(msg) => ApiError::BadRequest(msg),

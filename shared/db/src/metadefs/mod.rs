@@ -411,7 +411,7 @@ impl MetadefRepo {
             .and_where(Expr::col(col("resource_type_id")).in_subquery(sub));
         let deleted = execute(&txn, &q).await.map_err(|e| db_error(what, e))?;
         if deleted == 0 {
-            return Err(RegistryError::NotFound(format!(
+            return Err(metadef_not_found(format!(
                 "Metadata definition resource-type-association resource-type={name} namespace={namespace}, was not found."
             )));
         }

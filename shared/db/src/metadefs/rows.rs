@@ -8,7 +8,7 @@ use crate::repo::db_error;
 use chrono::{DateTime, Utc};
 use glance_domain::RequestContext;
 use glance_proto::metadefs::{Association, Contents, Element, ElementKind, Namespace};
-use glance_proto::registry::{RegistryError, RegistryResult};
+use glance_proto::registry::{Missing, RegistryError, RegistryResult};
 use sea_orm::sea_query::{Alias, Cond, Expr, Func, Order, Query, SelectStatement, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, SqlErr, StatementBuilder};
 
@@ -45,13 +45,17 @@ pub(super) fn write_error(
 }
 
 pub fn namespace_not_found(name: &str) -> RegistryError {
-    RegistryError::NotFound(format!(
+    metadef_not_found(format!(
         "Metadata definition namespace={name} was not found."
     ))
 }
 
 pub(super) fn element_not_found(kind: ElementKind, name: &str) -> RegistryError {
-    RegistryError::NotFound(format!("Could not find metadata {kind} {name}"))
+    metadef_not_found(format!("Could not find metadata {kind} {name}"))
+}
+
+pub(super) fn metadef_not_found(message: String) -> RegistryError {
+    RegistryError::NotFound(Missing::Metadef { message })
 }
 
 pub(super) fn duplicate_element(kind: ElementKind, name: &str, namespace: &str) -> String {

@@ -5,7 +5,7 @@
 //! only keeps one live membership per (image, project) and applies visibility to reads.
 
 use glance_domain::{ImageId, MemberStatus, RequestContext};
-use glance_proto::registry::{ImageMember, RegistryError, RegistryResult};
+use glance_proto::registry::{ImageMember, Missing, RegistryError, RegistryResult};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, Statement, Value,
@@ -34,7 +34,10 @@ fn member_from_row(row: image_member::Model) -> RegistryResult<ImageMember> {
 }
 
 fn member_not_found(image_id: ImageId, member: &str) -> RegistryError {
-    RegistryError::NotFound(format!("{image_id} (member {member})"))
+    RegistryError::NotFound(Missing::Member {
+        image: image_id.to_string(),
+        member: member.to_owned(),
+    })
 }
 
 impl ImageRepo {
@@ -122,7 +125,7 @@ impl ImageRepo {
             .await
             .map_err(|err| match err.sql_err() {
                 Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
-                    RegistryError::NotFound(image_id.to_string())
+                    RegistryError::image_not_found(image_id)
                 }
                 _ => convert::internal("adding an image member", err),
             })?;

@@ -86,7 +86,7 @@ impl ImageRepo {
             .context("reading an image")?;
         let found = rows
             .first()
-            .ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
+            .ok_or_else(|| RegistryError::image_not_found(id))?;
         let image = decode_visible(found, ctx, id, include_deleted)?;
         if let (Some(cache), Some(read_at)) = (&self.cache, read_at) {
             cache.keep_record(&image, read_at);
@@ -139,7 +139,7 @@ impl ImageRepo {
             .zip(found)
             .map(|(item, row)| match row {
                 Some(row) => decode_visible(row, &item.ctx, item.id, item.include_deleted),
-                None => Err(RegistryError::NotFound(item.id.to_string())),
+                None => Err(RegistryError::image_not_found(item.id)),
             })
             .collect())
     }
@@ -240,7 +240,7 @@ fn decode_visible(
     if (row.deleted && !include_deleted)
         || !is_visible(ctx, row.owner.as_deref(), &row.visibility, is_member)
     {
-        return Err(RegistryError::NotFound(id.to_string()));
+        return Err(RegistryError::image_not_found(id));
     }
     let mut image = image_from_row(row)?;
     let children = Children::decode(found)

@@ -191,7 +191,7 @@ impl ImageRepo {
                 .await
                 .context("reading an image")?;
             return Err(match current {
-                None => RegistryError::NotFound(id_text),
+                None => RegistryError::image_not_found(id_text),
                 Some(row) => RegistryError::Conflict(format!(
                     "cannot restore the image from {} to active (wanted from_state=pending_delete)",
                     row.status

@@ -188,7 +188,7 @@ impl ImageRepo {
 
         let txn = self.begin().await?;
         let Some(stored) = update_returning(&txn, &update).await? else {
-            return Err(RegistryError::NotFound(id_text));
+            return Err(RegistryError::image_not_found(id_text));
         };
         let mut deleted = image_from_row(stored)?;
         let mut children = live_children(load_children(&txn, &id_text).await?);
@@ -261,12 +261,12 @@ async fn explain_missed_save(
         Err(err) => return convert::internal("reading an image", err),
     };
     let Some(current) = current else {
-        return RegistryError::NotFound(id.to_owned());
+        return RegistryError::image_not_found(id);
     };
     let mutable = ctx.is_admin || ctx.owns(current.owner.as_deref());
     let gone = current.deleted && !from_state.is_some_and(ImageStatus::is_deleted);
     if !mutable || gone {
-        return RegistryError::NotFound(id.to_owned());
+        return RegistryError::image_not_found(id);
     }
     let status_held = from_state.is_none_or(|s| s.as_str() == current.status);
     if status_held && unmodified_since.is_some_and(|t| micros(t) != current.updated_at) {

@@ -79,7 +79,7 @@ async fn a_batch_answers_each_show_in_order_as_a_single_get_would(db: &TestDb) {
     assert_eq!(first.tags, ["b", "a"]);
     assert_eq!(first.properties["hw_disk_bus"], "scsi");
     assert_eq!(first.locations.len(), 2);
-    assert!(matches!(&answers[6], Err(RegistryError::NotFound(id)) if *id == missing.to_string()));
+    assert!(matches!(&answers[6], Err(e) if *e == RegistryError::image_not_found(missing)));
 }
 
 async fn a_batch_of_one_image_many_times_answers_every_copy(db: &TestDb) {

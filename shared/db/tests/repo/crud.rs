@@ -98,7 +98,7 @@ async fn the_same_create_delivered_twice_succeeds(db: &TestDb) {
 async fn a_missing_image_is_not_found(db: &TestDb) {
     let id = ImageId::new();
     let got = db.repo.get(&admin(), id, true).await;
-    assert_eq!(got, Err(RegistryError::NotFound(id.to_string())));
+    assert_eq!(got, Err(RegistryError::image_not_found(id)));
 }
 
 async fn saving_replaces_properties_tags_and_locations(db: &TestDb) {
@@ -306,7 +306,7 @@ async fn a_deleted_image_is_hidden_unless_deleted_images_are_asked_for(db: &Test
         .unwrap();
 
     let hidden = db.repo.get(&user("p1"), id, false).await;
-    assert_eq!(hidden, Err(RegistryError::NotFound(id.to_string())));
+    assert_eq!(hidden, Err(RegistryError::image_not_found(id)));
     let listed = crate::helpers::ids(&db.repo, admin(), ImageFilters::default()).await;
     assert!(!listed.contains(&id));
 
@@ -340,7 +340,7 @@ async fn deleting_an_image_twice_is_not_found(db: &TestDb) {
         .await
         .unwrap();
     let again = db.repo.delete(&user("p1"), id, ImageStatus::Deleted).await;
-    assert_eq!(again, Err(RegistryError::NotFound(id.to_string())));
+    assert_eq!(again, Err(RegistryError::image_not_found(id)));
     let bad = db.repo.delete(&admin(), id, ImageStatus::Active).await;
     assert!(matches!(bad, Err(RegistryError::Invalid(_))), "{bad:?}");
 }
