@@ -57,52 +57,46 @@ fn main() -> anyhow::Result<()> {
         )
     })?;
     let threads = config.mesh.runtime_threads;
-    actix_web::rt::System::with_tokio_rt(move || glance_service::runtime(threads)).block_on(
-        async {
-            let amqp = Amqp::connect(&url, 64)
-                .await
-                .with_context(|| format!("cannot reach the broker at {url}"))?;
-            amqp.ensure_queue(REGISTRY_QUEUE).await?;
-            let transport: Arc<dyn glance_bus::Transport> = Arc::new(amqp);
-            let import_worker = config.import.worker.clone();
-            glance_api::keystone::check_at_start(&config)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            let app = Application::build(config, Bus::new(transport.clone()), stores, listener)?;
-            let workers = app.workers();
-            if import_worker.enabled {
-                // Its own connection, prefetching no more than it runs at once, so imports
-                // queue at the broker for whichever API node is free rather than here.
-                let prefetch = u16::try_from(import_worker.concurrency).unwrap_or(u16::MAX);
-                let work = Amqp::connect(&url, prefetch)
-                    .await
-                    .with_context(|| format!("cannot reach the broker at {url}"))?;
-                glance_api::import::worker::start(app.state(), Arc::new(work), &workers).await?;
-            }
-            let lifecycle = glance_api::lifecycle::ApiLifecycle {
-                state: app.state(),
-                server: app.handle(),
-                connections: app.connections(),
-                config_files: args.config_file.clone(),
-                default_auth,
-                workers: workers.clone(),
-            };
-            let port = app.port();
-            // Serving before answering the control plane: after a restart, `glance-control`
-            // takes the first status answer of the new instance as "back".
-            let running = app.start().await?;
-            glance_service::start_control(
-                transport,
-                glance_service::Identity::new("api"),
-                workers,
-                Arc::new(lifecycle),
-            )
-            .await?;
-            tracing::info!(port, "glance-api serving");
-            running.until_stopped().await?;
-            Ok::<(), anyhow::Error>(())
-        },
-    )?;
-    glance_service::exec_if_restart_requested();
-    Ok(())
+    glance_service::run(Some(threads), || async move {
+        let amqp = Amqp::connect(&url, 64)
+            .await
+            .with_context(|| format!("cannot reach the broker at {url}"))?;
+        amqp.ensure_queue(REGISTRY_QUEUE).await?;
+        let transport: Arc<dyn glance_bus::Transport> = Arc::new(amqp);
+        let import_worker = config.import.worker.clone();
+        glance_api::keystone::check_at_start(&config)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let app = Application::build(config, Bus::new(transport.clone()), stores, listener)?;
+        let workers = app.workers();
+        if import_worker.enabled {
+            // Its own connection, prefetching no more than it runs at once, so imports
+            // queue at the broker for whichever API node is free rather than here.
+            let prefetch = u16::try_from(import_worker.concurrency).unwrap_or(u16::MAX);
+            let work = glance_service::connect(&url, prefetch).await?;
+            glance_api::import::worker::start(app.state(), work, &workers).await?;
+        }
+        let lifecycle = glance_api::lifecycle::ApiLifecycle {
+            state: app.state(),
+            server: app.handle(),
+            connections: app.connections(),
+            config_files: args.config_file.clone(),
+            default_auth,
+            workers: workers.clone(),
+        };
+        let port = app.port();
+        // Serving before answering the control plane: after a restart, `glance-control`
+        // takes the first status answer of the new instance as "back".
+        let running = app.start().await?;
+        glance_service::start_control(
+            transport,
+            glance_service::Identity::new("api"),
+            workers,
+            Arc::new(lifecycle),
+        )
+        .await?;
+        tracing::info!(port, "glance-api serving");
+        running.until_stopped().await?;
+        Ok(())
+    })
 }

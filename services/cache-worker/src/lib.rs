@@ -89,9 +89,6 @@ impl Setup {
             "cache workers reach the registry and their queue over the broker: set [DEFAULT] \
              transport_url (GLANCE__DEFAULT__TRANSPORT_URL=rabbit://...)",
         )?;
-        let amqp = glance_bus::Amqp::connect(&url, 16)
-            .await
-            .with_context(|| format!("cannot reach the broker at {url}"))?;
-        Ok(Arc::new(amqp))
+        glance_service::connect(&url, 16).await
     }
 }

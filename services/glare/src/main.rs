@@ -48,42 +48,38 @@ fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind((glare.bind_host.as_str(), glare.bind_port))
         .with_context(|| format!("cannot listen on {}:{}", glare.bind_host, glare.bind_port))?;
     let threads = config.identity.mesh.runtime_threads;
-    actix_web::rt::System::with_tokio_rt(move || glance_service::runtime(threads)).block_on(
-        async {
-            let amqp = Amqp::connect(&url, 64)
-                .await
-                .with_context(|| format!("cannot reach the broker at {url}"))?;
-            amqp.ensure_queue(REGISTRY_QUEUE).await?;
-            let transport: Arc<dyn glance_bus::Transport> = Arc::new(amqp);
-            glance_api::keystone::check_at_start(&config.identity)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            let app = Application::build(
-                config,
-                Bus::new(transport.clone()),
-                Arc::new(stores),
-                listener,
-            )?;
-            let lifecycle = glance_glare::lifecycle::GlareLifecycle {
-                state: app.state(),
-                server: app.handle(),
-                config_files: args.config_file.clone(),
-                default_auth,
-                workers: app.workers(),
-            };
-            let port = app.port();
-            glance_service::start_control(
-                transport,
-                glance_service::Identity::new("glare"),
-                app.workers(),
-                Arc::new(lifecycle),
-            )
-            .await?;
-            tracing::info!(port, "glance-glare serving");
-            app.run_until_stopped().await?;
-            Ok::<(), anyhow::Error>(())
-        },
-    )?;
-    glance_service::exec_if_restart_requested();
-    Ok(())
+    glance_service::run(Some(threads), || async move {
+        let amqp = Amqp::connect(&url, 64)
+            .await
+            .with_context(|| format!("cannot reach the broker at {url}"))?;
+        amqp.ensure_queue(REGISTRY_QUEUE).await?;
+        let transport: Arc<dyn glance_bus::Transport> = Arc::new(amqp);
+        glance_api::keystone::check_at_start(&config.identity)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let app = Application::build(
+            config,
+            Bus::new(transport.clone()),
+            Arc::new(stores),
+            listener,
+        )?;
+        let lifecycle = glance_glare::lifecycle::GlareLifecycle {
+            state: app.state(),
+            server: app.handle(),
+            config_files: args.config_file.clone(),
+            default_auth,
+            workers: app.workers(),
+        };
+        let port = app.port();
+        glance_service::start_control(
+            transport,
+            glance_service::Identity::new("glare"),
+            app.workers(),
+            Arc::new(lifecycle),
+        )
+        .await?;
+        tracing::info!(port, "glance-glare serving");
+        app.run_until_stopped().await?;
+        Ok(())
+    })
 }

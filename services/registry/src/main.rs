@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use glance_bus::{Amqp, Transport};
 use glance_registry::Registry;
-use glance_service::{Identity, Lifecycle, Workers};
+use glance_service::{Lifecycle, Workers};
 
 /// Request handling allocates many small, short-lived objects (JSON trees, rows);
 /// mimalloc serves them faster than glibc malloc under concurrency.
@@ -68,31 +67,16 @@ fn main() -> anyhow::Result<()> {
         "glance-registry needs [database] connection (GLANCE__DATABASE__CONNECTION=postgresql://...)",
     )?;
     let mesh = glance_config::MeshSettings::from_raw(&raw)?;
-    actix_rt::System::with_tokio_rt(move || glance_service::runtime(mesh.runtime_threads))
-        .block_on(async move {
-            let transport: Arc<dyn Transport> = Arc::new(
-                Amqp::connect(&url, 64)
-                    .await
-                    .with_context(|| format!("cannot reach the broker at {url}"))?,
-            );
-            let registry = Registry::build(&connection, transport.clone()).await?;
-            let workers = Workers::with_in_flight(registry.in_flight().into());
-            let lifecycle = RegistryLifecycle {
-                workers: workers.clone(),
-                config_files: args.config_file.clone(),
-                router: registry.request_router(),
-            };
-            registry.serve(&workers);
-            glance_service::start_control(
-                transport,
-                Identity::new("registry"),
-                workers.clone(),
-                Arc::new(lifecycle),
-            )
-            .await?;
-            workers.drained().await;
-            workers.outcome()
-        })?;
-    glance_service::exec_if_restart_requested();
-    Ok(())
+    glance_service::run(Some(mesh.runtime_threads), || async move {
+        let transport = glance_service::connect(&url, 64).await?;
+        let registry = Registry::build(&connection, transport.clone()).await?;
+        let workers = Workers::with_in_flight(registry.in_flight().into());
+        let lifecycle = RegistryLifecycle {
+            workers: workers.clone(),
+            config_files: args.config_file.clone(),
+            router: registry.request_router(),
+        };
+        registry.serve(&workers);
+        glance_service::serve(transport, "registry", workers, Arc::new(lifecycle)).await
+    })
 }

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use glance_bus::{Amqp, Bus, Transport};
+use glance_bus::Bus;
 use glance_domain::ImageId;
 use glance_scrubber::{Scrubber, ScrubberConfig};
-use glance_service::{Identity, Lifecycle, Workers};
+use glance_service::{Lifecycle, Workers};
 use glance_store::StoresConfig;
 
 #[derive(Parser)]
@@ -74,15 +74,7 @@ fn main() -> anyhow::Result<()> {
         "glance-scrubber needs [DEFAULT] transport_url (GLANCE__DEFAULT__TRANSPORT_URL=rabbit://...) \
          to reach the registry; glance-all-in-one runs a scrubber in-process",
     )?;
-    actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    })
-    .block_on(async move { run(args, url, config, stores).await })?;
-    glance_service::exec_if_restart_requested();
-    Ok(())
+    glance_service::run(None, || run(args, url, config, stores))
 }
 
 async fn run(
@@ -91,54 +83,39 @@ async fn run(
     config: ScrubberConfig,
     stores: StoresConfig,
 ) -> anyhow::Result<()> {
-    {
-        let transport: Arc<dyn Transport> = Arc::new(
-            Amqp::connect(&url, config.pool_size.min(u16::MAX as usize) as u16)
-                .await
-                .with_context(|| format!("cannot reach the broker at {url}"))?,
-        );
-        let bus = Bus::new(transport.clone());
-        if let Some(id) = &args.restore {
-            let id: ImageId = id
-                .parse()
-                .map_err(|_| anyhow::anyhow!("No image found with ID {id}"))?;
-            let image = glance_scrubber::restore(&bus, id)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("Image {} restored to {}", image.id, image.status);
-            return Ok(());
-        }
-        let store = Arc::new(
-            stores
-                .open_shared()
-                .context("glance-scrubber cannot open the API's image stores")?,
-        );
-        let scrubber = Scrubber::new(bus, store, config.clone());
-        if !config.daemon {
-            let report = scrubber.run_once().await?;
-            println!(
-                "scrubbed {} of {} due image(s); {} failed and stay pending_delete",
-                report.scrubbed, report.due, report.failed
-            );
-            return Ok(());
-        }
-        let workers = Workers::new();
-        glance_scrubber::daemon::start(scrubber.clone(), true, &workers).await?;
-        let lifecycle = ScrubberLifecycle {
-            scrubber,
-            workers: workers.clone(),
-            config_files: args.config_file.clone(),
-        };
-        glance_service::start_control(
-            transport,
-            Identity::new("scrubber"),
-            workers.clone(),
-            Arc::new(lifecycle),
-        )
-        .await?;
-        workers.drained().await;
-        tracing::info!("scrubber stopped");
-        workers.outcome()?;
-        Ok(())
+    let prefetch = u16::try_from(config.pool_size).unwrap_or(u16::MAX);
+    let transport = glance_service::connect(&url, prefetch).await?;
+    let bus = Bus::new(transport.clone());
+    if let Some(id) = &args.restore {
+        let id: ImageId = id
+            .parse()
+            .map_err(|_| anyhow::anyhow!("No image found with ID {id}"))?;
+        let image = glance_scrubber::restore(&bus, id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("Image {} restored to {}", image.id, image.status);
+        return Ok(());
     }
+    let store = Arc::new(
+        stores
+            .open_shared()
+            .context("glance-scrubber cannot open the API's image stores")?,
+    );
+    let scrubber = Scrubber::new(bus, store, config.clone());
+    if !config.daemon {
+        let report = scrubber.run_once().await?;
+        println!(
+            "scrubbed {} of {} due image(s); {} failed and stay pending_delete",
+            report.scrubbed, report.due, report.failed
+        );
+        return Ok(());
+    }
+    let workers = Workers::new();
+    glance_scrubber::daemon::start(scrubber.clone(), true, &workers).await?;
+    let lifecycle = ScrubberLifecycle {
+        scrubber,
+        workers: workers.clone(),
+        config_files: args.config_file.clone(),
+    };
+    glance_service::serve(transport, "scrubber", workers, Arc::new(lifecycle)).await
 }

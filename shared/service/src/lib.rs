@@ -16,8 +16,10 @@ use glance_proto::control::{
 };
 
 pub mod listener;
+pub mod process;
 pub mod worker;
 
+pub use process::{connect, run, serve};
 pub use worker::{Consumer, Periodic, Task, Worker, WorkerContext, WorkerState, Workers};
 
 /// Who this process is.

@@ -6,19 +6,13 @@ use std::sync::Arc;
 
 use glance_bus::Bus;
 use glance_cache_worker::{Fetcher, Setup, WorkerLifecycle};
-use glance_service::{Identity, Workers};
+use glance_service::Workers;
 
 fn main() -> anyhow::Result<()> {
     let setup =
         Setup::from_command_line("glance-cache-worker", "Glance image cache worker", "info")?;
     let store = setup.store()?;
-    actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    })
-    .block_on(async move {
+    glance_service::run(None, || async move {
         let transport = setup.transport().await?;
         let workers = Workers::new();
         let node = setup.cache_settings.node_id.clone();
@@ -30,22 +24,12 @@ fn main() -> anyhow::Result<()> {
         };
         glance_cache_worker::start(transport.clone(), fetcher, &setup.cache_settings, &workers)
             .await?;
-        glance_service::start_control(
-            transport,
-            Identity::new("cache-worker"),
-            workers.clone(),
-            Arc::new(WorkerLifecycle {
-                cache: setup.cache.clone(),
-                node: node.clone(),
-                workers: workers.clone(),
-            }),
-        )
-        .await?;
+        let lifecycle = WorkerLifecycle {
+            cache: setup.cache.clone(),
+            node: node.clone(),
+            workers: workers.clone(),
+        };
         tracing::info!(%node, "glance-cache-worker started");
-        workers.drained().await;
-        workers.outcome()?;
-        Ok::<(), anyhow::Error>(())
-    })?;
-    glance_service::exec_if_restart_requested();
-    Ok(())
+        glance_service::serve(transport, "cache-worker", workers, Arc::new(lifecycle)).await
+    })
 }
