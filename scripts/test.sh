@@ -625,9 +625,9 @@ remove_compose_leftovers() {
 # The HTTP suite again, every spawned app on a fresh database of the throwaway PostgreSQL.
 run_tests_on_postgres() {
     if cargo nextest --version >/dev/null 2>&1; then
-        show env GLANCE_TEST_DATABASE=postgres cargo nextest run -p glance-tests --no-fail-fast -E 'binary(images_api) | binary(sharing) | binary(metadefs) | binary(metadefs_access) | binary(metadefs_manage) | binary(glare) | binary(glare_data) | binary(glare_delete)'
+        show env GLANCE_TEST_DATABASE=postgres cargo nextest run -p glance-tests --no-fail-fast -E 'binary(images_api) | binary(sharing) | binary(callers) | binary(metadefs) | binary(metadefs_access) | binary(metadefs_manage) | binary(glare) | binary(glare_data) | binary(glare_delete)'
     else
-        show env GLANCE_TEST_DATABASE=postgres cargo test -p glance-tests --no-fail-fast --test images_api --test sharing --test metadefs --test metadefs_access --test metadefs_manage --test glare --test glare_data --test glare_delete
+        show env GLANCE_TEST_DATABASE=postgres cargo test -p glance-tests --no-fail-fast --test images_api --test sharing --test callers --test metadefs --test metadefs_access --test metadefs_manage --test glare --test glare_data --test glare_delete
     fi
 }
 

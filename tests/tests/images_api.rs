@@ -1,4 +1,6 @@
-//! The Images API v2 over HTTP against the all-in-one service.
+//! The Images API v2 over HTTP against the all-in-one service. One file over 600 lines on
+//! purpose: each test is one route's behaviour end to end, and they share no helpers worth
+//! a module.
 
 use glance_tests::{digests, spawn_app, spawn_app_with};
 use serde_json::{json, Value};

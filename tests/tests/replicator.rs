@@ -1,7 +1,8 @@
 //! `glance-replicator` between two real `glance-all-in-one` processes (each with its own data
 //! directory and port), over HTTP: size, dump/load, livecopy, compare, tokens and bad
 //! arguments. Build the binaries first:
-//! `cargo build --bins -p glance-replicator -p glance-all-in-one`.
+//! `cargo build --bins -p glance-replicator -p glance-all-in-one`. Over 600 lines on purpose:
+//! every subcommand's tests share the two-server harness at the top.
 
 mod common;
 

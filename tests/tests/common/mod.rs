@@ -5,6 +5,8 @@
 pub mod glare;
 pub mod import;
 pub mod metadefs;
+pub mod regions;
+pub mod sharing;
 
 use std::future::Future;
 use std::net::TcpListener;
