@@ -32,6 +32,16 @@ cleanup() {
     local rc=$?
     set +e
     [[ -n $OURS_PID ]] && kill "$OURS_PID" 2>/dev/null && wait "$OURS_PID" 2>/dev/null
+    # A failed run says what either server logged as an error, since the temp dir goes: a
+    # 5xx from the reference is its own fault, not a difference of ours.
+    if [[ $rc != 0 ]]; then
+        local log
+        for log in "$TMP/reference/logs/glance-api.log" "$TMP/ours/server.log"; do
+            [[ -f $log ]] || continue
+            echo "parity: errors in $log:" >&2
+            grep -E -A12 'ERROR|Traceback' "$log" | tail -n 40 | sed 's/^/    /' >&2
+        done
+    fi
     "$REF/stop.sh" >/dev/null 2>&1
     if [[ ${PARITY_KEEP:-0} == 1 ]]; then echo "parity: kept $TMP" >&2; else rm -rf "$TMP"; fi
     exit "$rc"
