@@ -11,11 +11,6 @@ use glance_digest::{Algorithm, Hasher};
 /// per upload.
 const QUEUE_DEPTH: usize = 4;
 
-/// The multihash for `hashing_algorithm`; a name we do not compute is Glance's default, sha512.
-pub fn multihash_algorithm(name: &str) -> Algorithm {
-    name.parse().unwrap_or(Algorithm::Sha512)
-}
-
 struct Worker {
     tx: SyncSender<Bytes>,
     handle: JoinHandle<String>,
@@ -55,16 +50,17 @@ pub struct Hashers {
 }
 
 /// The hex digests of everything fed.
+#[derive(Debug)]
 pub struct Digests {
     pub md5: String,
     pub multihash: String,
 }
 
 impl Hashers {
-    pub fn start(algorithm: &str) -> Self {
+    pub fn start(multihash: Algorithm) -> Self {
         Self {
             md5: Worker::start(Hasher::md5()),
-            multihash: Worker::start(Hasher::new(multihash_algorithm(algorithm))),
+            multihash: Worker::start(Hasher::new(multihash)),
         }
     }
 
@@ -96,7 +92,7 @@ mod tests {
 
     #[tokio::test]
     async fn digests_match_the_known_values_for_abc() {
-        let h = Hashers::start("sha512");
+        let h = Hashers::start(Algorithm::Sha512);
         h.update_async(Bytes::from_static(b"a")).await;
         h.update_async(Bytes::from_static(b"bc")).await;
         let d = h.finish().await;

@@ -2,6 +2,7 @@
 
 pub mod download;
 pub mod hashing;
+pub mod ingest;
 pub mod lease;
 pub mod sweep;
 mod undo;

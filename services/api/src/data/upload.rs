@@ -1,14 +1,14 @@
-//! `PUT /v2/images/{id}/file`: bytes stream from the client through the format inspector and
-//! both hashers into the store; the image moves queued -> saving -> active, and back to
+//! `PUT /v2/images/{id}/file`: bytes stream from the client through the ingest (size cap,
+//! format inspector, both hashers; see [`super::ingest`]) into the store; the image moves queued -> saving -> active, and back to
 //! queued with nothing kept if anything fails on the way.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::BytesMut;
 use futures::StreamExt;
+use glance_digest::Algorithm;
 use glance_domain::{Image, ImageId, ImageStatus, Location, RequestContext};
-use glance_format::{FormatError, Inspector};
+use glance_format::FormatError;
 
-use super::hashing::Hashers;
+use super::ingest::{Ingest, IngestError, Ingested};
 use super::lease::{self, Lease};
 use super::Undo;
 use crate::error::{ApiError, ApiResult};
@@ -285,44 +285,47 @@ async fn receive(
     target: Option<&glance_store::Backend>,
     lease: &Lease,
 ) -> ApiResult<Received> {
+    let multihash = configured_multihash(state)?;
     let mut writer = target
         .map_or(&state.store, |b| &b.store)
         .writer(image.id)
         .await
         .map_err(|e| store_error(image.id, "cannot open store for writing", e))?;
-    let hashers = Hashers::start(&state.config().hashing_algorithm);
-    let pumped = pump(
-        state,
-        disk_format,
-        payload,
-        cap,
-        lease,
-        &hashers,
-        &mut writer,
-    )
-    .await;
-    let (size, virtual_size) = match pumped {
+    let ingest = Ingest::new(cap.bytes())
+        .inspecting(disk_format, state.config().require_image_format_match)
+        .hashing(multihash);
+    let ingested = match pump(ingest, payload, lease, &mut writer).await {
         Ok(done) => done,
         Err(e) => {
             // What was written goes before the caller restores the image, so a full disk
             // has its room back by then.
             writer.abort().await;
-            return Err(e);
+            return Err(match e {
+                Refused::Ingest(e) => ingest_error(e, cap),
+                Refused::Api(e) => e,
+            });
         }
     };
     lease.finishing();
-    let digests = hashers.finish().await;
     let location = writer
         .commit()
         .await
         .map_err(|e| store_error(image.id, "storing image data failed", e))?;
+    let digests = ingested.digests.expect("hashed");
     Ok(Received {
         location,
-        size,
+        size: ingested.size,
         md5: digests.md5,
         multihash: digests.multihash,
-        virtual_size,
+        virtual_size: ingested.virtual_size,
     })
+}
+
+/// `[DEFAULT] hashing_algorithm`, checked when the configuration was read.
+fn configured_multihash(state: &AppState) -> ApiResult<Algorithm> {
+    let name = &state.config().hashing_algorithm;
+    name.parse()
+        .map_err(|_| ApiError::Internal(format!("hashing_algorithm {name} is not computed here")))
 }
 
 /// The message Glance answers a full store with (its `StorageFull`, as a 413).
@@ -345,68 +348,43 @@ pub(crate) fn store_error(id: glance_domain::ImageId, what: &str, e: StoreError)
     }
 }
 
-/// Bytes from the client through the size limit, the inspector and the hashers into the
-/// store; returns the size and the virtual size.
-async fn pump(
-    state: &AppState,
-    disk_format: glance_domain::DiskFormat,
-    mut payload: web::Payload,
-    cap: Limit,
-    lease: &Lease,
-    hashers: &Hashers,
-    writer: &mut Box<dyn glance_store::StoreWriter>,
-) -> ApiResult<(u64, Option<u64>)> {
-    let mut inspector = Inspector::new(disk_format);
-    let strict = state.config().require_image_format_match;
-    let mut size: u64 = 0;
-    // Socket reads arrive in pieces of a few KiB; handing each to three threads costs a
-    // wake-up apiece. Gathering them into 1 MiB batches trades one memcpy for ~100x fewer
-    // wake-ups, and bounds what is buffered per upload.
-    let mut batch = BytesMut::with_capacity(BATCH);
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("Error receiving image data: {e}")))?;
-        lease.check()?;
-        lease.progressed(chunk.len() as u64);
-        size += chunk.len() as u64;
-        if size > cap.bytes() {
-            return Err(cap.exceeded());
-        }
-        match inspector.feed(&chunk) {
-            Ok(()) => {}
-            Err(FormatError::Mismatch { .. }) if !strict => {}
-            Err(e) => return Err(format_error(e)),
-        }
-        batch.extend_from_slice(&chunk);
-        if batch.len() >= BATCH {
-            let full = std::mem::replace(&mut batch, BytesMut::with_capacity(BATCH)).freeze();
-            dispatch(hashers, writer, full).await?;
-        }
-    }
-    if !batch.is_empty() {
-        dispatch(hashers, writer, batch.freeze()).await?;
-    }
-    let virtual_size = match inspector.finish() {
-        Ok(inspection) => inspection.virtual_size,
-        Err(FormatError::Mismatch { .. }) if !strict => None,
-        Err(e) => return Err(format_error(e)),
-    };
-    lease.check()?;
-    Ok((size, virtual_size))
+enum Refused {
+    Ingest(IngestError),
+    Api(ApiError),
 }
 
-const BATCH: usize = 1 << 20;
-
-async fn dispatch(
-    hashers: &Hashers,
+/// Bytes from the client into `ingest` under the upload's lease.
+async fn pump(
+    mut ingest: Ingest,
+    mut payload: web::Payload,
+    lease: &Lease,
     writer: &mut Box<dyn glance_store::StoreWriter>,
-    bytes: bytes::Bytes,
-) -> ApiResult<()> {
-    hashers.update_async(bytes.clone()).await;
-    writer.write(bytes).await.map_err(|e| match e {
-        StoreError::Full { .. } => storage_full(),
-        other => ApiError::Internal(format!("writing image data failed: {other}")),
-    })
+) -> Result<Ingested, Refused> {
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            Refused::Api(ApiError::BadRequest(format!(
+                "Error receiving image data: {e}"
+            )))
+        })?;
+        lease.check().map_err(Refused::Api)?;
+        lease.progressed(chunk.len() as u64);
+        ingest.push(&chunk, writer).await.map_err(Refused::Ingest)?;
+    }
+    let ingested = ingest.finish(writer).await.map_err(Refused::Ingest)?;
+    lease.check().map_err(Refused::Api)?;
+    Ok(ingested)
+}
+
+/// An ingest's refusal as the client sees it.
+fn ingest_error(e: IngestError, cap: Limit) -> ApiError {
+    match e {
+        IngestError::TooLarge(_) => cap.exceeded(),
+        IngestError::Format(e) => format_error(e),
+        IngestError::Store(StoreError::Full { .. }) => storage_full(),
+        IngestError::Store(other) => {
+            ApiError::Internal(format!("writing image data failed: {other}"))
+        }
+    }
 }
 
 /// Puts a `saving` image back to `queued` (the undo of a failed or cancelled upload),

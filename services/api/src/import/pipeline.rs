@@ -1,14 +1,15 @@
-//! Moving image bytes from a source stream into a store: counted against the size cap,
-//! hashed (md5 and the multihash), optionally inspected for format, and verified against
-//! checksums the image already has.
+//! Moving an import's bytes from a source stream into a store through the ingest
+//! ([`crate::data::ingest`]: the size cap, the hashes, the format inspector when the data is
+//! new), verified against checksums the image already has.
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
+use glance_digest::Algorithm;
 use glance_domain::{DiskFormat, Image};
-use glance_format::{FormatError, Inspector};
+use glance_format::FormatError;
 use glance_store::{Store, StoreError};
 
-use crate::data::hashing::Hashers;
+use crate::data::ingest::{Ingest, IngestError, Ingested, BATCH};
 
 /// What landed in the store.
 #[derive(Debug, Clone)]
@@ -36,6 +37,16 @@ pub enum PipelineError {
     Store(#[from] StoreError),
 }
 
+impl From<IngestError> for PipelineError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::TooLarge(cap) => PipelineError::TooLarge(cap),
+            IngestError::Format(e) => PipelineError::Format(e),
+            IngestError::Store(e) => PipelineError::Store(e),
+        }
+    }
+}
+
 /// How to check the bytes on their way.
 pub struct Checks<'a> {
     pub cap: u64,
@@ -47,8 +58,6 @@ pub struct Checks<'a> {
     /// Algorithm for a new multihash (an image keeps the one it has).
     pub hashing_algorithm: &'a str,
 }
-
-const BATCH: usize = 1 << 20;
 
 /// Streams `source` into a new write of `image_id` in `store` and commits it only if every
 /// check passes; on any failure nothing is left in the store.
@@ -65,47 +74,29 @@ where
         .os_hash_algo
         .clone()
         .unwrap_or_else(|| checks.hashing_algorithm.to_owned());
+    let multihash: Algorithm = algo.parse().map_err(|_| {
+        PipelineError::Mismatch(format!(
+            "the image's os_hash_algo {algo} is not one this service computes"
+        ))
+    })?;
     let mut writer = store.writer(image.id).await?;
     // Everything up to the commit; on a failure what was written is removed before the
     // caller hears of it (so a full disk has its room back when the image is restored).
     let checked = async {
-        let hashers = Hashers::start(&algo);
-        let mut inspector = checks.inspect.map(Inspector::new);
-        let mut size = 0u64;
-        let mut batch = BytesMut::with_capacity(BATCH);
+        let mut ingest = Ingest::new(checks.cap).hashing(multihash);
+        if let Some(format) = checks.inspect {
+            ingest = ingest.inspecting(format, checks.strict_format);
+        }
         futures::pin_mut!(source);
         while let Some(chunk) = source.next().await {
-            let chunk = chunk?;
-            size += chunk.len() as u64;
-            if size > checks.cap {
-                return Err(PipelineError::TooLarge(checks.cap));
-            }
-            if let Some(inspector) = inspector.as_mut() {
-                match inspector.feed(&chunk) {
-                    Ok(()) => {}
-                    Err(FormatError::Mismatch { .. }) if !checks.strict_format => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            batch.extend_from_slice(&chunk);
-            if batch.len() >= BATCH {
-                let full = std::mem::replace(&mut batch, BytesMut::with_capacity(BATCH)).freeze();
-                hashers.update_async(full.clone()).await;
-                writer.write(full).await?;
-            }
+            ingest.push(&chunk?, &mut writer).await?;
         }
-        if !batch.is_empty() {
-            let rest = batch.freeze();
-            hashers.update_async(rest.clone()).await;
-            writer.write(rest).await?;
-        }
-        let virtual_size = match inspector.map(Inspector::finish) {
-            None => None,
-            Some(Ok(inspection)) => inspection.virtual_size,
-            Some(Err(FormatError::Mismatch { .. })) if !checks.strict_format => None,
-            Some(Err(e)) => return Err(e.into()),
-        };
-        let digests = hashers.finish().await;
+        let Ingested {
+            size,
+            virtual_size,
+            digests,
+        } = ingest.finish(&mut writer).await?;
+        let digests = digests.expect("hashed");
         if let Some(expected) = &image.checksum {
             if *expected != digests.md5 {
                 return Err(PipelineError::Mismatch(format!(

@@ -8,6 +8,7 @@ use glance_domain::{Image, ImageStatus, RequestContext};
 use glance_proto::leases::LeaseChange;
 use glance_store::{Store, StoreError};
 
+use crate::data::ingest::{Ingest, IngestError};
 use crate::data::lease::{self, Lease};
 use crate::data::upload::{storage_full, store_error};
 use crate::data::Undo;
@@ -158,21 +159,21 @@ async fn receive(
     cap: u64,
     lease: &Lease,
 ) -> ApiResult<u64> {
-    let mut size = 0u64;
+    // Staged bytes are only counted: their hashes and format are checked by the import.
+    let mut ingest = Ingest::new(cap);
+    let refused = |e: IngestError| match e {
+        IngestError::TooLarge(cap) => too_large(cap),
+        IngestError::Store(StoreError::Full { .. }) => storage_full(),
+        other => ApiError::Internal(format!("staging image data failed: {other}")),
+    };
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("Error receiving image data: {e}")))?;
         lease.check()?;
         lease.progressed(chunk.len() as u64);
-        size += chunk.len() as u64;
-        if size > cap {
-            return Err(too_large(cap));
-        }
-        writer.write(chunk).await.map_err(|e| match e {
-            StoreError::Full { .. } => storage_full(),
-            other => ApiError::Internal(format!("staging image data failed: {other}")),
-        })?;
+        ingest.push(&chunk, writer).await.map_err(refused)?;
     }
+    let size = ingest.finish(writer).await.map_err(refused)?.size;
     lease.check()?;
     Ok(size)
 }
