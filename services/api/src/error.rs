@@ -84,6 +84,15 @@ impl From<glance_request::ParseError> for ApiError {
     }
 }
 
+impl From<glance_registry_client::CallError> for ApiError {
+    fn from(e: glance_registry_client::CallError) -> Self {
+        match e {
+            glance_registry_client::CallError::Bus(e) => e.into(),
+            glance_registry_client::CallError::Refused(e) => e.into(),
+        }
+    }
+}
+
 impl From<BusError> for ApiError {
     fn from(e: BusError) -> Self {
         if e.is_transient() {

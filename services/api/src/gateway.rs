@@ -13,6 +13,7 @@ use glance_proto::registry::{
     AddMember, CreateImage, DeleteImage, GetImage, GetImages, ImageMember, ListImages, ListMembers,
     RegistryResult, RemoveMember, SaveImage, StorageUsage, UpdateMember,
 };
+use glance_registry_client::RegistryClient;
 
 use crate::error::{ApiError, ApiResult};
 use crate::notify::{Notifier, NotifyConfig};
@@ -23,6 +24,7 @@ use crate::policy::{Policy, Target};
 #[derive(Clone)]
 pub struct Gateway {
     bus: Bus,
+    registry: RegistryClient,
     notifier: Notifier,
     /// Image-shows in batches, when the registry is across the bus (see [`Coalescer`]).
     shows: Option<Coalescer<GetImage, RegistryResult<Image>>>,
@@ -32,6 +34,7 @@ impl Gateway {
     pub fn new(bus: Bus) -> Self {
         Self {
             notifier: Notifier::new(bus.clone(), NotifyConfig::default()),
+            registry: RegistryClient::new(bus.clone()),
             bus,
             shows: None,
         }
@@ -95,15 +98,18 @@ impl Gateway {
         };
         match &self.shows {
             Some(shows) => Ok(shows.call(req).await??),
-            None => Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??),
+            None => Ok(self
+                .registry
+                .call(Some(ctx.request_id.clone()), &req)
+                .await?),
         }
     }
 
     pub async fn list(&self, req: ListImages) -> ApiResult<Vec<Image>> {
         Ok(self
-            .bus
+            .registry
             .call(Some(req.ctx.request_id.clone()), &req)
-            .await??)
+            .await?)
     }
 
     pub async fn create(&self, ctx: &RequestContext, image: Image) -> ApiResult<Image> {
@@ -111,7 +117,10 @@ impl Gateway {
             ctx: ctx.clone(),
             image,
         };
-        let created = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        let created = self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?;
         self.notifier.image(ctx, "image.create", &created).await;
         Ok(created)
     }
@@ -153,7 +162,10 @@ impl Gateway {
             holder: holder.to_owned(),
             seconds,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        Ok(self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?)
     }
 
     /// Images whose upload lease ran out (see [`crate::data::sweep`]).
@@ -167,7 +179,10 @@ impl Gateway {
             unleased_after_seconds,
             limit: 100,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        Ok(self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?)
     }
 
     /// Puts the image of an expired lease back to `queued`; `false` if another node did,
@@ -183,7 +198,10 @@ impl Gateway {
             lease,
             unleased_after_seconds,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        Ok(self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?)
     }
 
     /// Whether live uploads or imports may own files of `ids`.
@@ -196,7 +214,10 @@ impl Gateway {
             ctx: ctx.clone(),
             ids,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        Ok(self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?)
     }
 
     /// [`Gateway::save`], and only if nobody saved the image since `image` was read (its
@@ -228,7 +249,10 @@ impl Gateway {
             unmodified_since,
             lease,
         };
-        let saved = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        let saved = self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?;
         // Every save is an image.update (Glance's ImageRepoProxy.save). An upload is, as in
         // Glance: update (saving), prepare, [data], upload, activate, update (active).
         match (from_state, to) {
@@ -257,7 +281,10 @@ impl Gateway {
             id,
             status,
         };
-        let deleted = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        let deleted = self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?;
         self.notifier.image_deleted(ctx, &deleted).await;
         Ok(deleted)
     }
@@ -272,7 +299,10 @@ impl Gateway {
             ctx: ctx.clone(),
             image_id,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        Ok(self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?)
     }
 
     pub async fn add_member(
@@ -286,7 +316,10 @@ impl Gateway {
             image_id,
             member_id,
         };
-        let member = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        let member = self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?;
         self.notifier
             .member(ctx, "image.member.create", &member)
             .await;
@@ -306,7 +339,10 @@ impl Gateway {
             member_id,
             status,
         };
-        let member = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        let member = self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?;
         self.notifier
             .member(ctx, "image.member.update", &member)
             .await;
@@ -333,7 +369,9 @@ impl Gateway {
             image_id,
             member_id,
         };
-        self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        self.registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?;
         if let Some(member) = before {
             self.notifier
                 .member(ctx, "image.member.delete", &member)
@@ -354,7 +392,10 @@ impl Gateway {
             owner,
             except,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        Ok(self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?)
     }
 }
 

@@ -9,7 +9,8 @@ use futures::StreamExt;
 use glance_bus::{Bus, Outcome};
 use glance_cache::{blocking, tee, CacheError, Expected, ImageCache, TeeOutcome, WhenBehind};
 use glance_domain::{ImageId, ImageStatus, RequestContext};
-use glance_proto::registry::{GetImage, RegistryError};
+use glance_proto::registry::GetImage;
+use glance_registry_client::RegistryClient;
 use glance_store::{Store, StoreError};
 
 /// What became of one prefetch.
@@ -67,13 +68,13 @@ impl Fetcher {
             id,
             include_deleted: false,
         };
-        let image = match self.bus.call(Some(request_id), &req).await {
-            Ok(Ok(image)) => image,
-            Ok(Err(RegistryError::NotFound(_))) => {
+        let registry = RegistryClient::new(self.bus.clone());
+        let image = match registry.call(Some(request_id), &req).await {
+            Ok(image) => image,
+            Err(e) if e.missing().is_some() => {
                 return self.skip(id, "the image does not exist").await
             }
-            Ok(Err(e)) => return Fetched::Failed(format!("registry: {e}")),
-            Err(e) => return Fetched::Failed(format!("registry unreachable: {e}")),
+            Err(e) => return Fetched::Failed(format!("registry: {e}")),
         };
         if image.status != ImageStatus::Active {
             return self

@@ -135,13 +135,23 @@ impl From<RegistryError> for GlareError {
     }
 }
 
+impl From<glance_registry_client::CallError> for GlareError {
+    fn from(e: glance_registry_client::CallError) -> Self {
+        match e {
+            glance_registry_client::CallError::Bus(e) => e.into(),
+            glance_registry_client::CallError::Refused(e) => e.into(),
+        }
+    }
+}
+
 impl From<BusError> for GlareError {
     fn from(e: BusError) -> Self {
-        match e {
-            BusError::Timeout { .. } | BusError::Unavailable(_) => GlareError::Unavailable(
-                format!("The artifact registry is unavailable, try again later ({e})"),
-            ),
-            other => GlareError::Internal(other.to_string()),
+        if e.is_transient() {
+            GlareError::Unavailable(format!(
+                "The artifact registry is unavailable, try again later ({e})"
+            ))
+        } else {
+            GlareError::Internal(e.to_string())
         }
     }
 }

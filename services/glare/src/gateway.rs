@@ -11,6 +11,7 @@ use glance_proto::glare::{
     CreateArtifact, DeleteArtifact, GetArtifact, ListArtifacts, ListQuotas, Quotas, SaveArtifact,
     SetQuotas,
 };
+use glance_registry_client::RegistryClient;
 use glance_store::Store;
 use uuid::Uuid;
 
@@ -19,6 +20,7 @@ use crate::error::{GlareError, GlareResult};
 #[derive(Clone)]
 pub struct Gateway {
     bus: Bus,
+    registry: RegistryClient,
     pub store: Arc<dyn Store>,
     notifier: Notifier,
 }
@@ -27,6 +29,7 @@ impl Gateway {
     pub fn new(bus: Bus, store: Arc<dyn Store>, notifications: NotifyConfig) -> Self {
         let notifier = Notifier::for_service(bus.clone(), notifications, "artifact");
         Self {
+            registry: RegistryClient::new(bus.clone()),
             bus,
             store,
             notifier,
@@ -54,11 +57,10 @@ impl Gateway {
             type_name: type_name.map(str::to_owned),
             id: uuid,
         };
-        match self.bus.call(Self::rid(ctx), &req).await? {
+        match self.registry.call(Self::rid(ctx), &req).await {
             Ok(a) => Ok(a),
-            Err(glance_proto::registry::RegistryError::NotFound(_)) => {
-                Err(GlareError::artifact_not_found(id))
-            }
+            // The id as the caller gave it, as Glare's message has it.
+            Err(e) if e.missing().is_some() => Err(GlareError::artifact_not_found(id)),
             Err(e) => Err(e.into()),
         }
     }
@@ -108,7 +110,7 @@ impl Gateway {
             include_deleted,
             names,
         };
-        Ok(self.bus.call(Self::rid(ctx), &req).await??)
+        Ok(self.registry.call(Self::rid(ctx), &req).await?)
     }
 
     pub async fn create(&self, ctx: &RequestContext, artifact: Artifact) -> GlareResult<Artifact> {
@@ -116,7 +118,7 @@ impl Gateway {
             ctx: ctx.clone(),
             artifact,
         };
-        Ok(self.bus.call(Self::rid(ctx), &req).await??)
+        Ok(self.registry.call(Self::rid(ctx), &req).await?)
     }
 
     /// Saves `artifact` if nobody saved it since it was read (its `revision`).
@@ -125,7 +127,7 @@ impl Gateway {
             ctx: ctx.clone(),
             artifact,
         };
-        Ok(self.bus.call(Self::rid(ctx), &req).await??)
+        Ok(self.registry.call(Self::rid(ctx), &req).await?)
     }
 
     pub async fn list_quotas(
@@ -137,7 +139,7 @@ impl Gateway {
             ctx: ctx.clone(),
             project_id: project_id.map(str::to_owned),
         };
-        Ok(self.bus.call(Self::rid(ctx), &req).await??)
+        Ok(self.registry.call(Self::rid(ctx), &req).await?)
     }
 
     pub async fn set_quotas(&self, ctx: &RequestContext, values: Quotas) -> GlareResult<()> {
@@ -145,7 +147,7 @@ impl Gateway {
             ctx: ctx.clone(),
             values,
         };
-        Ok(self.bus.call(Self::rid(ctx), &req).await??)
+        Ok(self.registry.call(Self::rid(ctx), &req).await?)
     }
 
     /// A delayed delete: the artifact stays, `deleted`, with its blobs, until a scrubber
@@ -167,7 +169,7 @@ impl Gateway {
             id: artifact.id,
             revision: artifact.revision,
         };
-        let gone = self.bus.call(Self::rid(ctx), &req).await??;
+        let gone = self.registry.call(Self::rid(ctx), &req).await?;
         self.remove_data(ctx, gone.id, gone.blob_locations()).await;
         for upload in gone.saving_uploads() {
             self.remove_partials(&upload).await;

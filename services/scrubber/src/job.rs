@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use glance_bus::{BusError, Outcome};
 use glance_domain::{ArtifactStatus, Image, ImageStatus};
 use glance_proto::glare::{DeleteArtifact, GetArtifact};
-use glance_proto::registry::{GetImage, RegistryError};
+use glance_proto::registry::GetImage;
 use glance_proto::scrub::{ClaimScrub, FinishScrub, ScrubImage};
+use glance_registry_client::CallError;
 use tracing::Instrument;
 
 use crate::Scrubber;
@@ -36,11 +37,10 @@ impl Scrubber {
             id: job.image_id,
             include_deleted: true,
         };
-        let image = match self.bus.call(Some(ctx.request_id.clone()), &req).await {
-            Ok(Ok(image)) => Some(image),
-            Ok(Err(RegistryError::NotFound(_))) => None,
-            Ok(Err(e)) => return retry(format!("registry: {e}")).await,
-            Err(e) => return retry(format!("bus: {e}")).await,
+        let image = match self.registry.call(Some(ctx.request_id.clone()), &req).await {
+            Ok(image) => Some(image),
+            Err(e) if e.missing().is_some() => None,
+            Err(e) => return retry(format!("registry: {e}")).await,
         };
         let status = image.as_ref().map(|i| i.status);
         // Extra locations come from a delete that could not remove them at once; only an
@@ -65,14 +65,13 @@ impl Scrubber {
                 ctx: ctx.clone(),
                 image_id: job.image_id,
             };
-            match self.bus.call(Some(ctx.request_id.clone()), &req).await {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => {
+            match self.registry.call(Some(ctx.request_id.clone()), &req).await {
+                Ok(true) => {}
+                Ok(false) => {
                     tracing::info!("image restored or scrubbed meanwhile; nothing to do");
                     return Outcome::Done;
                 }
-                Ok(Err(e)) => return retry(format!("registry: {e}")).await,
-                Err(e) => return retry(format!("bus: {e}")).await,
+                Err(e) => return retry(format!("registry: {e}")).await,
             }
         }
         tracing::info!(locations = urls.len(), "scrubbing image");
@@ -90,15 +89,16 @@ impl Scrubber {
                 ctx: ctx.clone(),
                 image_id: job.image_id,
             };
-            match self.bus.call(Some(ctx.request_id.clone()), &req).await {
-                Ok(Ok(true)) => {
+            match self.registry.call(Some(ctx.request_id.clone()), &req).await {
+                Ok(true) => {
                     tracing::info!("image scrubbed");
                     self.stats.scrubbed.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(Ok(false)) => tracing::warn!("image left pending_delete while being scrubbed"),
-                Ok(Err(e)) => return retry(format!("registry: {e}")).await,
-                Err(e @ BusError::Malformed(_)) => return Outcome::Reject(e.to_string()),
-                Err(e) => return retry(format!("bus: {e}")).await,
+                Ok(false) => tracing::warn!("image left pending_delete while being scrubbed"),
+                Err(e @ CallError::Bus(BusError::Malformed(_))) => {
+                    return Outcome::Reject(e.to_string())
+                }
+                Err(e) => return retry(format!("registry: {e}")).await,
             }
         } else {
             self.stats.scrubbed.fetch_add(1, Ordering::Relaxed);
@@ -119,14 +119,17 @@ impl Scrubber {
             type_name: None,
             id,
         };
-        let artifact = match self.bus.call(rid.clone(), &req).await {
-            Ok(Ok(a)) if a.status == ArtifactStatus::Deleted => a,
-            Ok(Ok(_)) | Ok(Err(RegistryError::NotFound(_))) => {
-                tracing::debug!("artifact gone or not deleted; nothing to scrub");
+        let artifact = match self.registry.call(rid.clone(), &req).await {
+            Ok(a) if a.status == ArtifactStatus::Deleted => a,
+            Ok(_) => {
+                tracing::debug!("artifact not deleted; nothing to scrub");
                 return Outcome::Done;
             }
-            Ok(Err(e)) => return retry(format!("registry: {e}")).await,
-            Err(e) => return retry(format!("bus: {e}")).await,
+            Err(e) if e.missing().is_some() => {
+                tracing::debug!("artifact gone; nothing to scrub");
+                return Outcome::Done;
+            }
+            Err(e) => return retry(format!("registry: {e}")).await,
         };
         let urls = artifact.blob_locations();
         tracing::info!(locations = urls.len(), "scrubbing artifact");
@@ -149,14 +152,13 @@ impl Scrubber {
             id,
             revision: artifact.revision,
         };
-        match self.bus.call(rid, &req).await {
-            Ok(Ok(_)) | Ok(Err(RegistryError::NotFound(_))) => {
+        match self.registry.call(rid, &req).await {
+            Err(e) if e.missing().is_none() => retry(format!("registry: {e}")).await,
+            _ => {
                 tracing::info!("artifact scrubbed");
                 self.stats.scrubbed.fetch_add(1, Ordering::Relaxed);
                 Outcome::Done
             }
-            Ok(Err(e)) => retry(format!("registry: {e}")).await,
-            Err(e) => retry(format!("bus: {e}")).await,
         }
     }
 }

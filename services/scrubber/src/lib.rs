@@ -26,11 +26,11 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use glance_bus::{Bus, BusError};
 use glance_domain::{Artifact, Image, ImageId, RequestContext};
-use glance_proto::registry::RegistryError;
 use glance_proto::scrub::{
     Backlog, ListDeletedArtifacts, ListPendingDelete, RestoreImage, ScrubBacklog, ScrubImage,
     SCRUB_KEY,
 };
+use glance_registry_client::{CallError, RegistryClient};
 use glance_store::Store;
 
 pub use config::ScrubberConfig;
@@ -39,9 +39,13 @@ pub use config::ScrubberConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum ScrubError {
     #[error(transparent)]
-    Bus(#[from] BusError),
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(#[from] CallError),
+}
+
+impl From<BusError> for ScrubError {
+    fn from(e: BusError) -> Self {
+        ScrubError::Registry(e.into())
+    }
 }
 
 /// Images read from the registry per request.
@@ -52,6 +56,7 @@ const PAGE: u32 = 500;
 #[derive(Clone)]
 pub struct Scrubber {
     bus: Bus,
+    registry: RegistryClient,
     store: Arc<dyn Store>,
     config: ScrubberConfig,
     stats: Arc<Stats>,
@@ -77,6 +82,7 @@ pub struct RunReport {
 impl Scrubber {
     pub fn new(bus: Bus, store: Arc<dyn Store>, config: ScrubberConfig) -> Self {
         Self {
+            registry: RegistryClient::new(bus.clone()),
             bus,
             store,
             config,
@@ -107,8 +113,8 @@ impl Scrubber {
                 limit: PAGE,
                 marker,
             };
-            let (bus, rid) = (&self.bus, Some(ctx.request_id.clone()));
-            async move { Ok(bus.call(rid, &req).await??) }
+            let (registry, rid) = (&self.registry, Some(ctx.request_id.clone()));
+            async move { Ok(registry.call(rid, &req).await?) }
         };
         all_pages(page, |image: &Image| image.id).await
     }
@@ -124,8 +130,8 @@ impl Scrubber {
                 limit: PAGE,
                 marker,
             };
-            let (bus, rid) = (&self.bus, Some(ctx.request_id.clone()));
-            async move { Ok(bus.call(rid, &req).await??) }
+            let (registry, rid) = (&self.registry, Some(ctx.request_id.clone()));
+            async move { Ok(registry.call(rid, &req).await?) }
         };
         all_pages(page, |a: &Artifact| a.id).await
     }
@@ -189,14 +195,17 @@ impl Scrubber {
 
     /// `--restore`: see [`restore`].
     pub async fn restore(&self, id: ImageId) -> Result<Image, ScrubError> {
-        restore(&self.bus, id).await
+        restore(&self.registry, id).await
     }
 
     /// Asks the registry how much waits in `pending_delete`, and remembers it for `status`.
     pub async fn refresh_backlog(&self) -> Result<Backlog, ScrubError> {
         let ctx = self.ctx();
         let req = ScrubBacklog { ctx: ctx.clone() };
-        let backlog = self.bus.call(Some(ctx.request_id.clone()), &req).await??;
+        let backlog = self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?;
         *self.stats.backlog.lock().expect("stats lock") = Some(backlog);
         Ok(backlog)
     }
@@ -262,12 +271,12 @@ where
 }
 
 /// `--restore`: a `pending_delete` image back to `active`, data and all. Touches no data,
-/// so it needs only the bus.
-pub async fn restore(bus: &Bus, id: ImageId) -> Result<Image, ScrubError> {
+/// so it needs only the registry.
+pub async fn restore(registry: &RegistryClient, id: ImageId) -> Result<Image, ScrubError> {
     let ctx = RequestContext::admin(format!("req-scrubber-{}", ImageId::new()));
     let req = RestoreImage {
         ctx: ctx.clone(),
         image_id: id,
     };
-    Ok(bus.call(Some(ctx.request_id.clone()), &req).await??)
+    Ok(registry.call(Some(ctx.request_id.clone()), &req).await?)
 }

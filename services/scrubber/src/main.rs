@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use glance_bus::Bus;
 use glance_domain::ImageId;
+use glance_registry_client::RegistryClient;
 use glance_scrubber::{Scrubber, ScrubberConfig};
 use glance_service::{Lifecycle, Workers};
 use glance_store::StoresConfig;
@@ -90,7 +91,7 @@ async fn run(
         let id: ImageId = id
             .parse()
             .map_err(|_| anyhow::anyhow!("No image found with ID {id}"))?;
-        let image = glance_scrubber::restore(&bus, id)
+        let image = glance_scrubber::restore(&RegistryClient::new(bus.clone()), id)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!("Image {} restored to {}", image.id, image.status);

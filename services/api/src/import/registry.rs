@@ -4,6 +4,7 @@
 use glance_bus::Bus;
 use glance_domain::{Image, ImageId, RequestContext};
 use glance_proto::tasks::{CreateTask, GetTask, ListTasks, SaveTask, Task, TaskStatus};
+use glance_registry_client::RegistryClient;
 
 use crate::error::ApiResult;
 
@@ -16,12 +17,14 @@ pub const FAILED: &str = "os_glance_failed_import";
 
 #[derive(Clone)]
 pub struct TaskClient {
-    bus: Bus,
+    registry: RegistryClient,
 }
 
 impl TaskClient {
     pub fn new(bus: Bus) -> Self {
-        Self { bus }
+        Self {
+            registry: RegistryClient::new(bus),
+        }
     }
 
     pub async fn create(&self, ctx: &RequestContext, task: Task) -> ApiResult<Task> {
@@ -29,7 +32,10 @@ impl TaskClient {
             ctx: ctx.clone(),
             task,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        Ok(self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?)
     }
 
     pub async fn get(&self, ctx: &RequestContext, id: &str) -> ApiResult<Task> {
@@ -37,14 +43,17 @@ impl TaskClient {
             ctx: ctx.clone(),
             id: id.to_owned(),
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        Ok(self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?)
     }
 
     pub async fn list(&self, req: ListTasks) -> ApiResult<Vec<Task>> {
         Ok(self
-            .bus
+            .registry
             .call(Some(req.ctx.request_id.clone()), &req)
-            .await??)
+            .await?)
     }
 
     pub async fn save(
@@ -60,7 +69,10 @@ impl TaskClient {
             from_status,
             ttl_hours,
         };
-        Ok(self.bus.call(Some(ctx.request_id.clone()), &req).await??)
+        Ok(self
+            .registry
+            .call(Some(ctx.request_id.clone()), &req)
+            .await?)
     }
 
     pub async fn for_image(&self, ctx: &RequestContext, image_id: ImageId) -> ApiResult<Vec<Task>> {
