@@ -224,7 +224,9 @@ fn measure(
             format!("creates x{}", plan.create_concurrency),
             cw.creates as f64 / cw.create_time.as_secs_f64(),
             "/s",
-        ),
+        )
+        .target(Target::AtLeast(3000.0)),
+        Row::new("  server CPU per create", cw.server_us_per_create, "us"),
         Row::new(
             format!("list all {} (limit=100 walk)", cw.creates),
             cw.walk.as_secs_f64() * 1e3,

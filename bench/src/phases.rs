@@ -326,6 +326,8 @@ pub async fn download(
 pub struct CreatesAndWalk {
     pub creates: usize,
     pub create_time: Duration,
+    /// The server's CPU time over the create phase divided by the creates that succeeded.
+    pub server_us_per_create: f64,
     pub walk: Duration,
     pub walk_parse: Duration,
 }
@@ -350,8 +352,9 @@ pub async fn creates_and_walk(
     let c = load::create_images(server.addr, &server.watched(), count, concurrency).await?;
     let ok = c.ids.iter().filter(|i| i.is_some()).count();
     journal.cpu("creates", c.cpu.clone());
+    let server_us_per_create = c.cpu.server * c.elapsed.as_secs_f64() / ok.max(1) as f64 * 1e6;
     println!(
-        "creates: {count} creates from {concurrency} clients in {:.3} s = {:.0}/s, {} errors; {}",
+        "creates: {count} creates from {concurrency} clients in {:.3} s = {:.0}/s, {} errors; server CPU {server_us_per_create:.0} us/create; {}",
         c.elapsed.as_secs_f64(),
         ok as f64 / c.elapsed.as_secs_f64(),
         c.errors.len(),
@@ -414,6 +417,7 @@ pub async fn creates_and_walk(
     Ok(CreatesAndWalk {
         creates: ok,
         create_time: c.elapsed,
+        server_us_per_create,
         walk,
         walk_parse: parse,
     })
