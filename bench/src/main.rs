@@ -191,7 +191,7 @@ fn measure(
         Row::new("upload ceiling: disk write+fsync", disk_rate, "MB/s"),
         Row::new("upload PUT chunked 64 KiB", mbps(size, up.elapsed), "MB/s")
             .ceiling(upload_ceiling)
-            .target(Target::RatioAtLeast(0.8)),
+            .target(Target::RatioAtLeast(0.85)),
     ];
     if let Some(hwm) = up.hwm {
         rows.push(
@@ -206,6 +206,13 @@ fn measure(
         Row::new(
             "download GET file, no cache fill",
             mbps(size, down.no_fill),
+            "MB/s",
+        )
+        .ceiling(mbps(size, down.sendfile))
+        .target(Target::RatioAtLeast(0.9)),
+        Row::new(
+            "download GET file, cache hit",
+            down.hit.map_or(f64::NAN, |t| mbps(size, t)),
             "MB/s",
         )
         .ceiling(mbps(size, down.sendfile))
