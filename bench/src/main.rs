@@ -191,7 +191,7 @@ fn measure(
         Row::new("upload ceiling: disk write+fsync", disk_rate, "MB/s"),
         Row::new("upload PUT chunked 64 KiB", mbps(size, up.elapsed), "MB/s")
             .ceiling(upload_ceiling)
-            .target(Target::RatioAtLeast(0.8)),
+            .target(Target::RatioAtLeast(0.85)),
     ];
     if let Some(hwm) = up.hwm {
         rows.push(
@@ -211,6 +211,13 @@ fn measure(
         .ceiling(mbps(size, down.sendfile))
         .target(Target::RatioAtLeast(0.9)),
         Row::new(
+            "download GET file, cache hit",
+            down.hit.map_or(f64::NAN, |t| mbps(size, t)),
+            "MB/s",
+        )
+        .ceiling(mbps(size, down.sendfile))
+        .target(Target::RatioAtLeast(0.9)),
+        Row::new(
             format!(
                 "first download, filling the cache ({}/{} filled)",
                 down.filled, down.rounds
@@ -224,7 +231,9 @@ fn measure(
             format!("creates x{}", plan.create_concurrency),
             cw.creates as f64 / cw.create_time.as_secs_f64(),
             "/s",
-        ),
+        )
+        .target(Target::AtLeast(3000.0)),
+        Row::new("  server CPU per create", cw.server_us_per_create, "us"),
         Row::new(
             format!("list all {} (limit=100 walk)", cw.creates),
             cw.walk.as_secs_f64() * 1e3,

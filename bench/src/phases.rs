@@ -178,6 +178,9 @@ pub struct Download {
     /// tee, or by the prefetch the server queues when the tee gave the fill up.
     pub filled: usize,
     pub rounds: usize,
+    /// The median whole download once the image is cached (a cache hit), if it was.
+    pub hit: Option<Duration>,
+    /// The fastest of [`DOWNLOAD_ROUNDS`] bare `sendfile`s of the stored file.
     pub sendfile: Duration,
 }
 
@@ -275,17 +278,29 @@ pub async fn download(
     // download path with the cache out of the way.
     let range = || vec![("range".to_owned(), "bytes=0-".to_owned())];
     let (mut no_fill, mut api, mut filled) = (Vec::new(), Vec::new(), 0);
+    let mut cached = false;
     for round in 0..DOWNLOAD_ROUNDS {
         let what = "download, no cache fill";
         no_fill.push(get_file(server, id, size, what, range(), journal).await?);
         let what = "download, first (fills the cache)";
         api.push(get_file(server, id, size, what, Vec::new(), journal).await?);
-        if cache_settled(server, id).await {
+        cached = cache_settled(server, id).await;
+        if cached {
             filled += 1;
             if round + 1 < DOWNLOAD_ROUNDS {
                 evict(server, id).await?;
             }
         }
+    }
+    // The last round's entry stays: whole downloads are now served from the cache's file.
+    let mut hits = Vec::new();
+    if cached {
+        for _ in 0..DOWNLOAD_ROUNDS {
+            let what = "download, cache hit";
+            hits.push(get_file(server, id, size, what, Vec::new(), journal).await?);
+        }
+    } else {
+        println!("download: the image is not cached, so no cache hit is measured");
     }
 
     let stored = server.data_dir.join("images").join(id);
@@ -294,22 +309,28 @@ pub async fn download(
     } else {
         fallback_file.to_owned()
     };
-    let (addr, handle) = ceiling::sendfile_server(file.clone())?;
-    let mut conn = Conn::open(addr).await?;
-    let meter = server.cpu_meter();
-    let start = Instant::now();
-    let resp = conn.send(Method::GET, "/", None, http::empty()).await?;
-    let m = http::drain(resp.into_body()).await?;
-    let sendfile = start.elapsed();
-    let cpu = meter.stop();
-    journal.cpu("download ceiling (sendfile)", cpu.clone());
-    let sent = handle.join().expect("sendfile thread")?;
-    println!(
-        "download ceiling: sendfile of {} ({sent} bytes) read by the same client in {:.3} s = {:.0} MB/s; {cpu} (the bench is both ends here)",
-        file.display(),
-        sendfile.as_secs_f64(),
-        mbps(m as usize, sendfile),
-    );
+    // Best of a few rounds: a ceiling is what the machine can do, not what a busy moment
+    // allowed.
+    let mut sendfile = Duration::MAX;
+    for round in 1..=DOWNLOAD_ROUNDS {
+        let (addr, handle) = ceiling::sendfile_server(file.clone())?;
+        let mut conn = Conn::open(addr).await?;
+        let meter = server.cpu_meter();
+        let start = Instant::now();
+        let resp = conn.send(Method::GET, "/", None, http::empty()).await?;
+        let m = http::drain(resp.into_body()).await?;
+        let elapsed = start.elapsed();
+        let cpu = meter.stop();
+        journal.cpu("download ceiling (sendfile)", cpu.clone());
+        let sent = handle.join().expect("sendfile thread")?;
+        println!(
+            "download ceiling {round}/{DOWNLOAD_ROUNDS}: sendfile of {} ({sent} bytes) read by the same client in {:.3} s = {:.0} MB/s; {cpu} (the bench is both ends here)",
+            file.display(),
+            elapsed.as_secs_f64(),
+            mbps(m as usize, elapsed),
+        );
+        sendfile = sendfile.min(elapsed);
+    }
     let median = |mut times: Vec<Duration>| {
         times.sort();
         times[times.len() / 2]
@@ -317,6 +338,7 @@ pub async fn download(
     Ok(Download {
         api: median(api),
         no_fill: median(no_fill),
+        hit: (!hits.is_empty()).then(|| median(hits)),
         filled,
         rounds: DOWNLOAD_ROUNDS,
         sendfile,
@@ -326,6 +348,8 @@ pub async fn download(
 pub struct CreatesAndWalk {
     pub creates: usize,
     pub create_time: Duration,
+    /// The server's CPU time over the create phase divided by the creates that succeeded.
+    pub server_us_per_create: f64,
     pub walk: Duration,
     pub walk_parse: Duration,
 }
@@ -350,8 +374,9 @@ pub async fn creates_and_walk(
     let c = load::create_images(server.addr, &server.watched(), count, concurrency).await?;
     let ok = c.ids.iter().filter(|i| i.is_some()).count();
     journal.cpu("creates", c.cpu.clone());
+    let server_us_per_create = c.cpu.server * c.elapsed.as_secs_f64() / ok.max(1) as f64 * 1e6;
     println!(
-        "creates: {count} creates from {concurrency} clients in {:.3} s = {:.0}/s, {} errors; {}",
+        "creates: {count} creates from {concurrency} clients in {:.3} s = {:.0}/s, {} errors; server CPU {server_us_per_create:.0} us/create; {}",
         c.elapsed.as_secs_f64(),
         ok as f64 / c.elapsed.as_secs_f64(),
         c.errors.len(),
@@ -414,6 +439,7 @@ pub async fn creates_and_walk(
     Ok(CreatesAndWalk {
         creates: ok,
         create_time: c.elapsed,
+        server_us_per_create,
         walk,
         walk_parse: parse,
     })

@@ -88,6 +88,12 @@ fn database_unreachable(err: &DbErr) -> bool {
     }
 }
 
+/// Whether a failed write is about what it wrote (a constraint, say), not the database as
+/// a whole (full, or out of reach): only then may the same rows written apart fare better.
+pub(crate) fn about_the_rows(err: &DbErr) -> bool {
+    !database_full(err) && !database_unreachable(err)
+}
+
 /// `.context("...")` for database results, in the manner of `anyhow`.
 pub(crate) trait DbContext<T> {
     fn context(self, what: &str) -> RegistryResult<T>;

@@ -1,6 +1,7 @@
 //! The image repository: Glance's `db/sqlalchemy/api.py` image functions, answering the
 //! registry's requests (`glance_proto::registry`) with the same semantics.
 
+mod batch;
 mod cache;
 mod children;
 mod convert;
@@ -38,11 +39,16 @@ use crate::Database;
 pub struct ImageRepo {
     db: Database,
     cache: Option<Arc<RecordCache>>,
+    creates: Arc<batch::CreateQueue>,
 }
 
 impl ImageRepo {
     pub fn new(db: Database) -> Self {
-        Self { db, cache: None }
+        Self {
+            db,
+            cache: None,
+            creates: Arc::default(),
+        }
     }
 
     /// Keeps up to `capacity` records (and recent list pages) in memory. Only for a repo
@@ -152,8 +158,12 @@ impl ImageRepo {
         image.updated_at = micros(image.updated_at);
         image.deleted_at = image.deleted_at.map(micros);
         image.tags = unique_tags(&image.tags);
-        let id = image.id.to_string();
+        self.create_batched(ctx, image).await
+    }
 
+    /// [`ImageRepo::create`] of an image already normalised, in a transaction of its own.
+    async fn create_one(&self, ctx: &RequestContext, image: Image) -> RegistryResult<Image> {
+        let id = image.id.to_string();
         let txn = self.begin().await?;
         // The image row goes first: on SQLite the transaction takes the write lock with its
         // first statement, so it never has to upgrade a read lock (which cannot wait).

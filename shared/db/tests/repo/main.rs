@@ -7,6 +7,7 @@ mod artifacts;
 mod batch;
 mod cache;
 mod concurrency;
+mod creates;
 mod crud;
 mod database;
 mod filters;
