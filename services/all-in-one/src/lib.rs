@@ -95,7 +95,7 @@ async fn build_with(
     glare: Option<(glance_glare::GlareConfig, TcpListener)>,
 ) -> anyhow::Result<AllInOne> {
     // Before the registry and the stores allocate anything (see the function).
-    glance_api::memory::keep_small_pages();
+    glance_service::memory::keep_small_pages();
     glance_api::keystone::check_at_start(&config)
         .await
         .map_err(anyhow::Error::msg)?;

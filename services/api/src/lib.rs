@@ -18,7 +18,6 @@ pub mod import;
 pub mod keystone;
 pub mod lifecycle;
 pub mod members;
-pub mod memory;
 pub mod metadefs;
 pub mod notify;
 pub mod openapi;
@@ -210,7 +209,7 @@ impl Application {
         stores: glance_store::Stores,
         listener: TcpListener,
     ) -> std::io::Result<Application> {
-        memory::keep_small_pages();
+        glance_service::memory::keep_small_pages();
         let port = listener.local_addr()?.port();
         match config.auth_strategy {
             AuthStrategy::NoAuth => {

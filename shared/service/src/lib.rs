@@ -16,6 +16,7 @@ use glance_proto::control::{
 };
 
 pub mod listener;
+pub mod memory;
 pub mod process;
 pub mod worker;
 

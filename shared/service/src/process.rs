@@ -17,12 +17,14 @@ use glance_bus::{Amqp, Transport};
 use crate::{Identity, Lifecycle, Workers};
 
 /// Runs `main` on an actix system whose tokio runtime has `threads` workers (`None`: one
-/// per core), then re-executes the binary if a restart was asked for.
+/// per core), in small pages, then re-executes the binary if a restart was asked for.
 pub fn run<F, Fut>(threads: Option<usize>, main: F) -> anyhow::Result<()>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    // Before the runtime's threads touch their first pages (see `memory`).
+    crate::memory::keep_small_pages();
     actix_rt::System::with_tokio_rt(move || match threads {
         Some(threads) => crate::runtime(threads),
         None => tokio::runtime::Builder::new_multi_thread()

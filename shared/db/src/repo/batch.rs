@@ -92,6 +92,9 @@ impl ImageRepo {
 
     /// Writes batches until the queue is empty.
     async fn write_queued(self) {
+        // Should a batch panic, the next create starts a writer again rather than queueing
+        // behind one that is gone (the creates of that batch hear "lost").
+        let _writing = Writing(&self.creates);
         loop {
             let batch: Vec<Pending> = {
                 let mut state = self.creates.state.lock().expect("create queue poisoned");
@@ -167,6 +170,19 @@ impl ImageRepo {
         insert_rows(&txn, tags).await?;
         insert_rows(&txn, locations).await?;
         txn.commit().await
+    }
+}
+
+/// Clears `writing` when a writer task unwinds.
+struct Writing<'a>(&'a CreateQueue);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut state) = self.0.state.lock() {
+                state.writing = false;
+            }
+        }
     }
 }
 
