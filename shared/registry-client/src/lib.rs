@@ -51,10 +51,6 @@ impl RegistryClient {
         Self { bus }
     }
 
-    pub fn bus(&self) -> &Bus {
-        &self.bus
-    }
-
     /// Sends `req` to the registry (under `request_id`, so its log lines can be found) and
     /// gives its answer.
     pub async fn call<R, T>(&self, request_id: Option<String>, req: &R) -> Result<T, CallError>

@@ -157,10 +157,6 @@ impl Workers {
         self.0.stop.send_replace(true);
     }
 
-    pub fn is_stopping(&self) -> bool {
-        *self.0.stop.borrow()
-    }
-
     /// Resolves once every worker has returned (at once if none runs).
     pub async fn drained(&self) {
         let mut running = self.0.running.subscribe();

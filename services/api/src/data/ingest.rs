@@ -78,11 +78,6 @@ impl Ingest {
         self
     }
 
-    /// Bytes taken so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     /// Takes the next `chunk`; a full batch goes to the hashers and `writer`.
     pub async fn push(
         &mut self,
