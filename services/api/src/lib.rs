@@ -209,7 +209,6 @@ impl Application {
         stores: glance_store::Stores,
         listener: TcpListener,
     ) -> std::io::Result<Application> {
-        glance_service::memory::keep_small_pages();
         let port = listener.local_addr()?.port();
         match config.auth_strategy {
             AuthStrategy::NoAuth => {

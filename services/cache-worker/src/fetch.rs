@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use glance_bus::{Bus, Outcome};
-use glance_cache::{blocking, tee, CacheError, Expected, ImageCache, TeeOutcome, WhenBehind};
+use glance_cache::{
+    blocking, tee, CacheError, CacheSettings, Expected, ImageCache, TeeOutcome, WhenBehind,
+};
 use glance_domain::{ImageId, ImageStatus, RequestContext};
 use glance_proto::registry::GetImage;
 use glance_registry_client::RegistryClient;
@@ -38,14 +40,30 @@ impl From<Fetched> for Outcome {
 
 #[derive(Clone)]
 pub struct Fetcher {
-    pub bus: Bus,
-    pub store: Arc<dyn Store>,
+    registry: RegistryClient,
+    store: Arc<dyn Store>,
     pub cache: ImageCache,
     /// Bytes per second to read the store at (0 = as fast as it goes).
-    pub rate_limit: u64,
+    rate_limit: u64,
 }
 
 impl Fetcher {
+    /// Fetches into `cache` from `store`, asking the registry over `bus` for each record,
+    /// at `[glance_cache] fetch_rate_limit` of `settings`.
+    pub fn new(
+        bus: Bus,
+        store: Arc<dyn Store>,
+        cache: ImageCache,
+        settings: &CacheSettings,
+    ) -> Self {
+        Self {
+            registry: RegistryClient::new(bus),
+            store,
+            cache,
+            rate_limit: settings.fetch_rate_limit,
+        }
+    }
+
     #[tracing::instrument(skip_all, fields(image_id = %id))]
     pub async fn fetch(&self, id: ImageId, request_id: Option<String>) -> Fetched {
         let cache = self.cache.clone();
@@ -68,8 +86,7 @@ impl Fetcher {
             id,
             include_deleted: false,
         };
-        let registry = RegistryClient::new(self.bus.clone());
-        let image = match registry.call(Some(request_id), &req).await {
+        let image = match self.registry.call(Some(request_id), &req).await {
             Ok(image) => image,
             Err(e) if e.missing().is_some() => {
                 return self.skip(id, "the image does not exist").await

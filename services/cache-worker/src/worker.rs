@@ -85,13 +85,9 @@ pub async fn start_embedded(
     settings: &CacheSettings,
     workers: &Workers,
 ) -> Result<(), glance_bus::BusError> {
-    let fetcher = Fetcher {
-        bus: bus.clone(),
-        store,
-        cache,
-        rate_limit: settings.fetch_rate_limit,
-    };
-    start(bus.transport().clone(), fetcher, settings, workers).await
+    let transport = bus.transport().clone();
+    let fetcher = Fetcher::new(bus, store, cache, settings);
+    start(transport, fetcher, settings, workers).await
 }
 
 /// How `glance-control cache-worker ...` reaches a worker process.

@@ -18,12 +18,12 @@ fn main() -> anyhow::Result<()> {
             println!("Nothing to prefetch.");
             return Ok(());
         }
-        let fetcher = Fetcher {
-            bus: Bus::new(setup.transport().await?),
+        let fetcher = Fetcher::new(
+            Bus::new(setup.transport().await?),
             store,
-            cache: setup.cache.clone(),
-            rate_limit: setup.cache_settings.fetch_rate_limit,
-        };
+            setup.cache.clone(),
+            &setup.cache_settings,
+        );
         let progress = glance_telemetry::progress::bar(queued.len() as u64, "images");
         progress.set_message("prefetching");
         let results = futures::future::join_all(queued.iter().map(|id| {

@@ -16,12 +16,12 @@ fn main() -> anyhow::Result<()> {
         let transport = setup.transport().await?;
         let workers = Workers::new();
         let node = setup.cache_settings.node_id.clone();
-        let fetcher = Fetcher {
-            bus: Bus::new(transport.clone()),
+        let fetcher = Fetcher::new(
+            Bus::new(transport.clone()),
             store,
-            cache: setup.cache.clone(),
-            rate_limit: setup.cache_settings.fetch_rate_limit,
-        };
+            setup.cache.clone(),
+            &setup.cache_settings,
+        );
         glance_cache_worker::start(transport.clone(), fetcher, &setup.cache_settings, &workers)
             .await?;
         let lifecycle = WorkerLifecycle {
