@@ -65,6 +65,9 @@ RABBIT_ENV=()
 POLICY_RC_CREATED=0
 FAILED=()
 SUMMARY=()
+DIGEST=()
+# Each step's output, kept after the run (target/ is ignored by git).
+STEP_LOGS=""
 START=$SECONDS
 
 phase() { printf '\n==> %s\n' "$*"; }
@@ -431,15 +434,32 @@ step() {
     local name=$1
     shift
     phase "$name"
-    local t0=$SECONDS rc=0
-    "$@" || rc=$?
+    local t0=$SECONDS rc=0 log="$STEP_LOGS/$name.log"
+    # The output is kept as well as shown, so that the end of the run can say what failed in
+    # a step whose output has long scrolled away (a CI report may show only the last lines).
+    # A process substitution, not a pipe: the step runs in this shell and may set globals.
+    "$@" > >(tee "$log") 2>&1 || rc=$?
+    wait $! 2>/dev/null || true
     if [[ $rc -eq 0 ]]; then
         SUMMARY+=("ok      $name ($((SECONDS - t0))s)")
     else
         SUMMARY+=("FAILED  $name (exit $rc, $((SECONDS - t0))s)")
         FAILED+=("$name")
+        DIGEST+=("$(failure_digest "$name" "$log")")
     fi
     return "$rc"
+}
+
+# A few lines that say why a step failed: the tests that failed and where each panicked
+# (nextest's and cargo test's formats), else the step's last lines.
+failure_digest() {
+    local name=$1 log=$2 lines
+    lines=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E \
+        -e '^ *(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|LEAK-FAIL) \[' \
+        -e "^thread '.*' panicked at" -e '^test .* \.\.\. FAILED$' -A1 |
+        grep -v -E '^(--|note: run with)' | sed 's/^ *//' | awk '!seen[$0]++' | head -n 14 || true)
+    [[ -n $lines ]] || lines=$(tail -n 6 "$log")
+    printf '%s:\n%s\n' "$name" "$(cut -c1-160 <<<"$lines" | sed 's/^/      /')"
 }
 
 # Echo a command, then run it.
@@ -705,6 +725,8 @@ main() {
         shift
     done
     cd "$ROOT"
+    STEP_LOGS=${CARGO_TARGET_DIR:-$ROOT/target}/test-logs
+    rm -rf "$STEP_LOGS" && mkdir -p "$STEP_LOGS"
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
@@ -815,6 +837,10 @@ main() {
 
     phase "summary"
     printf '    %s\n' "${SUMMARY[@]}"
+    if [[ ${#DIGEST[@]} -gt 0 ]]; then
+        printf '\n==> what failed (the whole output of each step: %s/STEP.log)\n' "$STEP_LOGS"
+        printf '    %s\n' "${DIGEST[@]}"
+    fi
     local elapsed=$((SECONDS - START))
     if [[ ${#FAILED[@]} -eq 0 ]]; then
         printf '\n==> test.sh: PASSED, every step, in %dm%02ds\n' $((elapsed / 60)) $((elapsed % 60))
