@@ -442,6 +442,11 @@ step() {
     wait $! 2>/dev/null || true
     if [[ $rc -eq 0 ]]; then
         SUMMARY+=("ok      $name ($((SECONDS - t0))s)")
+        # nextest retries a failed test once (.config/nextest.toml): one that passed on its
+        # second try is flaky, and said so here rather than lost in the scroll.
+        if grep -q -E '^ *FLAKY ' "$log"; then
+            DIGEST+=("$(failure_digest "$name (passed, with flaky tests)" "$log")")
+        fi
     else
         SUMMARY+=("FAILED  $name (exit $rc, $((SECONDS - t0))s)")
         FAILED+=("$name")
@@ -455,7 +460,7 @@ step() {
 failure_digest() {
     local name=$1 log=$2 lines
     lines=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E \
-        -e '^ *(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|LEAK-FAIL) \[' \
+        -e '^ *(FAIL|FLAKY|TRY [0-9] FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|LEAK-FAIL) \[' \
         -e "^thread '.*' panicked at" -e '^test .* \.\.\. FAILED$' -A1 |
         grep -v -E '^(--|note: run with)' | sed 's/^ *//' | awk '!seen[$0]++' | head -n 14 || true)
     [[ -n $lines ]] || lines=$(tail -n 6 "$log")
@@ -838,7 +843,7 @@ main() {
     phase "summary"
     printf '    %s\n' "${SUMMARY[@]}"
     if [[ ${#DIGEST[@]} -gt 0 ]]; then
-        printf '\n==> what failed (the whole output of each step: %s/STEP.log)\n' "$STEP_LOGS"
+        printf '\n==> what failed or was flaky (the whole output of each step: %s/STEP.log)\n' "$STEP_LOGS"
         printf '    %s\n' "${DIGEST[@]}"
     fi
     local elapsed=$((SECONDS - START))

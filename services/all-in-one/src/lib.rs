@@ -155,7 +155,8 @@ async fn build_with(
     let workers = app.workers();
     if import_worker {
         // Imports run in this process, consuming the in-process work queue.
-        glance_api::import::worker::start(app.state(), bus.transport().clone(), &workers).await?;
+        let importer = glance_api::import::importer(app.state());
+        glance_import::worker::start(importer, bus.transport().clone(), &workers).await?;
     }
     // The scrubber in this process: its wakeups under delayed delete (of images or of
     // artifacts), and always its job consumer, which removes data an immediate delete could

@@ -62,6 +62,12 @@ impl ApiError {
     }
 }
 
+impl glance_import::Transient for ApiError {
+    fn is_transient(&self) -> bool {
+        ApiError::is_transient(self)
+    }
+}
+
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {

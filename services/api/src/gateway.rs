@@ -71,23 +71,8 @@ impl Gateway {
         &self.notifier
     }
 
-    /// Asks the scrubbers to remove `locations` of image `id` (data a delete could not
-    /// remove at once). Without a scrubber to take the job, the data is orphaned: logged.
-    pub async fn schedule_scrub(&self, ctx: &RequestContext, id: ImageId, locations: Vec<String>) {
-        use glance_proto::scrub::{ScrubImage, SCRUB_KEY};
-        let job = ScrubImage {
-            image_id: id,
-            locations,
-            artifact: false,
-        };
-        if let Err(e) = self
-            .bus
-            .publish_work(SCRUB_KEY, Some(ctx.request_id.clone()), &job)
-            .await
-        {
-            tracing::error!(image_id = %id, error = %e, locations = ?job.locations,
-                "could not schedule the scrub of image data; it is orphaned");
-        }
+    pub fn bus(&self) -> &Bus {
+        &self.bus
     }
 
     pub async fn get(&self, ctx: &RequestContext, id: ImageId) -> ApiResult<Image> {
@@ -241,7 +226,6 @@ impl Gateway {
         unmodified_since: Option<chrono::DateTime<chrono::Utc>>,
         lease: LeaseChange,
     ) -> ApiResult<Image> {
-        let to = image.status;
         let req = SaveImage {
             ctx: ctx.clone(),
             image,
@@ -253,20 +237,7 @@ impl Gateway {
             .registry
             .call(Some(ctx.request_id.clone()), &req)
             .await?;
-        // Every save is an image.update (Glance's ImageRepoProxy.save). An upload is, as in
-        // Glance: update (saving), prepare, [data], upload, activate, update (active).
-        match (from_state, to) {
-            (Some(ImageStatus::Queued), ImageStatus::Saving) => {
-                self.notifier.image(ctx, "image.update", &saved).await;
-                self.notifier.image(ctx, "image.prepare", &saved).await;
-            }
-            (Some(ImageStatus::Saving), ImageStatus::Active) => {
-                self.notifier.image(ctx, "image.upload", &saved).await;
-                self.notifier.image(ctx, "image.activate", &saved).await;
-                self.notifier.image(ctx, "image.update", &saved).await;
-            }
-            _ => self.notifier.image(ctx, "image.update", &saved).await,
-        }
+        self.notifier.image_saved(ctx, from_state, &saved).await;
         Ok(saved)
     }
 

@@ -19,7 +19,7 @@ pub mod keystone;
 pub mod lifecycle;
 pub mod members;
 pub mod metadefs;
-pub mod notify;
+pub use glance_notify as notify;
 pub mod openapi;
 pub mod policy;
 pub mod protections;
@@ -180,16 +180,8 @@ impl AppState {
         id: glance_domain::ImageId,
         locations: impl IntoIterator<Item = String>,
     ) {
-        let mut left = Vec::new();
-        for url in locations {
-            if let Err(e) = self.store.delete(&url).await {
-                tracing::warn!(image_id = %id, error = %e, "could not remove image data; scheduling a scrub");
-                left.push(url);
-            }
-        }
-        if !left.is_empty() {
-            self.gateway.schedule_scrub(ctx, id, left).await;
-        }
+        glance_import::remove_data(self.store.as_ref(), self.gateway.bus(), ctx, id, locations)
+            .await
     }
 }
 

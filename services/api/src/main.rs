@@ -74,7 +74,8 @@ fn main() -> anyhow::Result<()> {
             // queue at the broker for whichever API node is free rather than here.
             let prefetch = u16::try_from(import_worker.concurrency).unwrap_or(u16::MAX);
             let work = glance_service::connect(&url, prefetch).await?;
-            glance_api::import::worker::start(app.state(), work, &workers).await?;
+            glance_import::worker::start(glance_api::import::importer(app.state()), work, &workers)
+                .await?;
         }
         let lifecycle = glance_api::lifecycle::ApiLifecycle {
             state: app.state(),

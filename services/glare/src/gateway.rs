@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use glance_api::notify::{Notifier, NotifyConfig};
 use glance_bus::Bus;
 use glance_domain::{Artifact, ImageId, RequestContext};
+use glance_notify::{Notifier, NotifyConfig};
 use glance_proto::glare::{
     CreateArtifact, DeleteArtifact, GetArtifact, ListArtifacts, ListQuotas, Quotas, SaveArtifact,
     SetQuotas,

@@ -3,8 +3,6 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use glance_cache::{blocking, Entry};
 use glance_domain::{ImageId, ImageStatus};
-use glance_proto::cache::{Holding, WhoHas, NODES_TOPIC};
-use glance_proto::Envelope;
 use serde::Serialize;
 
 use super::{authorize, io_error, node};
@@ -12,9 +10,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::identity::Caller;
 use crate::routing::{not_allowed, Resource, Routes};
 use crate::AppState;
-
-/// How long `GET /v2/cache/nodes/{id}` waits for nodes to answer.
-const NODES_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn routes(r: &mut Routes) {
     r.add(
@@ -228,25 +223,7 @@ async fn nodes(
         }
         Err(e) => return Err(e),
     }
-    let request = Envelope::new(
-        WhoHas::KIND,
-        Some(ctx.request_id.clone()),
-        &WhoHas { image_id: id },
-    )
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let replies = node
-        .bus
-        .transport()
-        .scatter(NODES_TOPIC, request, NODES_WINDOW)
-        .await?;
-    let mut holders: Vec<String> = replies
-        .into_iter()
-        .filter_map(|r| serde_json::from_value::<Holding>(r.payload).ok())
-        .filter(|h| h.cached)
-        .map(|h| h.node)
-        .collect();
-    holders.sort();
-    holders.dedup();
+    let holders = node.holders(id, &ctx.request_id).await?;
     Ok(HttpResponse::Ok().json(holders))
 }
 

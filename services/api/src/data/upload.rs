@@ -8,7 +8,6 @@ use glance_digest::Algorithm;
 use glance_domain::{Image, ImageId, ImageStatus, Location, RequestContext};
 use glance_format::FormatError;
 
-use super::ingest::{Ingest, IngestError, Ingested};
 use super::lease::{self, Lease};
 use super::Undo;
 use crate::error::{ApiError, ApiResult};
@@ -16,6 +15,7 @@ use crate::gateway::{authorize_modify, Gateway};
 use crate::identity::Caller;
 use crate::images::handlers::{declared_length, image_id, require_octet_stream};
 use crate::AppState;
+use glance_import::ingest::{Ingest, IngestError, Ingested};
 use glance_proto::leases::LeaseChange;
 use glance_store::StoreError;
 
@@ -147,7 +147,7 @@ pub async fn upload(
     let mut active = saving.clone();
     active.status = ImageStatus::Active;
     active.size = Some(received.size as i64);
-    active.virtual_size = super::recorded_virtual_size(received.virtual_size);
+    active.virtual_size = glance_import::recorded_virtual_size(received.virtual_size);
     active.checksum = Some(received.md5);
     active.os_hash_algo = Some(state.config().hashing_algorithm.clone());
     active.os_hash_value = Some(received.multihash);

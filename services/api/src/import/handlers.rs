@@ -12,13 +12,14 @@ use glance_proto::tasks::{
 };
 use serde_json::{json, Value};
 
-use super::registry::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
-use super::{download, ImportState};
+use super::ImportState;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::authorize_modify;
 use crate::identity::{Caller, KeystoneToken};
 use crate::images::handlers::image_id;
 use crate::AppState;
+use glance_import::download;
+use glance_import::tasks::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
 
 pub async fn info_import(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
@@ -373,7 +374,7 @@ pub async fn import(
             // away mid-call): once it answers again, put the image back if the lock is this
             // task's, so the image is not left `importing` with nobody running the import.
             let undone =
-                crate::import::persist("undoing an import lock whose save went unanswered", || {
+                glance_import::persist("undoing an import lock whose save went unanswered", || {
                     unlock(&state, &admin, &image, &task.id, &stores)
                 })
                 .await;
@@ -388,7 +389,7 @@ pub async fn import(
             message: why.into(),
             ..task
         };
-        let recorded = crate::import::persist("recording the import's failure", || {
+        let recorded = glance_import::persist("recording the import's failure", || {
             import.tasks.save(&admin, failed.clone(), None, ttl)
         })
         .await;
@@ -419,7 +420,7 @@ pub async fn import(
     {
         // Nobody will run it: give the image back and record why.
         tracing::error!(error = %e, image_id = %id, "could not publish import work");
-        let undone = crate::import::persist("undoing the import lock of work never queued", || {
+        let undone = glance_import::persist("undoing the import lock of work never queued", || {
             unlock(&state, &admin, &image, &task.id, &stores)
         })
         .await;
@@ -432,7 +433,7 @@ pub async fn import(
             message: format!("No import worker took the import: {e}"),
             ..task
         };
-        let recorded = crate::import::persist("recording the import's failure", || {
+        let recorded = glance_import::persist("recording the import's failure", || {
             import.tasks.save(&admin, failed.clone(), None, ttl)
         })
         .await;
@@ -561,8 +562,8 @@ async fn enforce_import_lock(state: &AppState, image: &Image, other: &str) -> Ap
     let admin = RequestContext::admin(glance_telemetry::new_request_id());
     let task = match state.import.tasks.get(&admin, other).await {
         Ok(task) => Some(task),
-        Err(ApiError::NotFound(_)) => None,
-        Err(e) => return Err(e),
+        Err(e) if e.missing().is_some() => None,
+        Err(e) => return Err(e.into()),
     };
     let Some(task) = task else {
         tracing::warn!(image_id = %image.id, task_id = other, "import lock of a task that no longer exists; breaking it");

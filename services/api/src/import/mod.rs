@@ -5,23 +5,21 @@
 //! publishes one durable [`ImportImage`](glance_proto::tasks::ImportImage) message; an
 //! [`ImportWorker`] in any API process (or the all-in-one) runs it.
 
-pub mod config;
-pub mod download;
-pub mod fetch;
-pub mod filter;
 pub mod handlers;
-pub mod pipeline;
-pub mod plugins;
-pub mod registry;
 pub mod remove;
 pub mod stage;
-pub mod worker;
 
+use std::sync::Arc;
+
+use actix_web::web;
 use glance_bus::Bus;
+use glance_import::{Importer, Settings};
+use glance_registry_client::RegistryClient;
 use glance_store::Stores;
 
-pub use config::ImportConfig;
-pub use registry::TaskClient;
+use crate::AppState;
+
+pub use glance_import::{ImportConfig, TaskClient};
 
 use crate::routing::{no_other_methods, not_allowed, Resource, Routes};
 
@@ -35,7 +33,7 @@ pub struct ImportState {
 impl ImportState {
     pub fn new(bus: Bus, stores: Stores) -> Self {
         Self {
-            tasks: TaskClient::new(bus.clone()),
+            tasks: TaskClient::new(RegistryClient::new(bus.clone())),
             stores,
             bus,
         }
@@ -101,37 +99,23 @@ pub fn routes(r: &mut Routes) {
     );
 }
 
-/// Removes the staged data of image `id` once nothing needs it. What will not go is
-/// logged, not lost track of: the data sweep removes staged files that no upload or import
-/// owns.
-pub(crate) async fn remove_staged(
-    staging: &glance_store::FilesystemStore,
-    id: glance_domain::ImageId,
-) {
-    use glance_store::Store;
-    if let Err(e) = staging.delete(&staging.location_of(id)).await {
-        tracing::warn!(image_id = %id, error = %e,
-            "could not remove staged data; the data sweep will");
-    }
-}
-
-/// Runs `op` again while it fails transiently (the registry or its database away for a
-/// moment: a restart, a failover), backing off up to 2 s between tries, for up to 30 s.
-pub(crate) async fn persist<T, F, Fut>(what: &str, mut op: F) -> Result<T, crate::error::ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, crate::error::ApiError>>,
-{
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut pause = std::time::Duration::from_millis(100);
-    loop {
-        match op().await {
-            Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < deadline => {
-                tracing::warn!(error = %e, retry_in = ?pause, "{what} failed; trying again");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_secs(2));
-            }
-            other => return other,
+/// The import worker's view of this API process: its stores, bus and notifier, and the
+/// live configuration (a reload applies to the next import).
+pub fn importer(state: web::Data<AppState>) -> Arc<Importer> {
+    let settings_of = state.clone();
+    let settings = move || {
+        let config = settings_of.config();
+        Settings {
+            import: config.import.clone(),
+            image_size_cap: config.image_size_cap,
+            hashing_algorithm: config.hashing_algorithm.clone(),
+            require_image_format_match: config.require_image_format_match,
         }
-    }
+    };
+    Arc::new(Importer::new(
+        state.import.stores.clone(),
+        state.import.bus.clone(),
+        state.gateway.notifier().clone(),
+        Arc::new(settings),
+    ))
 }

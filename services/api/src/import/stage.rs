@@ -8,7 +8,6 @@ use glance_domain::{Image, ImageStatus, RequestContext};
 use glance_proto::leases::LeaseChange;
 use glance_store::{Store, StoreError};
 
-use crate::data::ingest::{Ingest, IngestError};
 use crate::data::lease::{self, Lease};
 use crate::data::upload::{storage_full, store_error};
 use crate::data::Undo;
@@ -17,6 +16,7 @@ use crate::gateway::{authorize_modify, Gateway};
 use crate::identity::Caller;
 use crate::images::handlers::{declared_length, image_id, require_octet_stream};
 use crate::AppState;
+use glance_import::ingest::{Ingest, IngestError};
 
 pub async fn stage(
     req: HttpRequest,
@@ -113,7 +113,7 @@ pub async fn stage(
         }
         Err(ApiError::NotFound(_)) | Err(ApiError::Conflict(_)) => {
             guard.disarm();
-            crate::import::remove_staged(&staging, id).await;
+            glance_import::remove_staged(&staging, id).await;
             Err(ApiError::Gone(format!(
                 "Image {id} could not be found after staging. The image may have been deleted."
             )))
@@ -131,7 +131,7 @@ pub async fn stage(
             // which the sweep puts back.
             guard.disarm();
             if put_back(&state, &ctx, uploading, lease.release()).await {
-                crate::import::remove_staged(&staging, id).await;
+                glance_import::remove_staged(&staging, id).await;
             } else {
                 tracing::warn!(image_id = %id, "stage failed and the image could not be put back to queued: its staged data is kept");
             }
@@ -194,7 +194,7 @@ async fn unstage(
     release: LeaseChange,
 ) {
     let staging = state.import.stores.staging();
-    crate::import::remove_staged(staging, image.id).await;
+    glance_import::remove_staged(staging, image.id).await;
     put_back(&state, &ctx, image, release).await;
 }
 

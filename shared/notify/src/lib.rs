@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use glance_bus::Bus;
 use glance_config::RawConfig;
-use glance_domain::{Image, RequestContext};
+use glance_domain::{Image, ImageStatus, RequestContext};
 use glance_proto::events::Notification;
 use glance_proto::registry::ImageMember;
 use glance_proto::tasks::Task;
@@ -93,6 +93,29 @@ impl Notifier {
     /// `image.create`, `image.update`, `image.prepare`, `image.upload`, `image.activate`.
     pub async fn image(&self, ctx: &RequestContext, event_type: &str, image: &Image) {
         self.info(ctx, event_type, image_payload(image)).await;
+    }
+
+    /// What a save from `from` to the saved image's status announces. Every save is an
+    /// `image.update` (Glance's `ImageRepoProxy.save`); an upload is, as in Glance: update
+    /// (saving), prepare, [data], upload, activate, update (active).
+    pub async fn image_saved(
+        &self,
+        ctx: &RequestContext,
+        from: Option<ImageStatus>,
+        saved: &Image,
+    ) {
+        match (from, saved.status) {
+            (Some(ImageStatus::Queued), ImageStatus::Saving) => {
+                self.image(ctx, "image.update", saved).await;
+                self.image(ctx, "image.prepare", saved).await;
+            }
+            (Some(ImageStatus::Saving), ImageStatus::Active) => {
+                self.image(ctx, "image.upload", saved).await;
+                self.image(ctx, "image.activate", saved).await;
+                self.image(ctx, "image.update", saved).await;
+            }
+            _ => self.image(ctx, "image.update", saved).await,
+        }
     }
 
     /// `image.delete`: the image as it was, `deleted: true` and the time of the delete.

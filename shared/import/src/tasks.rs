@@ -1,12 +1,9 @@
 //! Task records over the bus, and the image changes an import makes (Glance's
 //! `ImportActionWrapper`), each a compare-and-set save.
 
-use glance_bus::Bus;
 use glance_domain::{Image, ImageId, RequestContext};
 use glance_proto::tasks::{CreateTask, GetTask, ListTasks, SaveTask, Task, TaskStatus};
-use glance_registry_client::RegistryClient;
-
-use crate::error::ApiResult;
+use glance_registry_client::{CallError, RegistryClient};
 
 /// The property that holds the id of the import task owning the image (the import lock).
 pub const IMPORT_TASK: &str = "os_glance_import_task";
@@ -21,39 +18,30 @@ pub struct TaskClient {
 }
 
 impl TaskClient {
-    pub fn new(bus: Bus) -> Self {
-        Self {
-            registry: RegistryClient::new(bus),
-        }
+    pub fn new(registry: RegistryClient) -> Self {
+        Self { registry }
     }
 
-    pub async fn create(&self, ctx: &RequestContext, task: Task) -> ApiResult<Task> {
+    pub async fn create(&self, ctx: &RequestContext, task: Task) -> Result<Task, CallError> {
         let req = CreateTask {
             ctx: ctx.clone(),
             task,
         };
-        Ok(self
-            .registry
-            .call(Some(ctx.request_id.clone()), &req)
-            .await?)
+        self.registry.call(Some(ctx.request_id.clone()), &req).await
     }
 
-    pub async fn get(&self, ctx: &RequestContext, id: &str) -> ApiResult<Task> {
+    pub async fn get(&self, ctx: &RequestContext, id: &str) -> Result<Task, CallError> {
         let req = GetTask {
             ctx: ctx.clone(),
             id: id.to_owned(),
         };
-        Ok(self
-            .registry
-            .call(Some(ctx.request_id.clone()), &req)
-            .await?)
+        self.registry.call(Some(ctx.request_id.clone()), &req).await
     }
 
-    pub async fn list(&self, req: ListTasks) -> ApiResult<Vec<Task>> {
-        Ok(self
-            .registry
+    pub async fn list(&self, req: ListTasks) -> Result<Vec<Task>, CallError> {
+        self.registry
             .call(Some(req.ctx.request_id.clone()), &req)
-            .await?)
+            .await
     }
 
     pub async fn save(
@@ -62,20 +50,21 @@ impl TaskClient {
         task: Task,
         from_status: Option<TaskStatus>,
         ttl_hours: u32,
-    ) -> ApiResult<Task> {
+    ) -> Result<Task, CallError> {
         let req = SaveTask {
             ctx: ctx.clone(),
             task,
             from_status,
             ttl_hours,
         };
-        Ok(self
-            .registry
-            .call(Some(ctx.request_id.clone()), &req)
-            .await?)
+        self.registry.call(Some(ctx.request_id.clone()), &req).await
     }
 
-    pub async fn for_image(&self, ctx: &RequestContext, image_id: ImageId) -> ApiResult<Vec<Task>> {
+    pub async fn for_image(
+        &self,
+        ctx: &RequestContext,
+        image_id: ImageId,
+    ) -> Result<Vec<Task>, CallError> {
         self.list(ListTasks {
             ctx: ctx.clone(),
             image_id: Some(image_id),

@@ -7,26 +7,21 @@ use glance_bus::Outcome;
 use glance_domain::{ImageStatus, Location};
 use glance_proto::tasks::{Task, TaskStatus};
 
-use crate::error::ApiError;
-use crate::import::plugins;
-use crate::import::registry::{merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
+use crate::plugins;
+use crate::tasks::{merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
 
-use super::{Failure, Run};
+use super::Run;
 
 impl Run<'_> {
     /// Drops the import lock and records the task's success, riding out a registry or
     /// database that is away for a moment; if it stays away, the message goes back to the
     /// queue and the next attempt finds the data in place and finishes the bookkeeping.
     pub(super) async fn succeed(&self, task: Task, ttl: u32) -> Outcome {
-        let unlocked = crate::import::persist("dropping the import lock", || async {
+        let unlocked = crate::persist("dropping the import lock", || async {
             self.update(|image| {
                 image.properties.remove(IMPORT_TASK);
             })
             .await
-            .map_err(|f| match f {
-                Failure::Transient(m) => ApiError::ServiceUnavailable(m),
-                other => ApiError::Internal(format!("{other:?}")),
-            })
         })
         .await;
         if let Err(e) = unlocked {
@@ -39,7 +34,7 @@ impl Run<'_> {
             message: format!("Copied {} MiB", self.progress.load(Ordering::Relaxed) >> 20),
             ..task
         };
-        let saved = crate::import::persist("recording the import's success", || {
+        let saved = crate::persist("recording the import's success", || {
             self.import.tasks.save(&self.ctx, done.clone(), None, ttl)
         })
         .await;
@@ -97,12 +92,9 @@ impl Run<'_> {
             match restored {
                 Ok(_) => {
                     let dropped = dropped.into_inner().expect("not poisoned");
-                    self.state
-                        .remove_data(
-                            &self.ctx,
-                            self.image_id(),
-                            dropped.into_iter().map(|l| l.url),
-                        )
+                    let urls = dropped.into_iter().map(|l| l.url);
+                    self.import
+                        .remove_data(&self.ctx, self.image_id(), urls)
                         .await;
                 }
                 Err(e) => {
@@ -111,7 +103,7 @@ impl Run<'_> {
             }
             if !copy {
                 let staging = self.import.stores.staging();
-                crate::import::remove_staged(staging, self.image_id()).await;
+                crate::remove_staged(staging, self.image_id()).await;
                 plugins::discard(staging, self.image_id()).await;
             }
         }
@@ -120,7 +112,7 @@ impl Run<'_> {
             message: why.to_owned(),
             ..task
         };
-        let saved = crate::import::persist("recording the import's failure", || {
+        let saved = crate::persist("recording the import's failure", || {
             self.import.tasks.save(&self.ctx, failed.clone(), None, ttl)
         })
         .await;
@@ -132,7 +124,6 @@ impl Run<'_> {
 
     /// A task notification, under the request id of the import's request.
     pub(super) async fn notify(&self, event_type: &str, task: &Task) {
-        let notifier = self.state.gateway.notifier();
-        notifier.task(&self.ctx, event_type, task).await;
+        self.import.notifier.task(&self.ctx, event_type, task).await;
     }
 }

@@ -11,12 +11,14 @@ use glance_domain::{Image, ImageStatus, Location};
 use glance_proto::tasks::{ImportMethod, Task, TaskStatus};
 use glance_store::{Backend, Store};
 
-use crate::error::ApiError;
-use crate::import::download::RemoteImage;
-use crate::import::pipeline::{self, Checks, PipelineError, Stored};
-use crate::import::plugins::{self, ImageChanges, Prepared};
-use crate::import::registry::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
-use crate::import::{download, fetch};
+use glance_proto::registry::RegistryError;
+use glance_registry_client::CallError;
+
+use crate::download::RemoteImage;
+use crate::pipeline::{self, Checks, PipelineError, Stored};
+use crate::plugins::{self, ImageChanges, Prepared};
+use crate::tasks::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
+use crate::{download, fetch};
 
 use super::{Failure, MetadataRevert, Run};
 
@@ -27,9 +29,9 @@ impl Run<'_> {
 
     /// The image, if this task still holds its import lock.
     pub(super) async fn image(&self) -> Result<Image, Failure> {
-        let image = match self.state.gateway.get(&self.ctx, self.image_id()).await {
+        let image = match self.import.image(&self.ctx, self.image_id()).await {
             Ok(image) => image,
-            Err(ApiError::NotFound(_)) => {
+            Err(e) if e.missing().is_some() => {
                 return Err(Failure::Fatal(
                     "Image has been deleted, aborting import.".into(),
                 ))
@@ -49,10 +51,10 @@ impl Run<'_> {
             let mut image = self.image().await?;
             let from = image.status;
             change(&mut image);
-            match self.state.gateway.save(&self.ctx, image, Some(from)).await {
+            match self.import.save(&self.ctx, image, Some(from)).await {
                 Ok(saved) => return Ok(saved),
-                Err(ApiError::Conflict(_)) => continue,
-                Err(ApiError::NotFound(_)) => {
+                Err(CallError::Refused(RegistryError::Conflict(_))) => continue,
+                Err(e) if e.missing().is_some() => {
                     return Err(Failure::Fatal(
                         "Image has been deleted, aborting import.".into(),
                     ))
@@ -71,7 +73,8 @@ impl Run<'_> {
         let tasks = self.import.tasks.clone();
         let ctx = self.ctx.clone();
         let progress = self.progress.clone();
-        let every = (self.state.config().import.worker.stale_after / 4).max(Duration::from_secs(1));
+        let every =
+            (self.import.settings().import.worker.stale_after / 4).max(Duration::from_secs(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
@@ -94,7 +97,7 @@ impl Run<'_> {
     }
 
     pub(super) async fn run(&self) -> Result<(), Failure> {
-        let config = self.state.config();
+        let config = self.import.settings();
         let stores = &self.import.stores;
         let staging = stores.staging();
         let image = self.image().await?;
@@ -235,7 +238,7 @@ impl Run<'_> {
         }
         let image = self.image().await?;
         if !self.work.copy() {
-            crate::import::remove_staged(staging, image.id).await;
+            crate::remove_staged(staging, image.id).await;
             plugins::discard(staging, image.id).await;
             if image.status != ImageStatus::Active {
                 return Err(Failure::Fatal("None of the uploads finished!".into()));
@@ -254,7 +257,7 @@ impl Run<'_> {
         region: &str,
         interface: &str,
     ) -> Result<(), Failure> {
-        let config = self.state.config();
+        let config = self.import.settings();
         let fatal = Failure::Fatal;
         let remote = self.work.msg.remote.as_ref();
         let endpoint = remote.and_then(|r| r.endpoint.as_deref()).ok_or_else(|| {
@@ -368,7 +371,7 @@ impl Run<'_> {
         image: &Image,
         new_data: bool,
     ) -> Result<Stored, PipelineError> {
-        let config = self.state.config();
+        let config = self.import.settings();
         let source = pipeline::read_store(from, location).await?;
         let checks = Checks {
             cap: config.image_size_cap,
@@ -385,7 +388,7 @@ impl Run<'_> {
     /// stores copy it, checked against those checksums, rather than convert the staged
     /// original again.
     pub(super) async fn earlier_output(&self, image: &Image) -> Option<(Backend, String)> {
-        if self.state.config().import.plugins.chain.is_empty() || image.checksum.is_none() {
+        if self.import.settings().import.plugins.chain.is_empty() || image.checksum.is_none() {
             return None;
         }
         let targets = self.work.store_ids();
@@ -407,7 +410,7 @@ impl Run<'_> {
 
     /// Runs the import plugins on the staged data of `image`.
     pub(super) async fn prepare(&self, image: &Image) -> Result<Prepared, Failure> {
-        let config = self.state.config();
+        let config = self.import.settings();
         plugins::prepare(
             &config.import.plugins,
             self.import.stores.staging(),
@@ -434,7 +437,7 @@ impl Run<'_> {
             let staged = staging.location_of(image.id);
             return self.store_from(&**staging, &staged, to, &image, true).await;
         };
-        let config = self.state.config();
+        let config = self.import.settings();
         let checks = Checks {
             cap: config.image_size_cap,
             inspect: image.disk_format,
@@ -466,7 +469,7 @@ impl Run<'_> {
                     image.os_hash_algo = Some(stored.os_hash_algo.clone());
                     image.os_hash_value = Some(stored.multihash.clone());
                     image.size = Some(stored.size as i64);
-                    image.virtual_size = crate::data::recorded_virtual_size(stored.virtual_size);
+                    image.virtual_size = crate::recorded_virtual_size(stored.virtual_size);
                 }
                 let mut metadata = std::collections::BTreeMap::new();
                 if let Some(id) = target {
@@ -485,7 +488,7 @@ impl Run<'_> {
             .await;
         if saved.is_err() {
             // Not recorded, so nobody will ever delete it: do it now.
-            self.state
+            self.import
                 .remove_data(&self.ctx, self.image_id(), [stored.location.clone()])
                 .await;
         }

@@ -9,7 +9,7 @@ use glance_domain::{DiskFormat, Image};
 use glance_format::FormatError;
 use glance_store::{Store, StoreError};
 
-use crate::data::ingest::{Ingest, IngestError, Ingested, BATCH};
+use crate::ingest::{Ingest, IngestError, Ingested, BATCH};
 
 /// What landed in the store.
 #[derive(Debug, Clone)]

@@ -17,19 +17,18 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use chrono::Utc;
 use glance_bus::{BusError, Outcome, Transport};
 use glance_domain::{Image, RequestContext};
+use glance_proto::registry::RegistryError;
 use glance_proto::tasks::{
     ImportImage, ImportMethod, ListTasks, Task, TaskStatus, IMPORT_KEY, IMPORT_QUEUE,
 };
 use glance_proto::Headers;
+use glance_registry_client::CallError;
 use glance_service::{Consumer, Periodic, Workers};
 
-use super::ImportState;
-use crate::error::ApiError;
-use crate::AppState;
+use crate::Importer;
 
 /// Why an import attempt stopped.
 #[derive(Debug)]
@@ -42,8 +41,23 @@ enum Failure {
     LockLost,
 }
 
-impl From<ApiError> for Failure {
-    fn from(e: ApiError) -> Self {
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transient(why) | Failure::Fatal(why) => f.write_str(why),
+            Failure::LockLost => f.write_str("another task took over the image's import lock"),
+        }
+    }
+}
+
+impl crate::Transient for Failure {
+    fn is_transient(&self) -> bool {
+        matches!(self, Failure::Transient(_))
+    }
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Self {
         if e.is_transient() {
             Failure::Transient(e.to_string())
         } else {
@@ -56,7 +70,7 @@ impl From<ApiError> for Failure {
 /// API's (`Application::workers`): `import` consumes `glance.v1.import` (bound when this
 /// returns), `import-recovery` fails imports whose worker stopped.
 pub async fn start(
-    state: web::Data<AppState>,
+    importer: Arc<Importer>,
     transport: Arc<dyn Transport>,
     workers: &Workers,
 ) -> Result<(), BusError> {
@@ -64,13 +78,13 @@ pub async fn start(
         .declare_work_queue(IMPORT_QUEUE, &[IMPORT_KEY.to_owned()])
         .await?;
     let subscription = transport.subscribe(IMPORT_QUEUE).await?;
-    let config = state.config().import.clone();
+    let config = importer.settings().import;
     tracing::info!(
         queue = IMPORT_QUEUE,
         concurrency = config.worker.concurrency,
         "import worker consuming"
     );
-    let runner = Arc::new(Runner { state });
+    let runner = Arc::new(Runner { import: importer });
     let handler = runner.clone();
     workers.spawn(Consumer::<ImportImage>::new(
         "import",
@@ -93,15 +107,14 @@ pub async fn start(
 }
 
 struct Runner {
-    state: web::Data<AppState>,
+    import: Arc<Importer>,
 }
 
 /// Everything one run needs, taken from the configuration when it starts.
 struct Run<'a> {
     ctx: RequestContext,
     work: &'a ImportWork,
-    import: &'a ImportState,
-    state: &'a AppState,
+    import: &'a Importer,
     progress: Arc<AtomicU64>,
     /// What glance-download changed on the image before its data arrived, put back if the
     /// import fails (Glance's `_ImportMetadata.revert`).
@@ -158,8 +171,8 @@ impl ImportWork {
 
 impl Runner {
     async fn handle(&self, msg: ImportImage, headers: Headers) -> Outcome {
-        let import = &self.state.import;
-        let ttl = self.state.config().import.task_ttl_hours;
+        let import = &*self.import;
+        let ttl = import.settings().import.task_ttl_hours;
         let request_id = headers
             .request_id
             .clone()
@@ -167,7 +180,7 @@ impl Runner {
         let ctx = RequestContext::admin(request_id);
         let task = match import.tasks.get(&ctx, &msg.task_id).await {
             Ok(task) => task,
-            Err(ApiError::NotFound(_)) => return Outcome::Reject("no such task".into()),
+            Err(e) if e.missing().is_some() => return Outcome::Reject("no such task".into()),
             Err(e) => return Outcome::Retry(e.to_string()),
         };
         if task.status.is_final() {
@@ -184,15 +197,16 @@ impl Runner {
                 .await
             {
                 Ok(t) => {
-                    let notifier = self.state.gateway.notifier();
-                    notifier.task(&ctx, "task.processing", &t).await;
+                    import.notifier.task(&ctx, "task.processing", &t).await;
                     t
                 }
-                Err(ApiError::Conflict(_)) => match import.tasks.get(&ctx, &msg.task_id).await {
-                    Ok(t) if !t.status.is_final() => t,
-                    Ok(_) => return Outcome::Done,
-                    Err(e) => return Outcome::Retry(e.to_string()),
-                },
+                Err(CallError::Refused(RegistryError::Conflict(_))) => {
+                    match import.tasks.get(&ctx, &msg.task_id).await {
+                        Ok(t) if !t.status.is_final() => t,
+                        Ok(_) => return Outcome::Done,
+                        Err(e) => return Outcome::Retry(e.to_string()),
+                    }
+                }
                 Err(e) => return Outcome::Retry(e.to_string()),
             }
         } else {
@@ -204,7 +218,6 @@ impl Runner {
             ctx,
             work: &work,
             import,
-            state: &self.state,
             progress: Arc::default(),
             revert: Default::default(),
         };
@@ -231,12 +244,11 @@ impl Runner {
     /// leave `importing`. Any worker may do it; the compare-and-set on the task makes it
     /// happen once.
     async fn recover_stale(&self) {
-        let config = self.state.config().import.clone();
+        let config = self.import.settings().import;
         let ctx = RequestContext::admin(glance_telemetry::new_request_id());
         let before =
             Utc::now() - chrono::Duration::from_std(config.worker.stale_after).unwrap_or_default();
         let stale = self
-            .state
             .import
             .tasks
             .list(ListTasks {
@@ -252,12 +264,11 @@ impl Runner {
             let Some(msg) = work_from_input(&task, &ctx) else {
                 continue;
             };
-            let work = ImportWork::new(msg, self.state.import.stores.is_multi());
+            let work = ImportWork::new(msg, self.import.stores.is_multi());
             let run = Run {
                 ctx: ctx.clone(),
                 work: &work,
-                import: &self.state.import,
-                state: &self.state,
+                import: &self.import,
                 progress: Arc::default(),
                 revert: Default::default(),
             };
