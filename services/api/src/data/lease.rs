@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use glance_config::UploadSettings;
-use glance_domain::{ImageId, RequestContext};
+use glance_domain::{Image, ImageId, ImageStatus, RequestContext};
 use glance_proto::leases::LeaseChange;
 
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::Gateway;
+use crate::AppState;
 
 /// `host:pid:nonce`: which process holds a lease, for the operator reading the table or a
 /// log line.
@@ -33,6 +34,36 @@ pub(crate) fn take(holder: &str, settings: &UploadSettings) -> LeaseChange {
         holder: holder.to_owned(),
         seconds: settings.lease_seconds,
     }
+}
+
+/// Starts an upload of `image`: moves it from `queued` to `to` (`saving` for an upload,
+/// `uploading` for a stage) with the same save that takes a new lease, and starts renewing
+/// the lease. Another upload, or any status change since `image` was read, is a 409 that
+/// says the image is already being `doing`.
+pub(crate) async fn begin(
+    state: &AppState,
+    ctx: &RequestContext,
+    mut image: Image,
+    to: ImageStatus,
+    doing: &str,
+    settings: UploadSettings,
+) -> ApiResult<(Image, Lease)> {
+    let id = image.id;
+    image.status = to;
+    let holder = new_holder(&state.instance);
+    let taken = take(&holder, &settings);
+    let started = state
+        .gateway
+        .save_leased(ctx, image, ImageStatus::Queued, taken)
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => ApiError::Conflict(format!(
+                "Image {id} is already being {doing} or its status changed"
+            )),
+            other => other,
+        })?;
+    let lease = Lease::hold(state.gateway.clone(), ctx.clone(), id, holder, settings);
+    Ok((started, lease))
 }
 
 /// A lease this upload holds, renewed in the background while it makes progress.

@@ -36,7 +36,7 @@ pub async fn upload(
 ) -> ApiResult<HttpResponse> {
     require_octet_stream(&req)?;
     let id = image_id(&path)?;
-    let mut image = state.gateway.get(&ctx, id).await?;
+    let image = state.gateway.get(&ctx, id).await?;
     let config = state.config();
     authorize_modify(&config.access.policy, &ctx, &image, "upload_image")?;
     if image.status != ImageStatus::Queued {
@@ -82,33 +82,18 @@ pub async fn upload(
         return Err(cap.exceeded());
     }
 
-    image.status = ImageStatus::Saving;
-    let holder = lease::new_holder(&state.instance);
-    let saving = state
-        .gateway
-        .save_leased(
-            &ctx,
-            image,
-            ImageStatus::Queued,
-            lease::take(&holder, &config.upload),
-        )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::Conflict(format!(
-                "Image {id} is already being uploaded or its status changed"
-            )),
-            other => other,
-        })?;
     // From here on the image must end active or back in queued, whatever happens to this
     // request, including the client going away and the handler being dropped; and if this
     // process dies, the lease runs out and another node's sweep puts it back.
-    let lease = Lease::hold(
-        state.gateway.clone(),
-        ctx.clone(),
-        id,
-        holder,
+    let (saving, lease) = lease::begin(
+        &state,
+        &ctx,
+        image,
+        ImageStatus::Saving,
+        "uploaded",
         config.upload,
-    );
+    )
+    .await?;
     let guard = {
         let (gateway, ctx, saving) = (state.gateway.clone(), ctx.clone(), saving.clone());
         let release = lease.release();

@@ -33,7 +33,7 @@ pub async fn stage(
     }
     require_octet_stream(&req)?;
     let id = image_id(&path)?;
-    let mut image = state.gateway.get(&ctx, id).await?;
+    let image = state.gateway.get(&ctx, id).await?;
     authorize_modify(&config.access.policy, &ctx, &image, "upload_image")?;
     if image.status != ImageStatus::Queued {
         return Err(ApiError::Conflict(format!(
@@ -46,30 +46,15 @@ pub async fn stage(
     if declared.is_some_and(|n| n > cap) {
         return Err(too_large(cap));
     }
-    image.status = ImageStatus::Uploading;
-    let holder = lease::new_holder(&state.instance);
-    let uploading = state
-        .gateway
-        .save_leased(
-            &ctx,
-            image,
-            ImageStatus::Queued,
-            lease::take(&holder, &config.upload),
-        )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::Conflict(format!(
-                "Image {id} is already being staged or its status changed"
-            )),
-            other => other,
-        })?;
-    let lease = Lease::hold(
-        state.gateway.clone(),
-        ctx.clone(),
-        id,
-        holder,
+    let (uploading, lease) = lease::begin(
+        &state,
+        &ctx,
+        image,
+        ImageStatus::Uploading,
+        "staged",
         config.upload,
-    );
+    )
+    .await?;
     let guard = Undo::new(unstage(
         state.clone(),
         ctx.clone(),
