@@ -438,8 +438,9 @@ step() {
     # The output is kept as well as shown, so that the end of the run can say what failed in
     # a step whose output has long scrolled away (a CI report may show only the last lines).
     # A process substitution, not a pipe: the step runs in this shell and may set globals.
+    # Not waited for: a server a step restarts (the fault campaign restarts RabbitMQ and
+    # PostgreSQL) inherits the pipe, so tee ends only when that server does.
     "$@" > >(tee "$log") 2>&1 || rc=$?
-    wait $! 2>/dev/null || true
     if [[ $rc -eq 0 ]]; then
         SUMMARY+=("ok      $name ($((SECONDS - t0))s)")
         # nextest retries a failed test once (.config/nextest.toml): one that passed on its
