@@ -93,6 +93,19 @@ impl Rpc for GetImages {
     type Reply = Vec<RegistryResult<Image>>;
 }
 
+/// Many image lists in one message, answered in order, each with its own caller's view. The
+/// API sends these under load, as [`GetImages`] for shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListImagesMany {
+    pub items: Vec<ListImages>,
+}
+
+impl Rpc for ListImagesMany {
+    const NAME: &'static str = "registry.list_images_many";
+    const QUEUE: &'static str = REGISTRY_QUEUE;
+    type Reply = Vec<RegistryResult<Vec<Image>>>;
+}
+
 /// Insert a new image. A duplicate id is `Duplicate`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateImage {

@@ -289,3 +289,87 @@ async fn concurrent_shows_from_many_projects_each_get_their_own_answer() {
         "request ids not in the registry's log: {lost:?}"
     );
 }
+
+/// Concurrent image lists leave the API in batches too (`[glance_bus]
+/// list_batches_in_flight`), and each caller still gets its own project's view, its own
+/// filter and its own page.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_lists_from_many_projects_each_get_their_own_answer() {
+    let mesh = mesh().await;
+    let mut cmd = mesh.command("glance-registry");
+    cmd.env("RUST_LOG", "info,glance_registry=debug");
+    let _registry = mesh.spawn("glance-registry", "registry", cmd);
+    let (_api, api) = mesh
+        .api_with(
+            "api",
+            &[
+                ("GLANCE__DEFAULT__AUTH_STRATEGY", "trusted-headers"),
+                ("GLANCE__GLANCE_BUS__LIST_BATCHES_IN_FLIGHT", "1"),
+            ],
+        )
+        .await;
+    let http = reqwest::Client::new();
+    let as_project = |req: reqwest::RequestBuilder, project: &str| {
+        req.header("x-identity-status", "Confirmed")
+            .header("x-roles", "member")
+            .header("x-project-id", project)
+            .header("x-user-id", format!("user-of-{project}"))
+    };
+    // Names unique to this test: other tests share the broker, not this registry's database,
+    // but a name filter keeps each list to what this test made.
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    for (project, count) in [("alpha", 3), ("beta", 2)] {
+        for n in 0..count {
+            let res = as_project(http.post(format!("{api}/v2/images")), project)
+                .json(&json!({"name": format!("{tag}-{project}"), "visibility": "private", "tags": [format!("n{n}")]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+        }
+    }
+
+    // (project, query, how many images it must see), many times over, all at once.
+    let cases = [
+        ("alpha", format!("name={tag}-alpha"), 3),
+        ("beta", format!("name={tag}-beta"), 2),
+        ("alpha", format!("name={tag}-beta"), 0),
+        ("beta", format!("name={tag}-alpha"), 0),
+        ("alpha", format!("name={tag}-alpha&tag=n1"), 1),
+        ("alpha", format!("name={tag}-alpha&limit=2"), 2),
+    ];
+    let calls: Vec<_> = (0..30)
+        .flat_map(|_| cases.clone())
+        .map(|(project, query, expected)| {
+            let req = as_project(http.get(format!("{api}/v2/images?{query}")), project);
+            tokio::spawn(async move {
+                let res = req.send().await.unwrap();
+                let status = res.status().as_u16();
+                let body: Value = res.json().await.unwrap_or(Value::Null);
+                (project, query, expected, status, body)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (project, query, expected, status, body) = call.await.unwrap();
+        assert_eq!(status, 200, "{project} listing {query}: {body}");
+        let images = body["images"].as_array().expect("a list");
+        assert_eq!(images.len(), expected, "{project} listing {query}: {body}");
+        for image in images {
+            assert_eq!(image["owner"], project, "{project} saw another's image");
+        }
+    }
+
+    // The registry did see batches, not one message per list.
+    let log = mesh.log("registry");
+    let largest = log
+        .lines()
+        .filter_map(|l| Some(&l[..l.find(" image lists in one message")?]))
+        .filter_map(|head| head.rsplit(' ').next()?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest > 1,
+        "no batch larger than {largest} list(s):\n{log}"
+    );
+}

@@ -10,9 +10,11 @@ use glance_proto::leases::{
 };
 use glance_proto::names::REGISTRY_QUEUE;
 use glance_proto::registry::{
-    AddMember, CreateImage, DeleteImage, GetImage, GetImages, ImageMember, ListImages, ListMembers,
-    RegistryResult, RemoveMember, SaveImage, StorageUsage, UpdateMember,
+    AddMember, CreateImage, DeleteImage, GetImage, GetImages, ImageMember, ListImages,
+    ListImagesMany, ListMembers, RegistryResult, RemoveMember, SaveImage, StorageUsage,
+    UpdateMember,
 };
+use glance_proto::Rpc;
 use glance_registry_client::RegistryClient;
 
 use crate::error::{ApiError, ApiResult};
@@ -28,6 +30,8 @@ pub struct Gateway {
     notifier: Notifier,
     /// Image-shows in batches, when the registry is across the bus (see [`Coalescer`]).
     shows: Option<Coalescer<GetImage, RegistryResult<Image>>>,
+    /// Image lists in batches, likewise.
+    lists: Option<Coalescer<ListImages, RegistryResult<Vec<Image>>>>,
 }
 
 impl Gateway {
@@ -37,6 +41,7 @@ impl Gateway {
             registry: RegistryClient::new(bus.clone()),
             bus,
             shows: None,
+            lists: None,
         }
     }
 
@@ -44,18 +49,16 @@ impl Gateway {
     /// at once of at most `batch_size` shows each (0 in flight: one message per show). A
     /// registry in this process is always called directly.
     pub fn with_show_batches(mut self, in_flight: usize, batch_size: usize) -> Self {
-        self.shows = (in_flight > 0 && !self.bus.is_inline(REGISTRY_QUEUE)).then(|| {
-            let bus = self.bus.clone();
-            Coalescer::new(in_flight, batch_size, move |items: Vec<GetImage>| {
-                let bus = bus.clone();
-                async move {
-                    // Every caller's request id, so the registry's log of the batch can be
-                    // found from any of them.
-                    let ids: Vec<&str> = items.iter().map(|i| i.ctx.request_id.as_str()).collect();
-                    let request_id = Some(ids.join(","));
-                    bus.call(request_id, &GetImages { items }).await
-                }
-            })
+        self.shows = batches(&self.bus, in_flight, batch_size, |items| GetImages {
+            items,
+        });
+        self
+    }
+
+    /// Sends image lists in batches, as [`Gateway::with_show_batches`] does shows.
+    pub fn with_list_batches(mut self, in_flight: usize, batch_size: usize) -> Self {
+        self.lists = batches(&self.bus, in_flight, batch_size, |items| ListImagesMany {
+            items,
         });
         self
     }
@@ -91,10 +94,13 @@ impl Gateway {
     }
 
     pub async fn list(&self, req: ListImages) -> ApiResult<Vec<Image>> {
-        Ok(self
-            .registry
-            .call(Some(req.ctx.request_id.clone()), &req)
-            .await?)
+        match &self.lists {
+            Some(lists) => Ok(lists.call(req).await??),
+            None => Ok(self
+                .registry
+                .call(Some(req.ctx.request_id.clone()), &req)
+                .await?),
+        }
     }
 
     pub async fn create(&self, ctx: &RequestContext, image: Image) -> ApiResult<Image> {
@@ -429,4 +435,56 @@ pub fn authorize(
 
 pub fn forbidden(rule: &str) -> ApiError {
     ApiError::Forbidden(format!("You are not authorized to complete {rule} action."))
+}
+
+/// A request that can ride in a batch: it names the caller whose request id the batch
+/// carries.
+trait Batchable: Send + 'static {
+    fn ctx(&self) -> &RequestContext;
+}
+
+impl Batchable for GetImage {
+    fn ctx(&self) -> &RequestContext {
+        &self.ctx
+    }
+}
+
+impl Batchable for ListImages {
+    fn ctx(&self) -> &RequestContext {
+        &self.ctx
+    }
+}
+
+/// A [`Coalescer`] that carries requests `R` to a registry across the bus, many in one
+/// message `B` (`wrap` makes it), when `in_flight` allows batches and the registry is not
+/// in this process.
+fn batches<R, B, T>(
+    bus: &Bus,
+    in_flight: usize,
+    batch_size: usize,
+    wrap: fn(Vec<R>) -> B,
+) -> Option<Coalescer<R, RegistryResult<T>>>
+where
+    R: Batchable,
+    B: Rpc<Reply = Vec<RegistryResult<T>>> + Sync,
+    T: Send + 'static,
+{
+    if in_flight == 0 || bus.is_inline(REGISTRY_QUEUE) {
+        return None;
+    }
+    let bus = bus.clone();
+    Some(Coalescer::new(
+        in_flight,
+        batch_size,
+        move |items: Vec<R>| {
+            let bus = bus.clone();
+            async move {
+                // Every caller's request id, so the registry's log of the batch can be found
+                // from any of them.
+                let ids: Vec<&str> = items.iter().map(|i| i.ctx().request_id.as_str()).collect();
+                let request_id = Some(ids.join(","));
+                bus.call(request_id, &wrap(items)).await
+            }
+        },
+    ))
 }

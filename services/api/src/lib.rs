@@ -226,6 +226,10 @@ impl Application {
             .with_show_batches(
                 config.mesh.show_batches_in_flight,
                 config.mesh.show_batch_size,
+            )
+            .with_list_batches(
+                config.mesh.list_batches_in_flight,
+                config.mesh.list_batch_size,
             );
         let state = web::Data::new(AppState {
             config: RwLock::new(Arc::new(config)),

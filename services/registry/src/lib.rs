@@ -8,8 +8,8 @@ use glance_bus::{serve_until, Router, Transport};
 use glance_db::{Database, ImageRepo};
 use glance_proto::names::REGISTRY_QUEUE;
 use glance_proto::registry::{
-    AddMember, CreateImage, DeleteImage, GetImage, GetImages, ListImages, ListMembers,
-    RemoveMember, SaveImage, StorageUsage, UpdateMember,
+    AddMember, CreateImage, DeleteImage, GetImage, GetImages, ListImages, ListImagesMany,
+    ListMembers, RemoveMember, SaveImage, StorageUsage, UpdateMember,
 };
 use glance_service::{Task, Workers};
 
@@ -71,6 +71,7 @@ impl Registry {
         let save = repo.clone();
         let delete = repo.clone();
         let list = repo.clone();
+        let list_many = repo.clone();
         let members = repo;
         let router = Router::new()
             .route::<GetImage, _, _>(move |r| {
@@ -98,6 +99,13 @@ impl Registry {
             .route::<DeleteImage, _, _>(move |r| {
                 let repo = delete.clone();
                 async move { repo.delete(&r.ctx, r.id, r.status).await }
+            })
+            .route::<ListImagesMany, _, _>(move |r| {
+                let repo = list_many.clone();
+                async move {
+                    tracing::debug!("{} image lists in one message", r.items.len());
+                    futures::future::join_all(r.items.iter().map(|item| repo.list(item))).await
+                }
             })
             .route::<ListImages, _, _>(move |r| {
                 let repo = list.clone();

@@ -24,6 +24,19 @@ pub const OPTIONS: &[Opt] = &[
         Some("32"),
         "Most image-shows in one message to the registry",
     ),
+    opt(
+        "glance_bus",
+        "list_batches_in_flight",
+        Some("2"),
+        "Image lists the API has on the bus at once, per process; more concurrent lists wait and \
+         go to the registry together in one message (0: one message per list)",
+    ),
+    opt(
+        "glance_bus",
+        "list_batch_size",
+        Some("16"),
+        "Most image lists in one message to the registry",
+    ),
 ];
 
 /// The typed view of these options.
@@ -32,6 +45,8 @@ pub struct MeshSettings {
     pub runtime_threads: usize,
     pub show_batches_in_flight: usize,
     pub show_batch_size: usize,
+    pub list_batches_in_flight: usize,
+    pub list_batch_size: usize,
 }
 
 impl MeshSettings {
@@ -41,12 +56,17 @@ impl MeshSettings {
             runtime_threads: r.parse("glance_bus", "runtime_threads")?,
             show_batches_in_flight: r.parse("glance_bus", "show_batches_in_flight")?,
             show_batch_size: r.parse("glance_bus", "show_batch_size")?,
+            list_batches_in_flight: r.parse("glance_bus", "list_batches_in_flight")?,
+            list_batch_size: r.parse("glance_bus", "list_batch_size")?,
         };
         if settings.runtime_threads == 0 {
             return Err(r.invalid("glance_bus", "runtime_threads", "at least 1"));
         }
         if settings.show_batch_size == 0 {
             return Err(r.invalid("glance_bus", "show_batch_size", "at least 1"));
+        }
+        if settings.list_batch_size == 0 {
+            return Err(r.invalid("glance_bus", "list_batch_size", "at least 1"));
         }
         Ok(settings)
     }
@@ -70,15 +90,17 @@ mod tests {
     }
 
     #[test]
-    fn defaults_batch_shows_two_messages_at_a_time_on_one_thread() {
+    fn defaults_batch_shows_and_lists_two_messages_at_a_time_on_one_thread() {
         let s = MeshSettings::default();
         assert_eq!(
             (
                 s.runtime_threads,
                 s.show_batches_in_flight,
-                s.show_batch_size
+                s.show_batch_size,
+                s.list_batches_in_flight,
+                s.list_batch_size
             ),
-            (1, 2, 32)
+            (1, 2, 32, 2, 16)
         );
     }
 
@@ -89,6 +111,7 @@ mod tests {
         for bad in [
             "runtime_threads = 0",
             "show_batch_size = 0",
+            "list_batch_size = 0",
             "runtime_threads = many",
         ] {
             let err = with(&format!("[glance_bus]\n{bad}\n")).unwrap_err();
