@@ -451,6 +451,7 @@ step() {
     else
         SUMMARY+=("FAILED  $name (exit $rc, $((SECONDS - t0))s)")
         FAILED+=("$name")
+        sleep 0.5 # tee's last lines
         DIGEST+=("$(failure_digest "$name" "$log")")
     fi
     return "$rc"
