@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{create_image, delete_image, mesh, upload_data};
+use common::{create_image, delete_image, mesh, upload_data, Mesh, Proc};
 
 use serde_json::{json, Value};
 
@@ -199,26 +199,8 @@ async fn two_apis_and_two_registries_serve_one_image_service() {
 /// own project's view: its private image, not another project's, 404 for a missing one.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_shows_from_many_projects_each_get_their_own_answer() {
-    let mesh = mesh().await;
-    let mut cmd = mesh.command("glance-registry");
-    cmd.env("RUST_LOG", "info,glance_registry=debug");
-    let _registry = mesh.spawn("glance-registry", "registry", cmd);
-    let (_api, api) = mesh
-        .api_with(
-            "api",
-            &[
-                ("GLANCE__DEFAULT__AUTH_STRATEGY", "trusted-headers"),
-                ("GLANCE__GLANCE_BUS__SHOW_BATCHES_IN_FLIGHT", "1"),
-            ],
-        )
-        .await;
+    let (mesh, _procs, api) = batching_mesh("GLANCE__GLANCE_BUS__SHOW_BATCHES_IN_FLIGHT").await;
     let http = reqwest::Client::new();
-    let as_project = |req: reqwest::RequestBuilder, project: &str| {
-        req.header("x-identity-status", "Confirmed")
-            .header("x-roles", "member")
-            .header("x-project-id", project)
-            .header("x-user-id", format!("user-of-{project}"))
-    };
     let mut private = Vec::new();
     for project in ["alpha", "beta"] {
         let res = as_project(http.post(format!("{api}/v2/images")), project)
@@ -269,12 +251,7 @@ async fn concurrent_shows_from_many_projects_each_get_their_own_answer() {
 
     // The registry did see batches, not one message per show.
     let log = mesh.log("registry");
-    let largest = log
-        .lines()
-        .filter_map(|l| Some(&l[..l.find(" image-shows in one message")?]))
-        .filter_map(|head| head.rsplit(' ').next()?.parse::<usize>().ok())
-        .max()
-        .unwrap_or(0);
+    let largest = largest_batch(&log, " image-shows in one message");
     assert!(
         largest > 1,
         "no batch larger than {largest} show(s):\n{log}"
@@ -295,26 +272,8 @@ async fn concurrent_shows_from_many_projects_each_get_their_own_answer() {
 /// filter and its own page.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_lists_from_many_projects_each_get_their_own_answer() {
-    let mesh = mesh().await;
-    let mut cmd = mesh.command("glance-registry");
-    cmd.env("RUST_LOG", "info,glance_registry=debug");
-    let _registry = mesh.spawn("glance-registry", "registry", cmd);
-    let (_api, api) = mesh
-        .api_with(
-            "api",
-            &[
-                ("GLANCE__DEFAULT__AUTH_STRATEGY", "trusted-headers"),
-                ("GLANCE__GLANCE_BUS__LIST_BATCHES_IN_FLIGHT", "1"),
-            ],
-        )
-        .await;
+    let (mesh, _procs, api) = batching_mesh("GLANCE__GLANCE_BUS__LIST_BATCHES_IN_FLIGHT").await;
     let http = reqwest::Client::new();
-    let as_project = |req: reqwest::RequestBuilder, project: &str| {
-        req.header("x-identity-status", "Confirmed")
-            .header("x-roles", "member")
-            .header("x-project-id", project)
-            .header("x-user-id", format!("user-of-{project}"))
-    };
     // Names unique to this test: other tests share the broker, not this registry's database,
     // but a name filter keeps each list to what this test made.
     let tag = uuid::Uuid::new_v4().simple().to_string();
@@ -362,14 +321,46 @@ async fn concurrent_lists_from_many_projects_each_get_their_own_answer() {
 
     // The registry did see batches, not one message per list.
     let log = mesh.log("registry");
-    let largest = log
-        .lines()
-        .filter_map(|l| Some(&l[..l.find(" image lists in one message")?]))
-        .filter_map(|head| head.rsplit(' ').next()?.parse::<usize>().ok())
-        .max()
-        .unwrap_or(0);
+    let largest = largest_batch(&log, " image lists in one message");
     assert!(
         largest > 1,
         "no batch larger than {largest} list(s):\n{log}"
     );
+}
+
+/// A registry that logs the batches it gets and one API that trusts identity headers, with
+/// `in_flight` (a `[glance_bus] ..._BATCHES_IN_FLIGHT` variable) at 1, so that concurrent
+/// requests queue up into batches.
+async fn batching_mesh(in_flight: &str) -> (Mesh, [Proc; 2], String) {
+    let mesh = mesh().await;
+    let mut cmd = mesh.command("glance-registry");
+    cmd.env("RUST_LOG", "info,glance_registry=debug");
+    let registry = mesh.spawn("glance-registry", "registry", cmd);
+    let (api_proc, api) = mesh
+        .api_with(
+            "api",
+            &[
+                ("GLANCE__DEFAULT__AUTH_STRATEGY", "trusted-headers"),
+                (in_flight, "1"),
+            ],
+        )
+        .await;
+    (mesh, [registry, api_proc], api)
+}
+
+/// `req` as a member of `project`, through trusted headers.
+fn as_project(req: reqwest::RequestBuilder, project: &str) -> reqwest::RequestBuilder {
+    req.header("x-identity-status", "Confirmed")
+        .header("x-roles", "member")
+        .header("x-project-id", project)
+        .header("x-user-id", format!("user-of-{project}"))
+}
+
+/// The largest `N` in the registry's log lines `... N{what}`.
+fn largest_batch(log: &str, what: &str) -> usize {
+    log.lines()
+        .filter_map(|l| Some(&l[..l.find(what)?]))
+        .filter_map(|head| head.rsplit(' ').next()?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0)
 }
