@@ -1,5 +1,5 @@
 //! Moving an import's bytes from a source stream into a store through the ingest
-//! ([`crate::data::ingest`]: the size cap, the hashes, the format inspector when the data is
+//! ([`crate::ingest`]: the size cap, the hashes, the format inspector when the data is
 //! new), verified against checksums the image already has.
 
 use bytes::{Bytes, BytesMut};

@@ -7,6 +7,8 @@ use chrono::Utc;
 use glance_bus::BusError;
 use glance_config::AuthStrategy;
 use glance_domain::{Image, ImageStatus, RequestContext};
+use glance_import::download;
+use glance_import::tasks::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
 use glance_proto::tasks::{
     ImageBefore, ImportImage, ImportMethod, RemoteGlance, SecretToken, Task, TaskStatus, IMPORT_KEY,
 };
@@ -18,8 +20,6 @@ use crate::gateway::authorize_modify;
 use crate::identity::{Caller, KeystoneToken};
 use crate::images::handlers::image_id;
 use crate::AppState;
-use glance_import::download;
-use glance_import::tasks::{image_stores, merge_store_list, FAILED, IMPORTING, IMPORT_TASK};
 
 pub async fn info_import(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({

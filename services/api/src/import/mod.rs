@@ -1,9 +1,10 @@
-//! Interoperable image import (Glance's `/stage`, `/import` and `/info/*`), the multiple
-//! stores it targets, and the import worker that runs imports as tasks.
+//! Interoperable image import at the HTTP edge (Glance's `/stage`, `/import` and `/info/*`)
+//! and the multiple stores it targets.
 //!
 //! The API validates an import, creates its task, takes the image's import lock and
-//! publishes one durable [`ImportImage`](glance_proto::tasks::ImportImage) message; an
-//! [`ImportWorker`] in any API process (or the all-in-one) runs it.
+//! publishes one durable [`ImportImage`](glance_proto::tasks::ImportImage) message;
+//! `glance_import::worker`, started in every API process (or the all-in-one) with the
+//! [`importer`] of this one, runs it.
 
 pub mod handlers;
 pub mod remove;
@@ -17,13 +18,12 @@ use glance_import::{Importer, Settings};
 use glance_registry_client::RegistryClient;
 use glance_store::Stores;
 
-use crate::AppState;
-
 pub use glance_import::{ImportConfig, TaskClient};
 
 use crate::routing::{no_other_methods, not_allowed, Resource, Routes};
+use crate::AppState;
 
-/// What imports share across requests and the worker: the stores and the task records.
+/// What the import routes share across requests: the stores and the task records.
 pub struct ImportState {
     pub stores: Stores,
     pub tasks: TaskClient,
